@@ -1,0 +1,138 @@
+"""The sandbox contract: what goes in (a request) and what comes out (a verdict).
+
+A request is one candidate program with its tests:
+
+    {"id": "HumanEval/0", "code": "<full program>", "tests": "def check(candidate): ...",
+     "entry_point": "has_close_elements", "timeout_s": 10}
+
+`code` is the whole candidate program (prompt + completion); `tests` defines `check(candidate)`,
+and every `assert` inside it is one test case.  `timeout_s` (optional, default 10) bounds the
+whole evaluation of that request: loading the program and running every case.
+
+A verdict answers one request, in the same order:
+
+    {"id": "HumanEval/0", "status": "passed", "passed": 7, "total": 7, "feedback": "",
+     "duration_s": 0.021}
+
+status is one of: passed (every case ran and held), failed (the program loaded, some case did not
+hold), error (the program raised while loading, lacks the entry point, crashed or exited),
+syntax_error, timeout, resource_exceeded (memory, file size or value size limits).  `feedback` is
+what self-debug shows the model: exception type and message, the tail of the traceback inside the
+candidate's code, and the call that failed, never the expected value.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded")
+DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 600.0
+
+
+class RequestError(ValueError):
+    """A request that cannot be judged: the message names the request (and line) and the fix."""
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    code: str
+    tests: str
+    entry_point: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    id: str
+    status: str
+    passed: int
+    total: int
+    feedback: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def reward(self) -> float:
+        """Fraction of test cases passed: the execution reward."""
+        return self.passed / self.total if self.total else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def make_request(obj: object, where: str) -> Request:
+    """Validate one decoded request object; `where` names it in errors (e.g. 'requests.jsonl:3')."""
+    if not isinstance(obj, dict):
+        raise RequestError(f"{where}: a request must be a JSON object, got {type(obj).__name__}")
+    known = {"id", "code", "tests", "entry_point", "timeout_s"}
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise RequestError(f"{where}: unknown field(s) {unknown}; a request has {sorted(known)}")
+    for field in ("id", "code", "tests", "entry_point"):
+        if field not in obj:
+            raise RequestError(f"{where}: missing field {field!r}")
+        if not isinstance(obj[field], str):
+            raise RequestError(f"{where}: field {field!r} must be a string, "
+                               f"got {type(obj[field]).__name__}")
+    if not obj["entry_point"].isidentifier():
+        raise RequestError(f"{where}: field 'entry_point' must be a Python identifier, "
+                           f"got {obj['entry_point']!r}")
+    timeout = obj.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+            0 < timeout <= MAX_TIMEOUT_S):
+        raise RequestError(f"{where}: field 'timeout_s' must be a number in (0, {MAX_TIMEOUT_S:g}]"
+                           f", got {timeout!r}")
+    check_tests(obj["tests"], where)
+    return Request(obj["id"], obj["code"], obj["tests"], obj["entry_point"], float(timeout))
+
+
+def check_tests(tests: str, where: str) -> None:
+    """The tests are trusted input: reject ones that cannot judge anything, naming the fix."""
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError as exc:
+        raise RequestError(f"{where}: field 'tests' is not valid Python: {exc.msg} "
+                           f"(line {exc.lineno})") from None
+    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if not checks:
+        raise RequestError(f"{where}: field 'tests' must define a function check(candidate)")
+    if not any(isinstance(n, ast.Assert) for n in ast.walk(checks[0])):
+        raise RequestError(f"{where}: check(candidate) in field 'tests' contains no assert; each "
+                           f"assert is one test case")
+
+
+def read_requests(path: str | Path) -> list[Request]:
+    """Read a requests JSONL file; a malformed line is an error naming the file and line."""
+    path = Path(path)
+    requests = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RequestError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
+                                   ) from None
+            requests.append(make_request(obj, where))
+    return requests
+
+
+def verdict_from_json(line: str) -> Verdict:
+    obj = json.loads(line)
+    if obj.get("status") not in STATUSES:
+        raise ValueError(f"the sandbox returned an unknown status: {obj.get('status')!r}")
+    return Verdict(str(obj["id"]), obj["status"], int(obj["passed"]), int(obj["total"]),
+                   str(obj["feedback"]), float(obj["duration_s"]))

