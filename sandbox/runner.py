@@ -449,6 +449,7 @@ class Channel:
 
     def __init__(self, cand, deadline, label):
         self.cand, self.fd_to, self.fd_from = cand, cand.to_w, cand.from_r
+        os.set_blocking(self.fd_to, False)  # a candidate that stops reading cannot stall us
         self.deadline, self.label = deadline, label
         self.buffer = b""
         self.current = "loading the program"
@@ -461,7 +462,10 @@ class Channel:
                 _, ready, _ = select.select([], [self.fd_to], [], self._remaining())
                 if not ready:
                     self._timeout()
-                view = view[os.write(self.fd_to, view):]
+                try:
+                    view = view[os.write(self.fd_to, view):]
+                except BlockingIOError:
+                    continue
         except OSError:  # BrokenPipeError: the candidate process is gone
             self._gone()
         while b"\n" not in self.buffer:
