@@ -68,24 +68,17 @@ def test_default_model_manifest_pins_its_source():
 @pytest.mark.docker
 @pytest.mark.model
 def test_default_model_loads_offline_and_writes_passing_code(sandbox, monkeypatch):
-    import torch
-
     from sandbox import Request
+    from tasks.generation import HFBackend, Settings, extract_program
     from tasks.problems import load_humaneval
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, tokenizer = load_policy(base_policy(DEFAULT_BASE))
+    backend = HFBackend(*load_policy(base_policy(DEFAULT_BASE)))
     problems = {p.id: p for p in load_humaneval()}
     chosen = [problems[i] for i in ("HumanEval/23", "HumanEval/28", "HumanEval/53")]  # short ones
-    requests = []
-    for p in chosen:
-        ids = tokenizer(p.prompt, return_tensors="pt").input_ids
-        with torch.no_grad():
-            out = model.generate(ids, max_new_tokens=48, do_sample=False,
-                                 pad_token_id=tokenizer.eos_token_id)
-        completion = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-        for stop in ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n```"):
-            completion = completion.split(stop)[0]
-        requests.append(Request(p.id, p.program(completion), p.tests, p.entry_point, 10.0))
+    completions = backend.generate([p.prompt for p in chosen],
+                                   Settings(temperature=0.0, max_new_tokens=48, batch_size=3))
+    requests = [Request(p.id, extract_program(p.prompt, c[0], p.entry_point, "completion"),
+                        p.tests, p.entry_point, 10.0) for p, c in zip(chosen, completions)]
     verdicts = sandbox.run(requests)
     assert any(v.ok for v in verdicts), [(v.id, v.status, v.feedback) for v in verdicts]

@@ -1,0 +1,169 @@
+"""Generation: prompts in, programs out, behind a small backend interface.
+
+Takes: prompts (already rendered text), sampling settings (temperature, n, max_new_tokens, top_p,
+seed).  Gives: completions cut at stop sequences, and whole programs extracted from them, whether
+the model continued the function body or wrote a fenced block.
+
+The backend interface is one method, `Backend.generate(prompts, settings) -> list[list[str]]`
+(n completions per prompt).  `HFBackend` runs transformers `generate` in batches (several sequences
+per forward pass) with the model loaded once per backend; a faster engine (llama.cpp, vLLM) can be
+added beside it without touching the stages.
+
+Rendering (what the model sees) lives here too, because training must see exactly the same text:
+
+  completion style: the problem's prompt (signature + docstring), optionally preceded by retrieved
+                    examples as comments; the model continues the body.
+  chat style:       the instruct chat template with the specialist's system prompt; the model
+                    answers with a fenced block holding the whole function.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n```", "\nassert ",
+                  "\n# Test", "\n#Test")
+
+
+@dataclass(frozen=True)
+class Settings:
+    temperature: float = 0.0  # 0 = greedy
+    n: int = 1
+    max_new_tokens: int = 256
+    top_p: float = 0.95
+    seed: int = 0
+    batch_size: int = 8
+
+
+class Backend(Protocol):
+    def generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
+        """n raw completions for each prompt, in order."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Cutting and extracting
+
+
+def truncate_at_stops(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
+    """Cut a completion-style continuation at the first stop sequence (top-level code after the
+    function: another def, a main block, prints, tests)."""
+    cut = len(text)
+    for stop in stops:
+        i = text.find(stop)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut].rstrip() + "\n"
+
+
+_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
+
+
+def extract_program(prompt: str, completion: str, entry_point: str, style: str) -> str:
+    """The whole candidate program from what the model wrote.
+
+    completion style: prompt + body (cut at stops).  If the model instead opened a fenced block,
+    or restated the whole function, the block / restatement is used with the prompt's imports.
+    chat style: the first fenced block that defines `entry_point` (else the first block, else the
+    raw text), with the prompt's imports and helper definitions prepended when it lacks them.
+    """
+    if style == "completion" and "```" not in completion:
+        return prompt + truncate_at_stops(completion)
+    blocks = [b for b in _FENCE.findall(completion) if b.strip()]
+    code = next((b for b in blocks if re.search(rf"\bdef\s+{re.escape(entry_point)}\s*\(", b)),
+                blocks[0] if blocks else completion)
+    if not re.search(rf"\bdef\s+{re.escape(entry_point)}\s*\(", code):
+        return prompt + truncate_at_stops(code)  # a bare body after all
+    return _prompt_preamble(prompt, entry_point) + code.strip() + "\n"
+
+
+def _prompt_preamble(prompt: str, entry_point: str) -> str:
+    """Imports and helper definitions of the prompt, without the entry point's own stub."""
+    try:
+        tree = ast.parse(prompt + "\n    pass\n")
+    except SyntaxError:
+        return ""
+    keep = []
+    lines = prompt.splitlines(True)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            continue
+        keep.append("".join(lines[node.lineno - 1:node.end_lineno]))
+    return "".join(keep) + ("\n" if keep else "")
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render(prompt: str, style: str, system_prompt: str, tokenizer=None,
+           examples: Sequence[str] = (), feedback: tuple[str, str] | None = None) -> str:
+    """The exact text the policy sees.  `examples`: retrieved solutions (RAG); `feedback`: for a
+    self-debug turn, (previous program, sandbox feedback)."""
+    if style == "completion":
+        parts = []
+        if system_prompt:
+            parts.append("# " + system_prompt.replace("\n", "\n# ") + "\n")
+        for ex in examples:
+            parts.append("# Example of a verified solution:\n" + ex.strip() + "\n\n")
+        if feedback:
+            code, fb = feedback
+            parts.append("# A previous attempt:\n" + code.strip() + "\n# It failed:\n# "
+                         + fb.strip().replace("\n", "\n# ") + "\n# A corrected version:\n")
+        return "".join(parts) + prompt
+    if tokenizer is None:
+        raise ValueError("chat style needs the tokenizer's chat template")
+    user = "Complete this Python function. Answer with one ```python block holding the whole " \
+           "function.\n\n```python\n" + prompt.rstrip() + "\n```"
+    if examples:
+        user = "Verified solutions of similar problems:\n\n" + "\n\n".join(
+            f"```python\n{e.strip()}\n```" for e in examples) + "\n\n" + user
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+    if feedback:
+        code, fb = feedback
+        messages += [{"role": "assistant", "content": f"```python\n{code.strip()}\n```"},
+                     {"role": "user", "content": f"That failed:\n{fb.strip()}\nFix it. Answer "
+                                                 f"with one ```python block."}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# HF transformers backend
+
+
+class HFBackend:
+    """transformers `generate`, batched; the model is loaded once (by the caller) and reused."""
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"  # generation continues on the right
+
+    def generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
+        import torch
+
+        out: list[list[str]] = [[] for _ in prompts]
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(settings.n)]
+        greedy = settings.temperature <= 0
+        for start in range(0, len(jobs), settings.batch_size):
+            batch = jobs[start:start + settings.batch_size]
+            texts = [prompts[i] for i, _ in batch]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True)
+            # seeds: one per batch position, derived from the settings seed and the job index
+            torch.manual_seed(settings.seed * 1_000_003 + start)
+            kwargs = dict(max_new_tokens=settings.max_new_tokens,
+                          pad_token_id=self.tokenizer.pad_token_id)
+            if greedy:
+                kwargs.update(do_sample=False)
+            else:
+                kwargs.update(do_sample=True, temperature=settings.temperature,
+                              top_p=settings.top_p)
+            with torch.no_grad():
+                generated = self.model.generate(**enc, **kwargs)
+            new = generated[:, enc.input_ids.shape[1]:]
+            for (i, _), row in zip(batch, new):
+                out[i].append(self.tokenizer.decode(row, skip_special_tokens=True))
+        return out

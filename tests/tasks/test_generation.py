@@ -1,0 +1,87 @@
+"""Generation: cutting at stops, extracting programs whichever way the model wrote them, rendering,
+and the batched HF backend on the tiny model."""
+
+import pytest
+
+from tasks.generation import HFBackend, Settings, extract_program, render, truncate_at_stops
+
+PROMPT = 'import math\n\n\ndef area(r: float) -> float:\n    """Area of a circle."""\n'
+
+
+def test_body_continuation_is_cut_at_the_first_stop():
+    body = "    return math.pi * r * r\n\n\ndef other():\n    pass\nprint(area(1))\n"
+    assert truncate_at_stops(body) == "    return math.pi * r * r\n"
+    program = extract_program(PROMPT, body, "area", "completion")
+    assert program == PROMPT + "    return math.pi * r * r\n"
+    compile(program, "<p>", "exec")
+
+
+def test_main_block_and_test_asserts_are_cut():
+    body = "    return 1.0\n\nif __name__ == '__main__':\n    print(area(2))\n"
+    assert extract_program(PROMPT, body, "area", "completion").endswith("return 1.0\n")
+    body = "    return 1.0\n\nassert area(0) == 0\n"
+    assert "assert" not in extract_program(PROMPT, body, "area", "completion")
+
+
+def test_fenced_block_with_the_whole_function_keeps_the_prompt_imports():
+    text = ("Here is the solution:\n```python\ndef area(r):\n    return math.pi * r ** 2\n```\n"
+            "It uses the formula.")
+    for style in ("chat", "completion"):
+        program = extract_program(PROMPT, text, "area", style)
+        assert program.startswith("import math\n")
+        assert "def area(r):\n    return math.pi * r ** 2\n" in program
+        assert "It uses" not in program and '"""Area' not in program
+        namespace = {}
+        exec(program, namespace)
+        assert namespace["area"](1.0) == pytest.approx(3.14159, rel=1e-4)
+
+
+def test_the_block_defining_the_entry_point_wins():
+    text = "```python\nx = 1\n```\n```python\ndef area(r):\n    return 0.0\n```\n"
+    assert "def area(r):" in extract_program(PROMPT, text, "area", "chat")
+
+
+def test_completion_rendering_with_examples_and_feedback_ends_on_the_prompt():
+    text = render(PROMPT, "completion", "Think step by step.", examples=["def f():\n    return 1"],
+                  feedback=("def area(r):\n    return r", "area(1.0) returned 1.0"))
+    assert text.endswith(PROMPT)
+    assert "# Think step by step." in text and "def f():" in text
+    assert "area(1.0) returned 1.0" in text
+    compile(text + "    pass\n", "<rendered>", "exec")  # the comments keep it valid Python
+
+
+@pytest.fixture(scope="module")
+def tiny_backend():
+    from tasks.policy import TINY_BASE, base_policy, load_policy
+
+    model, tokenizer = load_policy(base_policy(TINY_BASE), dtype="float32")
+    return HFBackend(model, tokenizer)
+
+
+def test_chat_rendering_uses_the_template_and_system_prompt(tiny_backend):
+    text = render(PROMPT, "chat", "You are careful.", tokenizer=tiny_backend.tokenizer)
+    assert "You are careful." in text and "def area" in text
+    assert text.rstrip().endswith("assistant")
+
+
+def test_backend_returns_n_completions_per_prompt_in_batches(tiny_backend):
+    prompts = [PROMPT, "def add(a, b):\n", "def neg(x):\n"]
+    out = tiny_backend.generate(prompts, Settings(temperature=0.8, n=3, max_new_tokens=8,
+                                                  seed=1, batch_size=4))
+    assert [len(c) for c in out] == [3, 3, 3]
+    assert all(isinstance(c, str) for cs in out for c in cs)
+    again = tiny_backend.generate(prompts, Settings(temperature=0.8, n=3, max_new_tokens=8,
+                                                    seed=1, batch_size=4))
+    assert again == out  # same seed, same samples
+    other = tiny_backend.generate(prompts, Settings(temperature=0.8, n=3, max_new_tokens=8,
+                                                    seed=2, batch_size=4))
+    assert other != out
+
+
+def test_greedy_is_deterministic_and_independent_of_batching(tiny_backend):
+    prompts = ["def add(a, b):\n", "def neg(x):\n"]
+    one = tiny_backend.generate(prompts, Settings(temperature=0.0, max_new_tokens=8,
+                                                  batch_size=1))
+    two = tiny_backend.generate(prompts, Settings(temperature=0.0, max_new_tokens=8,
+                                                  batch_size=2))
+    assert one == two
