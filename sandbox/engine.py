@@ -159,10 +159,11 @@ class Sandbox:
             remaining = requests[len(verdicts):]
             got = self._exec_batch(remaining)
             verdicts.extend(got)
-            if not got:
+            if not got:  # the runner died before its first verdict: blame the first request
                 first = remaining[0]
-                verdicts.append(Verdict(first.id, "error", 0, 0, "the candidate broke the "
-                                        "sandbox runner", 0.0))
+                verdicts.append(Verdict(first.id, "error", 0, 0, "the sandbox runner stopped "
+                                        "while judging this program: " + self.last_runner_error,
+                                        0.0))
         return verdicts
 
     def _exec_batch(self, requests: list[Request]) -> list[Verdict]:
@@ -198,9 +199,8 @@ class Sandbox:
             if verdict.id != request.id:
                 raise SandboxError(f"verdict order broken: expected {request.id!r}, "
                                    f"got {verdict.id!r}")
-        if len(verdicts) < len(requests) and err:
-            # keep what the runner said about why it stopped; the caller re-runs the rest
-            self.last_runner_error = err.decode("utf-8", "replace")[-2000:]
+        # what the runner said if it stopped early; `run` re-runs the rest
+        self.last_runner_error = err.decode("utf-8", "replace")[-500:].strip() or "no message"
         return verdicts
 
 
