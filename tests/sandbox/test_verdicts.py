@@ -6,15 +6,9 @@ import textwrap
 import pytest
 
 from sandbox import Request
+from tests.sandbox.cases import ADD_TESTS as TESTS
 
 pytestmark = pytest.mark.docker
-
-TESTS = """
-def check(candidate):
-    assert candidate(1, 2) == 3
-    assert candidate(-1, 1) == 0
-    assert candidate(10, 5) == 15
-"""
 
 
 def _run(sandbox, code, tests=TESTS, entry="add", timeout=5.0):
