@@ -5,6 +5,11 @@
     autodidact sandbox canonical [--suite humaneval] [-n N] [--seed S]
     autodidact data fetch
     autodidact model provision [--tiny]
+    autodidact cycle    [--config smoke] [--set section.key=value ...]
+    autodidact run      [--config default] [--cycles N] [--start base|promoted] [--set ...]
+    autodidact resume RUN [--store DIR]
+    autodidact evaluate [--config default] [--adapter DIR ...] [--suite S] [-n N]
+    autodidact server   [--stop | --foreground]
 
 Heavy imports (docker, pydantic models, later torch and Prefect) happen inside the command that
 needs them, so `autodidact --help` answers at once.
@@ -119,6 +124,123 @@ def cmd_model_provision(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------
+# The self-training commands: one local Prefect API (flows/server.py), then the flow
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _flow_run_url(state) -> str:
+    from flows.server import ui_url
+
+    return f"{ui_url()}/runs/flow-run/{state.state_details.flow_run_id}"
+
+
+def print_cycle(r, out=sys.stdout) -> None:
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p(f"\n== {r.run_id}, cycle {r.cycle} ==")
+    p(f"pass rates on {r.attempts} attempts (first try -> after self-debug):")
+    for row in r.pass_rates:
+        n = row["candidates"]
+        p(f"  {row['agent']:>4} {row['specialist']:<12} {row['passed_first']:>3}/{n} -> "
+          f"{row['passed_after_debug']:>3}/{n}   mean reward {row['mean_reward']:.3f}")
+    p(f"fixed by self-debug:  {r.fixed_by_debug}")
+    if r.memory:
+        p(f"memories written:     {r.memory.written} (duplicates {r.memory.duplicates}, "
+          f"episodes {r.memory.episodes})")
+    else:
+        p("memories written:     0 (memory disabled)")
+    p("pairs mined:          " + ", ".join(f"{k} {v}" for k, v in r.pairs.items())
+      + (f"  (dropped: {', '.join(f'{k} {v}' for k, v in r.pairs_dropped.items())})"
+         if r.pairs_dropped else ""))
+    if r.training:
+        p(f"training:             {int(r.training.get('steps', 0))} steps, loss "
+          f"{r.training.get('train_loss', float('nan')):.4f}")
+    before = r.eval_before
+    p(f"evaluation ({before.suite}, {before.problems} problems), greedy pass@1: before "
+      f"{before.pass1_greedy:.3f}, after "
+      + (f"{r.eval_after.pass1_greedy:.3f}" if r.eval_after else "- (not trained)"))
+    p(f"promotion:            {'PROMOTED' if r.promoted else 'not promoted'}: {r.decision}")
+    p(f"files:                {r.directory}")
+
+
+def _run_flow(config: str, overrides: list[str], start: str = "base",
+              run_id: str | None = None) -> int:
+    from flows.server import ensure_server
+
+    _quiet_libraries()
+    ensure_server()
+    from flows.self_training import self_training
+
+    started = time.monotonic()
+    state = self_training(config=config, overrides=overrides, start=start, run_id=run_id,
+                          return_state=True)
+    results = state.result()
+    for r in results:
+        print_cycle(r)
+    print(f"\ndone in {time.monotonic() - started:.0f} s. In the Prefect UI: {_flow_run_url(state)}")
+    print("(the local Prefect server keeps running for the UI; `autodidact server --stop` stops "
+          "it)")
+    return 0
+
+
+def cmd_cycle(args) -> int:
+    return _run_flow(args.config, args.set + ["run.cycles=1"], args.start)
+
+
+def cmd_run(args) -> int:
+    extra = [f"run.cycles={args.cycles}"] if args.cycles else []
+    return _run_flow(args.config, args.set + extra, args.start, args.run_id)
+
+
+def cmd_resume(args) -> int:
+    from tasks.problems import home
+
+    store = Path(args.store).expanduser() if args.store else home() / "runs"
+    config = store / args.run / "config.yaml"
+    if not config.exists():
+        runs = sorted(p.parent.name for p in store.glob("*/run.json"))
+        print(f"error: no run {args.run!r} in {store}"
+              + (f"; runs there: {', '.join(runs)}" if runs else ""), file=sys.stderr)
+        return 2
+    return _run_flow(str(config), [], run_id=args.run)
+
+
+def cmd_evaluate(args) -> int:
+    from flows.server import ensure_server
+
+    _quiet_libraries()
+    ensure_server()
+    from flows.evaluate import evaluate_flow
+
+    state = evaluate_flow(config=args.config, overrides=args.set, adapters=args.adapter,
+                          suite=args.suite, n=args.n, return_state=True)
+    result = state.result()
+    print(f"policy {result.policy_id} on {result.problems} problems of {result.suite}: greedy "
+          f"pass@1 {result.pass1_greedy:.3f} "
+          + " ".join(f"pass@{k} {v:.3f}" for k, v in result.pass_at_k.items()))
+    print(f"In the Prefect UI: {_flow_run_url(state)}")
+    return 0
+
+
+def cmd_server(args) -> int:
+    from flows.server import ensure_server, serve_foreground, stop_server, ui_url
+
+    if args.stop:
+        print("stopped the local Prefect server" if stop_server()
+              else "no local Prefect server was started by autodidact")
+        return 0
+    if args.foreground:
+        return serve_foreground()
+    ensure_server()
+    print(f"Prefect UI: {ui_url()}  (API {ui_url()}/api; `autodidact server --stop` stops it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodidact", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +284,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="also build the tiny test model")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_model_provision)
+
+    def config_flags(p, default):
+        p.add_argument("--config", default=default,
+                       help=f"preset (default, smoke, tiny) or YAML path (default: {default})")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one config value, e.g. --set sampling.max_new_tokens=256")
+
+    p = sub.add_parser("cycle", help="one self-training cycle")
+    config_flags(p, "smoke")
+    p.add_argument("--start", default="base", choices=["base", "promoted"],
+                   help="start from policy.base or the newest promoted policy")
+    p.set_defaults(func=cmd_cycle)
+
+    p = sub.add_parser("run", help="N self-training cycles (the parent flow)")
+    config_flags(p, "default")
+    p.add_argument("--cycles", type=int, help="cycles to chain (default: run.cycles)")
+    p.add_argument("--start", default="base", choices=["base", "promoted"])
+    p.add_argument("--run-id", help="reopen this run instead of deriving the id")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="run a run again: finished tasks come from the cache")
+    p.add_argument("run", help="the run id (a directory of the run store)")
+    p.add_argument("--store", help="the run store (default: $AUTODIDACT_HOME/runs)")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("evaluate", help="evaluate a policy (base + adapters) on a suite")
+    config_flags(p, "default")
+    p.add_argument("--adapter", action="append", default=[],
+                   help="a LoRA adapter directory, oldest first (repeatable)")
+    p.add_argument("--suite", help="humaneval, mbpp or a JSONL file (default: problems.eval)")
+    p.add_argument("-n", type=int, help="only this many problems (default: problems.eval_n)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("server", help="the local Prefect server and UI (SQLite under "
+                                      "$AUTODIDACT_HOME/prefect)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--stop", action="store_true", help="stop the background server")
+    g.add_argument("--foreground", action="store_true", help="run attached (Ctrl-C stops it)")
+    p.set_defaults(func=cmd_server)
     return parser
 
 
@@ -174,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (RequestError, SandboxError, ImageBuildError, PolicyError, FileNotFoundError,
-            ValueError) as exc:
+            ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

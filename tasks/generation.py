@@ -79,6 +79,19 @@ def extract_program(prompt: str, completion: str, entry_point: str, style: str) 
     return _prompt_preamble(prompt, entry_point) + code.strip() + "\n"
 
 
+def used_response(completion: str, style: str) -> str:
+    """The part of the model's output a program is taken from: the training target of a pair.
+
+    A body continuation is cut at the first stop sequence; a fenced answer ends at its closing
+    fence (explanations after it are not code and should not be learned as part of it).
+    """
+    if style == "completion" and "```" not in completion:
+        return truncate_at_stops(completion)
+    start = completion.find("```")
+    end = completion.find("```", start + 3) if start != -1 else -1
+    return completion[:end + 3] if end != -1 else completion
+
+
 def _prompt_preamble(prompt: str, entry_point: str) -> str:
     """Imports and helper definitions of the prompt, without the entry point's own stub."""
     try:

@@ -15,3 +15,37 @@ def sandbox():
         pytest.fail(f"the Docker sandbox is not available: {exc}")
     yield box
     box.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect test API for the whole session (it takes ~15 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory):
+    """The toy world of tests/toy.py: problem files and a taught tiny model (trained once per
+    session), plus a config file using them."""
+    import yaml
+
+    from tasks.config import load_config
+    from tasks.policy import provision_tiny
+    from tests.toy import EVAL, TRAIN, teach, write_suite
+
+    root = tmp_path_factory.mktemp("toy")
+    tiny = load_config("tiny")
+    model = teach(provision_tiny(), root / "model",
+                  [s.system_prompt for s in tiny.sampling.specialists])
+    config = tiny.model_dump(mode="json")
+    config["policy"]["base"] = str(model)
+    config["problems"] = {"train": str(write_suite(TRAIN, root / "train.jsonl")),
+                          "eval": str(write_suite(EVAL, root / "eval.jsonl"))}
+    config["evaluation"] = {"n_samples": 2, "k": [1, 2]}
+    config["training"]["checkpoint_steps"] = 1
+    config["training"]["dpo"]["gradient_accumulation_steps"] = 1
+    (root / "toy.yaml").write_text(yaml.safe_dump(config))
+    return root

@@ -1,0 +1,141 @@
+"""The parent flow: N self-training cycles, each starting from the last promoted policy.
+
+A *run* is one configuration applied to one starting policy. Its id is the run name plus a hash
+of both, so the same command twice is the same run: the second time every finished task is served
+from the cache, and after a crash (a failed night) only what had not finished runs again.
+
+    <store>/<run id>/run.json        the resolved config, the start policy, the memory version
+                     config.yaml     the resolved config (what `autodidact resume` reloads)
+                     cycle-<n>/...   each cycle's stages (flows/cycle.py)
+    <store>/memory/                  the LanceDB memory, shared by the runs of a store
+    <store>/promoted.jsonl           every promotion, newest last: where `start=promoted` begins
+
+`start="base"` begins from `policy.base`; `start="promoted"` from the newest promoted policy in
+the store (the nightly deployment does this, so each night continues from the last).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger
+
+from flows.cycle import CycleResult, cycle_flow
+from tasks.config import Config, load_config
+from tasks.policy import Policy, base_policy
+from tasks.records import digest, write_atomic, write_json
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def store_of(cfg: Config) -> Path:
+    return cfg.run.store_dir()
+
+
+def last_promoted(store: Path) -> Policy | None:
+    path = store / "promoted.jsonl"
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return Policy.model_validate(json.loads(lines[-1])["policy"]) if lines else None
+
+
+def record_promotion(store: Path, result: CycleResult) -> None:
+    """Append the promotion once (a resumed run does not append it twice)."""
+    path = store / "promoted.jsonl"
+    entry = {"run": result.run_id, "cycle": result.cycle,
+             "policy": result.next_policy.model_dump(mode="json"),
+             "pass1_greedy": result.eval_after.pass1_greedy if result.eval_after else None}
+    old = path.read_text() if path.exists() else ""
+    for line in old.splitlines():
+        if line.strip():
+            seen = json.loads(line)
+            if (seen["run"], seen["cycle"]) == (entry["run"], entry["cycle"]):
+                return
+    write_atomic(path, (old + json.dumps(entry, sort_keys=True) + "\n").encode())
+
+
+def start_policy(cfg: Config, start: str) -> Policy:
+    if start not in ("base", "promoted"):
+        raise RunError(f"start={start!r}: use 'base' (policy.base) or 'promoted' (the newest "
+                       "promoted policy in the store)")
+    if start == "promoted":
+        policy = last_promoted(store_of(cfg))
+        if policy is not None:
+            return policy
+    return base_policy(cfg.policy.base)
+
+
+def run_id_for(cfg: Config, policy: Policy) -> str:
+    return f"{cfg.run.name}-{digest(cfg.hash(), policy.id)[:8]}"
+
+
+def open_run(cfg: Config, start: str = "base", run_id: str | None = None) -> tuple[str, Path,
+                                                                                     dict]:
+    """Create the run (or reopen it): its id, directory and `run.json`.
+
+    Reopening checks the configuration is the one the run was created with: a run is one
+    configuration, and its cached tasks were computed under it.
+    """
+    store = store_of(cfg)
+    if run_id is not None and (store / run_id / "run.json").exists():
+        meta = json.loads((store / run_id / "run.json").read_text())
+        if meta["config_hash"] != cfg.hash():
+            raise RunError(f"run {run_id} was created with another configuration (hash "
+                           f"{meta['config_hash']}, this one {cfg.hash()}): resume it with "
+                           f"`autodidact resume {run_id}`, or start a new run")
+        return run_id, store / run_id, meta
+    policy = start_policy(cfg, start)
+    run_id = run_id or run_id_for(cfg, policy)
+    run_dir = store / run_id
+    if (run_dir / "run.json").exists():
+        return open_run(cfg, start, run_id)
+    from tasks.memory import Memory
+
+    memory_dir = store / "memory"
+    meta = {"run_id": run_id, "config_hash": cfg.hash(), "start": start,
+            "start_policy": policy.model_dump(mode="json"), "start_policy_id": policy.id,
+            "memory_dir": str(memory_dir),
+            "memory_version": Memory(memory_dir, cfg.memory.embedder).version()
+            if cfg.memory.enabled else 0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.yaml",
+                 yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode())
+    write_json(run_dir / "run.json", meta)
+    return run_id, run_dir, meta
+
+
+@flow(name="self-training", log_prints=True)
+def self_training(config: str = "default", overrides: list[str] | None = None,
+                  start: str = "base", run_id: str | None = None) -> list[CycleResult]:
+    """Open the run (or reopen it) and chain `run.cycles` cycles.
+
+    config: a preset name or a YAML path; overrides: `section.key=value` strings; start: 'base'
+    or 'promoted'; run_id: reopen this run (what `autodidact resume` passes).
+    """
+    log = get_run_logger()
+    cfg = load_config(config, tuple(overrides or ()))
+    run_id, run_dir, meta = open_run(cfg, start, run_id)
+    log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
+    current = best = Policy.model_validate(meta["start_policy"])
+    best_score: float | None = None
+    memory_version = meta["memory_version"]
+    results = []
+    for n in range(1, cfg.run.cycles + 1):
+        result = cycle_flow(cfg, run_id, str(run_dir), n, current, best, meta["memory_dir"],
+                            memory_version)
+        results.append(result)
+        if best_score is None:
+            best_score = result.eval_before.pass1_greedy
+        if result.promoted:
+            record_promotion(store_of(cfg), result)
+            current = result.next_policy
+            if result.eval_after.pass1_greedy > best_score:
+                best, best_score = current, result.eval_after.pass1_greedy
+        memory_version = result.memory_version
+    write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
+    return results

@@ -1,0 +1,114 @@
+"""Execution: candidates go through the Docker sandbox in batches; verdicts go onto the attempts.
+
+Takes: attempts (not yet executed) and the problems they answer; the `sandbox` config section.
+Gives: the same attempts with `status`, `passed`, `total`, `feedback` and `duration_s` filled in.
+The reward of an attempt is the fraction of the problem's test cases (assertions) it passes.
+
+One container judges a whole batch (sandbox/engine.py); a test that fails is a verdict, not an
+exception. Only the engine itself failing raises (`SandboxError`), which the flow retries.
+
+Run alone: `autodidact sandbox exec requests.jsonl` judges a file of requests the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from prefect import task
+
+from sandbox import Request, Sandbox
+from sandbox.engine import SandboxError
+from tasks.caching import cached
+from tasks.config import SandboxConfig
+from tasks.problems import Problem
+from tasks.records import Attempt, Shard, read_attempts, write_rows
+
+
+def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
+                 cfg: SandboxConfig) -> list[Request]:
+    missing = sorted({a.problem_id for a in attempts} - set(problems))
+    if missing:
+        raise ValueError(f"attempts answer problems that are not in the problem set: "
+                         f"{', '.join(missing[:5])}: execute them with the problems they were "
+                         "sampled for")
+    return [Request(id=a.id, code=a.code, tests=problems[a.problem_id].tests,
+                    entry_point=problems[a.problem_id].entry_point, timeout_s=cfg.timeout_s)
+            for a in attempts]
+
+
+def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: Sandbox,
+          cfg: SandboxConfig) -> list[Attempt]:
+    """The attempts with their verdicts, in order, judged by an open sandbox."""
+    if not attempts:
+        return []
+    ids = [a.id for a in attempts]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two attempts share an id: verdicts are matched to attempts by id")
+    verdicts = {v.id: v for v in box.run(requests_for(attempts, problems, cfg))}
+    return [a.model_copy(update=dict(status=verdicts[a.id].status, passed=verdicts[a.id].passed,
+                                     total=verdicts[a.id].total,
+                                     feedback=verdicts[a.id].feedback,
+                                     duration_s=verdicts[a.id].duration_s))
+            for a in attempts]
+
+
+def execute(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
+            cfg: SandboxConfig) -> list[Attempt]:
+    """Judge attempts in a fresh sandbox container (started and removed here)."""
+    if not attempts:
+        return []
+    with Sandbox(cfg.limits()) as box:
+        return judge(attempts, problems, box, cfg)
+
+
+def pass_rates(attempts: Sequence[Attempt]) -> dict[tuple[str, str], dict]:
+    """Per (agent, specialist): candidates, passing first tries, passing after self-debug.
+
+    A chain (one first try and its debug turns) passes after debug when any of its turns passes.
+    """
+    chains: dict[str, list[Attempt]] = {}
+    by_id = {a.id: a for a in attempts}
+    for a in attempts:
+        root = a
+        while root.parent is not None and root.parent in by_id:
+            root = by_id[root.parent]
+        chains.setdefault(root.id, []).append(a)
+    table: dict[tuple[str, str], dict] = {}
+    for root_id, chain in chains.items():
+        root = by_id[root_id]
+        row = table.setdefault((root.agent, root.specialist),
+                               dict(candidates=0, passed_first=0, passed_after_debug=0,
+                                    mean_reward=0.0))
+        row["candidates"] += 1
+        row["passed_first"] += root.ok
+        row["passed_after_debug"] += any(a.ok for a in chain)
+        row["mean_reward"] += root.reward
+    for row in table.values():
+        row["mean_reward"] = round(row["mean_reward"] / row["candidates"], 4)
+    return dict(sorted(table.items()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Prefect task
+
+
+def engine_failed(task, task_run, state) -> bool:
+    """Retry only when the Docker engine failed (transient); a bug would fail again."""
+    try:
+        state.result()
+    except SandboxError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="execute", retries=2, retry_delay_seconds=5, retry_condition_fn=engine_failed,
+      **cached())
+def execute_task(samples: list[Shard], problems: Shard, sandbox: SandboxConfig,
+                 out_dir: str) -> Shard:
+    """Every sampled candidate of the cycle judged in one sandbox."""
+    rows = {p.id: p for p in problems.read(Problem)}
+    return write_rows(Path(out_dir) / "attempts.jsonl",
+                      execute(read_attempts(samples), rows, sandbox))

@@ -1,0 +1,128 @@
+"""Records: the small typed things stages hand each other, and the files they name.
+
+An `Attempt` is one candidate program: who wrote it (agent, specialist, sample, debug turn), the
+exact text the policy saw (`prompt`) and wrote (`response`), the program extracted from it
+(`code`), and, once executed, its verdict. Every stage reads and writes attempts as JSONL rows.
+
+A `Shard` names a file in the run store with its content hash and row count; stage records carry
+shards instead of rows, so Prefect passes (and caches) a few hundred bytes, not the data.
+
+Files are written atomically (temporary file + rename), so a crash never leaves half a file that a
+re-run would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Attempt(BaseModel):
+    """One candidate program and, after execution, its verdict."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str  # "<problem>/<agent>/<specialist>/s<sample>/t<turn>", unique within a cycle
+    problem_id: str
+    cycle: int
+    agent: str
+    specialist: str
+    sample: int  # index among the samples of one (agent, specialist) on one problem
+    turn: int  # 0: first try; 1..K: self-debug turns
+    parent: str | None = None  # id of the attempt this turn tries to fix
+    policy_id: str  # content name of the policy that wrote it
+    prompt: str  # the exact text the policy saw (rendered, with examples / feedback)
+    response: str  # the part of the model's output the program was taken from
+    code: str  # the whole program handed to the sandbox
+    # -- verdict (None until executed) ----------------------------------------------------------
+    status: str | None = None  # sandbox.contract.STATUSES
+    passed: int = 0
+    total: int = 0
+    feedback: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def executed(self) -> bool:
+        return self.status is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def reward(self) -> float:
+        """Fraction of test cases passed (0 before execution)."""
+        return self.passed / self.total if self.total else 0.0
+
+
+def attempt_id(problem_id: str, agent: str, specialist: str, sample: int, turn: int) -> str:
+    return f"{problem_id}/{agent}/{specialist}/s{sample}/t{turn}"
+
+
+class Shard(BaseModel):
+    """A file in the run store: where, its sha256 and how many rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    sha256: str
+    rows: int
+
+    def read(self, model: type[T]) -> list[T]:
+        """The rows, checked against the hash: a file changed after it was written is an error."""
+        path = Path(self.path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is gone (a cached record names it): delete the run's "
+                                    "cache entry or re-run with a new run id")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ValueError(f"{path} changed after it was written (sha256 differs from the "
+                             "record): the run store was edited by hand; re-run the stage")
+        return [model.model_validate_json(line) for line in data.decode().splitlines() if line]
+
+
+def write_atomic(path: Path, data: bytes) -> str:
+    """Write `data` to `path` atomically; return its sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_rows(path: Path, rows: Iterable[BaseModel]) -> Shard:
+    """Rows as JSONL, atomically; the shard naming them."""
+    lines = [row.model_dump_json() + "\n" for row in rows]
+    digest = write_atomic(path, "".join(lines).encode())
+    return Shard(path=str(path), sha256=digest, rows=len(lines))
+
+
+def write_json(path: Path, obj) -> str:
+    """A JSON document (a manifest, a summary), atomically; its sha256."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return write_atomic(path, text.encode())
+
+
+def read_attempts(shards: Iterable[Shard]) -> list[Attempt]:
+    return [a for shard in shards for a in shard.read(Attempt)]
+
+
+def digest(*parts) -> str:
+    """First 16 hex digits of the sha256 of `parts` as canonical JSON."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

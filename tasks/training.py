@@ -1,0 +1,210 @@
+"""Training: LoRA DPO with an SFT term on the chosen code, against the previous policy.
+
+Takes: a pair dataset (tasks/pairs.py: `prompt, chosen, rejected, ...`), the policy it was mined
+with (base + adapters), the `training` config section and a directory of its own in the run store.
+Gives: a new LoRA adapter in `<dir>/adapter/` with a `manifest.json` (parents, data hash, config
+hash, library versions, metrics), and the new `Policy` = previous policy + that adapter.
+
+The loss is trl's `loss_type=["sigmoid", "sft"]`, `loss_weights=[1, training.sft_weight]`: DPO
+plus negative log-likelihood of the chosen code (CodeLutra's dual loss). The previous policy's
+adapters are merged into the weights first and the new adapter goes on top, so "adapter disabled"
+is exactly the previous policy: that is the DPO reference (iterative DPO). With
+`training.quantization: nf4` the (merged) base is loaded 4-bit NF4 through bitsandbytes (QLoRA).
+
+Checkpoints go to `<dir>/checkpoints/` every `training.checkpoint_steps` optimizer steps; a
+training killed mid-way resumes from the newest one when it is run again with the same inputs.
+The adapter is written to a staging directory and renamed into place, so `<dir>/adapter/` exists
+only when complete.
+
+Run alone: `python -m tasks.training PAIRS.jsonl OUT_DIR --config tiny`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from prefect import task
+from pydantic import BaseModel, ConfigDict
+
+from tasks.caching import cached
+from tasks.config import TrainingConfig
+from tasks.policy import Policy, _offline, dir_hash, load_policy
+from tasks.records import Shard, write_json
+
+ADAPTER = "adapter"
+CHECKPOINTS = "checkpoints"
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+class TrainResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: Policy  # previous policy + the new adapter
+    adapter: str
+    adapter_hash: str
+    pairs: int
+    steps: int
+    resumed_from: str | None  # checkpoint a killed run resumed from
+    metrics: dict[str, float]
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    return {name: md.version(name) for name in
+            ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes")}
+
+
+def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path):
+    """The previous policy with adapters merged, quantized to NF4 when asked."""
+    if cfg.quantization == "none":
+        return load_policy(policy, dtype=dtype, merge=True)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    source = policy.base
+    if policy.adapters:  # bitsandbytes quantizes at load time: load the merged weights from disk
+        merged = work / "merged-previous-policy"
+        if not (merged / "config.json").exists():
+            model, tokenizer = load_policy(policy, dtype=dtype, merge=True)
+            staging = work / ".merged-staging"
+            shutil.rmtree(staging, ignore_errors=True)
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            staging.rename(merged)
+            del model
+        source = str(merged)
+    torch_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype=torch_dtype,
+                               bnb_4bit_quant_storage=torch_dtype)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
+                                                 quantization_config=quant)
+    return model, AutoTokenizer.from_pretrained(source)
+
+
+def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: str,
+          out_dir: str | Path, seed: int = 0, pairs_sha256: str = "", config_hash: str = "",
+          callbacks: Sequence = ()) -> TrainResult:
+    """Train a new adapter on the pairs; resume from `<out_dir>/checkpoints` when one is there.
+
+    `callbacks` are transformers `TrainerCallback`s (progress reporting, or a test stopping the
+    run to show that it resumes).
+    """
+    _offline()
+    from peft import LoraConfig
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import DPOConfig, DPOTrainer
+
+    from tasks.pairs import load_pair_dataset
+
+    out = Path(out_dir)
+    adapter_dir = out / ADAPTER
+    if (adapter_dir / "manifest.json").exists():  # finished before: the adapter is the result
+        return _result_from(adapter_dir, policy)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_pair_dataset(pairs_path)
+    model, tokenizer = _load_model(policy, cfg, dtype, out)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    checkpoints = out / CHECKPOINTS
+    try:
+        args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
+                         gradient_checkpointing=False, report_to="none", seed=seed,
+                         logging_steps=1, save_total_limit=2, **cfg.dpo_kwargs())
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the key "
+                            "in your config (see tasks/config.py, TrainingConfig.dpo)") from exc
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=lora,
+                         callbacks=list(callbacks) or None)
+    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    output = trainer.train(resume_from_checkpoint=resume)
+
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    last = logs[-1] if logs else {}
+    metrics = {"train_loss": float(output.training_loss),
+               "train_runtime_s": float(output.metrics.get("train_runtime", 0.0))}
+    for key in ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
+                "nll_loss", "logps/chosen", "logps/rejected"):
+        if key in last:
+            metrics["last_" + key.replace("/", "_")] = float(last[key])
+
+    staging = out / ".adapter-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.model.save_pretrained(str(staging))
+    adapter_hash = dir_hash(staging)
+    write_json(staging / "manifest.json", {
+        "adapter_hash": adapter_hash,
+        "parents": {"policy": policy.id, "base_hash": policy.base_hash,
+                    "adapter_hashes": list(policy.adapter_hashes)},
+        "data": {"pairs": str(pairs_path), "sha256": pairs_sha256, "rows": len(dataset)},
+        "config_hash": config_hash,
+        "training": cfg.model_dump(mode="json"),
+        "dtype": dtype,
+        "steps": trainer.state.global_step,
+        "resumed_from": Path(resume).name if resume else None,
+        "metrics": metrics,
+        "versions": _versions(),
+    })
+    staging.rename(adapter_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: no resume needed
+    shutil.rmtree(out / "merged-previous-policy", ignore_errors=True)
+    return _result_from(adapter_dir, policy)
+
+
+def _result_from(adapter_dir: Path, policy: Policy) -> TrainResult:
+    import json
+
+    manifest = json.loads((adapter_dir / "manifest.json").read_text())
+    new = policy.with_adapter(adapter_dir)
+    if new.adapter_hashes[-1] != manifest["adapter_hash"]:
+        raise TrainingError(f"{adapter_dir} does not match its manifest (files changed after "
+                            "training): delete the directory and re-run the training task")
+    return TrainResult(policy=new, adapter=str(adapter_dir),
+                       adapter_hash=manifest["adapter_hash"], pairs=manifest["data"]["rows"],
+                       steps=manifest["steps"], resumed_from=manifest["resumed_from"],
+                       metrics=manifest["metrics"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Prefect task
+
+
+@task(name="train", task_run_name="train[policy={policy.id}]", **cached())
+def train_task(pairs: Shard, policy: Policy, training: TrainingConfig, dtype: str, seed: int,
+               out_dir: str) -> TrainResult:
+    """A new adapter on this cycle's pairs. Not retried: a failure here is not transient. Run
+    it again (resume the run) and it continues from its last checkpoint."""
+    from tasks.config import _digest
+
+    return train(pairs.path, policy, training, dtype, out_dir, seed, pairs_sha256=pairs.sha256,
+                 config_hash=_digest(training.model_dump(mode="json")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from tasks.config import load_config
+    from tasks.policy import base_policy
+
+    parser = argparse.ArgumentParser(description="train a LoRA adapter on a pair file")
+    parser.add_argument("pairs")
+    parser.add_argument("out_dir")
+    parser.add_argument("--config", default="tiny")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    result = train(args.pairs, base_policy(cfg.policy.base), cfg.training, cfg.policy.dtype,
+                   args.out_dir, cfg.run.seed, config_hash=cfg.section_hash("training"))
+    print(result.model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

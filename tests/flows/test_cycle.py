@@ -1,0 +1,108 @@
+"""The self-training flow end to end on the toy world (tests/toy.py): real Prefect (one test API
+per session), the real sandbox, LanceDB and trl.
+
+One run goes through three lives, as a failed night does:
+  1. training fails (its directory cannot be created: a disk problem) and the flow fails;
+  2. the run is resumed: sampling, execution, debug, memory and pairs come from the cache, training
+     runs, and the two cycles finish;
+  3. run once more: every task is served from the cache, nothing re-runs.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
+
+
+def task_states(flow_name_part: str) -> dict[str, str]:
+    """Task run name -> state name, for the newest flow run whose name contains the text."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = [r for r in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=50)
+                if flow_name_part in r.name]
+        assert runs, f"no flow run named like {flow_name_part!r}"
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id])))
+        return {t.name: t.state.name for t in tasks}
+
+
+def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(toy, tmp_path):
+    from flows.self_training import open_run, self_training
+    from tasks.config import load_config
+
+    overrides = [f"run.store={tmp_path}", "run.cycles=2"]
+    cfg = load_config(toy / "toy.yaml", overrides)
+    run_id, run_dir, _ = open_run(cfg)
+    blocker = run_dir / "cycle-1" / "train"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where training wants its directory")
+
+    # 1. training fails; everything before it finished
+    state = self_training(config=str(toy / "toy.yaml"), overrides=overrides,
+                          return_state=True)
+    assert state.is_failed()
+    first = task_states(f"{run_id}-cycle-1")
+    assert first["train[policy=" + cfg_policy_id(run_dir) + "]"] == "Failed"
+    for name, s in first.items():
+        if name.startswith(("sample[", "execute", "debug[", "consolidate", "mine-pairs")):
+            assert s == "Completed", (name, s)
+
+    # 2. resumed: the finished tasks are cached, training and the rest run
+    blocker.unlink()
+    results = self_training(config=str(toy / "toy.yaml"), overrides=overrides)
+    second = task_states(f"{run_id}-cycle-1")
+    for name, s in second.items():
+        if name.startswith(("sample[", "execute", "debug[", "consolidate", "mine-pairs",
+                            "load-problems")):
+            assert s == "Cached", (name, s)
+    assert second["train[policy=" + cfg_policy_id(run_dir) + "]"] == "Completed"
+
+    assert [r.cycle for r in results] == [1, 2]
+    one, two = results
+    assert one.attempts >= 16 and sum(one.pairs.values()) > 0
+    assert one.trained is not None and one.training["steps"] >= 1
+    adapter = Path(one.trained.adapters[-1])
+    manifest = json.loads((adapter / "manifest.json").read_text())
+    assert manifest["parents"]["policy"] == one.started_from.id
+    assert manifest["data"]["rows"] == one.pairs["best_vs_worse"] + one.pairs["debug"]
+    assert one.memory is not None and one.memory.written > 0
+    assert two.started_from == one.next_policy  # cycle 2 starts from what cycle 1 promoted
+    assert two.memory_version >= one.memory_version > 0
+    assert one.eval_before.problems == 2 and set(one.eval_before.pass_at_k) == {1, 2}
+    summary = json.loads((run_dir / "cycle-1" / "summary.json").read_text())
+    assert summary["decision"] == one.decision
+    if one.promoted:  # the store remembers it, for the next night
+        assert (tmp_path / "promoted.jsonl").read_text().count(run_id) >= 1
+
+    # 3. the same run again: nothing re-runs
+    again = self_training(config=str(toy / "toy.yaml"), overrides=overrides)
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in results]
+    for cycle in (1, 2):
+        states = task_states(f"{run_id}-cycle-{cycle}")
+        assert states and all(s == "Cached" for s in states.values()), states
+
+
+def cfg_policy_id(run_dir: Path) -> str:
+    return json.loads((run_dir / "run.json").read_text())["start_policy_id"]
+
+
+def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
+    """The cycle's keyed artifacts: summary, pass rates, pairs, evaluation, promotion."""
+    from prefect.client.orchestration import get_client
+
+    from flows.self_training import self_training
+
+    results = self_training(config=str(toy / "toy.yaml"),
+                            overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
+                                       "memory.enabled=false"])
+    key = results[0].run_id.lower()
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    for what in ("summary", "pass-rates", "pairs", "evaluation", "promotion"):
+        assert f"{key}-cycle-1-{what}" in keys
+    assert results[0].memory is None and results[0].fixed_by_debug == 0

@@ -1,0 +1,144 @@
+"""Memory: episodes, consolidation into deduplicated verified solutions, retrieval by similarity.
+Real LanceDB in tmp_path and the real all-MiniLM-L6-v2 embedder (no mocks)."""
+
+import math
+
+import pytest
+
+from tasks.memory import EMBEDDER, Embedder, Memory, MemoryError, normalize_code
+from tasks.problems import Problem
+from tasks.records import Attempt, attempt_id
+
+REVERSE = Problem(id="rev", entry_point="reverse_string", source="test",
+                  prompt='def reverse_string(s: str) -> str:\n    """Return s reversed."""\n',
+                  tests="def check(candidate):\n    assert candidate('ab') == 'ba'\n")
+SUM = Problem(id="sum", entry_point="sum_list", source="test",
+              prompt='def sum_list(xs: list[float]) -> float:\n'
+                     '    """Return the sum of a list of numbers."""\n',
+              tests="def check(candidate):\n    assert candidate([1, 2]) == 3\n")
+EVAL = Problem(id="HumanEval/0", entry_point="f", source="humaneval",
+               prompt="def f(x):\n    pass\n", tests="def check(candidate):\n    pass\n")
+PROBLEMS = {p.id: p for p in (REVERSE, SUM, EVAL)}
+
+REVERSE_CODE = "def reverse_string(s: str) -> str:\n    return s[::-1]\n"
+SUM_CODE = "def sum_list(xs):\n    return sum(xs)\n"
+# How a user words a new problem about reversing text: no word shared with REVERSE's name.
+QUERY_REVERSE = ('def backwards(text: str) -> str:\n'
+                 '    """Give the characters of text in opposite order."""\n')
+QUERY_SUM = 'def total(values):\n    """Add up all the numbers in a list."""\n'
+
+
+def attempt(problem: Problem, code: str, status: str | None = "passed", turn: int = 0,
+            sample: int = 0, cycle: int = 1) -> Attempt:
+    passed = 2 if status == "passed" else 0
+    return Attempt(id=attempt_id(problem.id, "A", "logical", sample, turn), problem_id=problem.id,
+                   cycle=cycle, agent="A", specialist="logical", sample=sample, turn=turn,
+                   policy_id="base", prompt=problem.prompt, response=code, code=code,
+                   status=status, passed=passed if status else 0, total=2 if status else 0,
+                   feedback="" if status == "passed" else "AssertionError")
+
+
+def test_normalize_code_ignores_comments_docstrings_and_layout():
+    plain = "def f(x):\n    return x + 1\n"
+    dressed = ('"""Module doc."""\n# a comment\ndef f( x ):\n    """Add one."""\n\n'
+               "    return (x+1)  # why not\n")
+    assert normalize_code(plain) == normalize_code(dressed)
+    assert normalize_code(plain) != normalize_code("def f(x):\n    return x + 2\n")
+    # A function that is only a docstring still normalizes to valid code.
+    assert normalize_code('def g():\n    """Doc."""\n') == "def g():\n    pass"
+    # Code that does not parse is compared with whitespace collapsed.
+    assert normalize_code("def f(:\n    return  1") == normalize_code("def f(:  return 1")
+
+
+def test_embedder_gives_unit_vectors_and_refuses_unknown_names():
+    vectors = Embedder().embed(["reverse a string", "sum a list of numbers"])
+    assert [len(v) for v in vectors] == [384, 384]
+    assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-5) for v in vectors)
+    with pytest.raises(MemoryError, match=EMBEDDER):  # the message names the one that works
+        Embedder("all-mpnet-base-v2")
+
+
+def test_episodes_written_twice_stay_one_row_each(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    attempts = [attempt(REVERSE, REVERSE_CODE), attempt(SUM, "def sum_list(xs): return 0\n",
+                                                         status="failed")]
+    assert memory.write_episodes(attempts, run="r1") == 2
+    assert memory.write_episodes(attempts, run="r1") == 2  # updated in place, not appended
+    assert memory.count("episodes") == 2
+    memory.write_episodes(attempts, run="r2")  # another run is another episode
+    assert memory.count("episodes") == 4
+
+
+def test_attempt_without_verdict_is_refused(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    fresh = attempt(SUM, SUM_CODE, status=None)
+    with pytest.raises(MemoryError, match="sum/A/logical/s0/t0"):
+        memory.write_episodes([attempt(REVERSE, REVERSE_CODE), fresh], run="r1")
+    with pytest.raises(MemoryError, match="sum/A/logical/s0/t0"):
+        memory.consolidate([attempt(REVERSE, REVERSE_CODE), fresh], PROBLEMS, "r1", set())
+    assert memory.count("episodes") == 0 and memory.count("semantic") == 0
+
+
+def test_consolidation_keeps_passing_code_once(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    fixed_by_debugging = "def reverse_string(s: str) -> str:\n    return s[::-1]  # fixed\n"
+    attempts = [
+        attempt(REVERSE, fixed_by_debugging, turn=1),  # same program as the next one, more turns
+        attempt(REVERSE, REVERSE_CODE, sample=1),
+        attempt(REVERSE, "def reverse_string(s):\n    return s\n", sample=2, status="failed"),
+        attempt(SUM, SUM_CODE),
+    ]
+    stats = memory.consolidate(attempts, PROBLEMS, "r1", eval_ids={"HumanEval/0"})
+    assert (stats.episodes, stats.verified, stats.written, stats.duplicates) == (4, 3, 2, 1)
+    assert stats.version == memory.version() > 0
+    assert memory.count("semantic") == 2
+    # The first try is kept over the debugged copy of the same program.
+    assert memory.retrieve([REVERSE.prompt], k=1) == [[REVERSE_CODE]]
+
+    # Consolidating the same attempts again (a retried task) adds nothing.
+    again = memory.consolidate(attempts, PROBLEMS, "r1", eval_ids={"HumanEval/0"})
+    assert (again.written, again.duplicates) == (0, 3)
+    assert memory.count("semantic") == 2 and memory.count("episodes") == 4
+    # A later cycle re-finding a known program, reformatted, is a duplicate too.
+    later = memory.consolidate([attempt(SUM, "def sum_list(xs):  # again\n    return sum(xs)",
+                                        cycle=2)], PROBLEMS, "r1", eval_ids=set())
+    assert (later.written, later.duplicates) == (0, 1)
+
+
+def test_evaluation_problems_never_enter_memory(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    attempts = [attempt(REVERSE, REVERSE_CODE), attempt(EVAL, "def f(x):\n    return x\n")]
+    with pytest.raises(MemoryError, match="HumanEval/0"):
+        memory.consolidate(attempts, PROBLEMS, "r1", eval_ids=frozenset({"HumanEval/0"}))
+    with pytest.raises(MemoryError, match="missing"):  # a problem we were not given
+        memory.consolidate([attempt(REVERSE.model_copy(update={"id": "missing"}), REVERSE_CODE)],
+                           PROBLEMS, "r1", eval_ids=set())
+    assert memory.count("episodes") == 0 and memory.count("semantic") == 0
+    assert memory.version() == 0
+
+
+def test_retrieve_nearest_first_without_own_problem_and_as_of_a_version(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    first = memory.consolidate([attempt(REVERSE, REVERSE_CODE)], PROBLEMS, "r1", set())
+    second = memory.consolidate([attempt(SUM, SUM_CODE, cycle=2)], PROBLEMS, "r1", set())
+    assert second.version > first.version
+
+    # Each query gets the memory of the problem most like it first.
+    assert memory.retrieve([QUERY_REVERSE, QUERY_SUM], k=2) == [[REVERSE_CODE, SUM_CODE],
+                                                                [SUM_CODE, REVERSE_CODE]]
+    # A problem's own memory is never handed back to it, and k stays filled from the rest.
+    assert memory.retrieve([REVERSE.prompt, SUM.prompt], k=1,
+                           exclude_problem_ids=["rev", None]) == [[SUM_CODE], [SUM_CODE]]
+    # Read as of the first consolidation: the sum memory did not exist yet.
+    assert memory.retrieve([QUERY_SUM], k=2, version=first.version) == [[REVERSE_CODE]]
+    assert memory.retrieve([QUERY_SUM], k=2, version=0) == [[]]
+    with pytest.raises(MemoryError, match="no version 999"):
+        memory.retrieve([QUERY_SUM], k=2, version=999)
+
+
+def test_nothing_to_retrieve_gives_empty_lists(tmp_path):
+    memory = Memory(tmp_path / "mem")
+    assert memory.retrieve([QUERY_REVERSE, QUERY_SUM], k=2) == [[], []]  # no memory yet
+    memory.consolidate([attempt(REVERSE, REVERSE_CODE)], PROBLEMS, "r1", set())
+    assert memory.retrieve([QUERY_REVERSE, QUERY_SUM], k=0) == [[], []]
+    assert memory.retrieve([QUERY_REVERSE], k=3) == [[REVERSE_CODE]]  # fewer than k exist

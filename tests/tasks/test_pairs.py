@@ -1,0 +1,303 @@
+"""Pair mining picks the right chosen and rejected from hand-made verdicts, drops what carries no
+signal with a counted reason, and round-trips through `datasets` with exactly the trainer's
+columns."""
+
+import json
+import random
+
+import pytest
+
+from tasks.config import PairsConfig
+from tasks.pairs import (
+    PAIR_COLUMNS,
+    Pair,
+    load_pair_dataset,
+    main,
+    mine_pairs,
+    write_pairs,
+)
+from tasks.records import Attempt, attempt_id
+
+# ---------------------------------------------------------------------------------------------
+# Hand-made verdicts
+# ---------------------------------------------------------------------------------------------
+
+
+def att(problem="p1", specialist="logical", *, passed, total=4, response=None, sample=0,
+        turn=0, parent=None, prompt=None, agent="A", status=None) -> Attempt:
+    """An executed attempt; the response defaults to something unique to it."""
+    response = response if response is not None else (
+        f"    return {problem}_{specialist}_{sample}_{turn}_{passed}\n")
+    return Attempt(
+        id=attempt_id(problem, agent, specialist, sample, turn), problem_id=problem, cycle=1,
+        agent=agent, specialist=specialist, sample=sample, turn=turn, parent=parent,
+        policy_id="base",
+        prompt=prompt if prompt is not None else f"[{specialist}] def {problem}():\n",
+        response=response, code=f"def {problem}():\n{response}",
+        status=status or ("passed" if passed == total else "failed"), passed=passed, total=total)
+
+
+def cfg(**kw) -> PairsConfig:
+    return PairsConfig(**kw)
+
+
+def fix(parent: Attempt, sample=0, *, passed, response=None, prompt=None, total=4) -> Attempt:
+    """A self-debug fix of `parent`, under the debug prompt of that parent (by default)."""
+    return att(parent.problem_id, f"{parent.specialist}", passed=passed, total=total,
+               response=response, sample=parent.sample * 10 + sample, turn=parent.turn + 1,
+               parent=parent.id, agent=parent.agent,
+               prompt=prompt if prompt is not None else f"fix this:\n{parent.code}\nfailed\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# best_vs_worse
+# ---------------------------------------------------------------------------------------------
+
+
+def test_chosen_is_the_highest_reward_and_prompt_is_its_own():
+    best = att(specialist="careful", passed=4)
+    worse = att(specialist="creative", passed=1)
+    mined = mine_pairs([worse, best], cfg())
+    [pair] = mined.pairs
+    assert (pair.chosen_id, pair.rejected_id) == (best.id, worse.id)
+    assert pair.prompt == best.prompt  # not the rejected one's specialist prompt
+    assert (pair.chosen, pair.rejected) == (best.response, worse.response)
+    assert (pair.kind, pair.chosen_reward, pair.rejected_reward) == ("best_vs_worse", 1.0, 0.25)
+    assert 0 <= pair.similarity <= 1
+    assert mined.by_kind == {"best_vs_worse": 1, "debug": 0, "sft": 0}
+    assert mined.dropped == {}
+
+
+def test_reward_ties_go_to_the_shorter_code():
+    long = att(specialist="logical", passed=4, response="    x = 1\n    y = 2\n    return x + y\n")
+    short = att(specialist="careful", passed=4, response="    return 3\n")
+    failing = att(specialist="creative", passed=0)
+    for attempts in ([long, short, failing], [short, long, failing]):
+        [pair] = mine_pairs(attempts, cfg(max_pairs_per_problem=1)).pairs
+        assert pair.chosen_id == short.id
+
+
+def test_partial_credit_is_a_signal():
+    some = att(specialist="a", passed=3, total=10)
+    none = att(specialist="b", passed=0, total=10)
+    [pair] = mine_pairs([some, none], cfg()).pairs
+    assert (pair.chosen_id, pair.rejected_id) == (some.id, none.id)
+    assert pair.chosen_reward == pytest.approx(0.3)
+
+
+def test_problems_without_signal_are_skipped_with_their_reason():
+    attempts = [
+        att("all_pass", "a", passed=4), att("all_pass", "b", passed=4),
+        att("all_fail", "a", passed=0), att("all_fail", "b", passed=0, status="timeout"),
+        att("equal", "a", passed=2), att("equal", "b", passed=2),
+        att("good", "a", passed=4), att("good", "b", passed=0, status="syntax_error"),
+    ]
+    mined = mine_pairs(attempts, cfg())
+    assert [p.problem_id for p in mined.pairs] == ["good"]
+    assert mined.dropped == {"all_passed": 1, "all_failed": 1, "equal_rewards": 1}
+
+
+def test_keep_sft_keeps_the_best_of_an_all_passed_problem():
+    long = att(specialist="a", passed=4, response="    y = 1\n    return y\n")
+    short = att(specialist="b", passed=4, response="    return 1\n")
+    mined = mine_pairs([long, short], cfg(keep_sft=True))
+    [row] = mined.pairs
+    assert (row.kind, row.chosen_id, row.chosen, row.prompt) == ("sft", short.id, short.response,
+                                                                 short.prompt)
+    assert (row.rejected, row.rejected_id, row.similarity) == ("", None, None)
+    assert mined.by_kind["sft"] == 1
+    assert "all_passed" not in mined.dropped
+
+
+def test_max_pairs_per_problem_caps_with_distinct_rejected_responses():
+    best = att(specialist="a", passed=4)
+    worse = [att(specialist="b", sample=i, passed=i) for i in range(3)]
+    same_text = att(specialist="c", passed=0, response=worse[0].response)  # a duplicate negative
+    mined = mine_pairs([best, *worse, same_text], cfg(max_pairs_per_problem=2,
+                                                      hard_negatives=False))
+    assert len(mined.pairs) == 2
+    assert len({p.rejected for p in mined.pairs}) == 2
+    # lowest rewards first without hard negatives; of two equal ones, the lower id
+    assert sorted(p.rejected_reward for p in mined.pairs) == [0.0, 0.25]
+    assert mined.dropped == {"duplicate_rejected": 1, "over_max_pairs_per_problem": 1}
+
+
+def test_min_reward_gap_filters_close_candidates():
+    best = att(specialist="a", passed=4)
+    close = att(specialist="b", passed=3)  # 0.25 below
+    half = att(specialist="c", passed=2)  # exactly 0.5 below: enough
+    far = att(specialist="d", passed=0)
+    mined = mine_pairs([best, close, half, far], cfg(min_reward_gap=0.5, max_pairs_per_problem=5))
+    assert {p.rejected_id for p in mined.pairs} == {half.id, far.id}
+    assert mined.dropped == {"below_reward_gap": 1}
+    assert len(mine_pairs([best, close, half, far], cfg(max_pairs_per_problem=5)).pairs) == 3
+
+
+def test_hard_negatives_prefer_code_like_the_chosen():
+    body = "    total = 0\n    for x in xs:\n        total += x\n    return total\n"
+    best = att(specialist="a", passed=4, response=body)
+    near = att(specialist="b", passed=2, response=body.replace("total += x", "total -= x"))
+    far = att(specialist="c", passed=0, response="    raise NotImplementedError\n")
+    mined = mine_pairs([best, near, far], cfg(max_pairs_per_problem=1, hard_negatives=True))
+    [pair] = mined.pairs
+    assert pair.rejected_id == near.id
+    assert pair.similarity > 0.9
+    [pair] = mine_pairs([best, near, far], cfg(max_pairs_per_problem=1, hard_negatives=False)).pairs
+    assert pair.rejected_id == far.id  # the lowest reward instead
+
+
+def test_identical_responses_style_mismatch_and_empty_chosen_are_dropped():
+    text = "    return 1\n"
+    # two specialists wrote the same text; one of them crashed on the run (flaky test, timeout)
+    same = [att("same", "a", passed=4, response=text), att("same", "b", passed=0, response=text,
+                                                            status="timeout")]
+    fenced = [att("style", "a", passed=4, response="```python\ndef f():\n    return 1\n```"),
+              att("style", "b", passed=0, response="    return 2\n")]
+    empty = [att("empty", "a", passed=4, response=""), att("empty", "b", passed=0)]
+    mined = mine_pairs(same + fenced + empty, cfg())
+    assert mined.pairs == []
+    assert mined.dropped == {"identical_responses": 1, "style_mismatch": 1, "empty_chosen": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# debug pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_debug_pairs_use_the_fix_prompt_passing_fix_over_failing_fix():
+    first = att(specialist="a", passed=1)
+    good = fix(first, 0, passed=4, response="    return good\n")
+    bad = fix(first, 1, passed=2, response="    return bad\n")
+    mined = mine_pairs([first, good, bad], cfg())
+    [pair] = mined.pairs  # the first try alone gives no best_vs_worse pair (one candidate)
+    assert pair.kind == "debug"
+    assert pair.prompt == good.prompt and pair.prompt != first.prompt
+    assert (pair.chosen_id, pair.rejected_id) == (good.id, bad.id)
+    assert (pair.chosen, pair.rejected) == (good.response, bad.response)
+    assert mined.by_kind == {"best_vs_worse": 0, "debug": 1, "sft": 0}
+
+
+def test_debug_pairs_fall_back_to_the_failed_parent_response():
+    first = att(specialist="a", passed=0)
+    second = fix(first, passed=1)  # turn 1 fails
+    third = fix(second, passed=4)  # turn 2 passes
+    mined = mine_pairs([first, second, third], cfg())
+    [pair] = mined.pairs
+    assert (pair.chosen_id, pair.rejected_id) == (third.id, second.id)
+    assert pair.prompt == third.prompt
+    assert pair.rejected == second.response  # "repeat the broken code"
+    assert pair.rejected_reward == 0.25
+    # the turn-1 fix did not pass, so the first try's own fixes give nothing
+    assert mined.dropped == {"all_failed": 1, "no_passing_fix": 1}
+
+
+def test_debug_pairs_are_capped_per_parent_and_can_be_turned_off():
+    first = att(specialist="a", passed=0)
+    fixes = [fix(first, 0, passed=4)] + [fix(first, i, passed=i - 1) for i in range(1, 5)]
+    mined = mine_pairs([first, *fixes], cfg(max_pairs_per_problem=2))
+    assert [p.kind for p in mined.pairs] == ["debug", "debug"]
+    assert mined.dropped["over_max_pairs_per_problem"] == 2
+    assert mine_pairs([first, *fixes], cfg(debug_pairs=False)).by_kind["debug"] == 0
+
+
+def test_failing_fixes_under_another_prompt_are_not_negatives():
+    first = att(specialist="a", passed=0)
+    good = fix(first, 0, passed=4)
+    other = fix(first, 1, passed=0, prompt="a different debug prompt\n")
+    mined = mine_pairs([first, good, other], cfg())
+    assert mined.pairs == []
+    assert mined.dropped == {"all_failed": 1, "prompt_mismatch": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism and bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_input_order_does_not_change_the_output():
+    attempts = []
+    for problem in ("p3", "p1", "p2"):
+        attempts += [att(problem, s, sample=i, passed=(i * 3 + len(s)) % 5)
+                     for s in ("logical", "creative") for i in range(3)]
+    first = att("p4", "a", passed=0)
+    attempts += [first, fix(first, 0, passed=4), fix(first, 1, passed=1)]
+    expected = mine_pairs(attempts, cfg(max_pairs_per_problem=3))
+    assert expected.pairs
+    assert [p.problem_id for p in expected.pairs] == sorted(p.problem_id for p in expected.pairs)
+    rng = random.Random(0)
+    for _ in range(5):
+        rng.shuffle(attempts)
+        assert mine_pairs(attempts, cfg(max_pairs_per_problem=3)) == expected
+
+
+def test_unexecuted_attempts_are_refused_by_name():
+    pending = att(specialist="b", passed=0).model_copy(update={"status": None})
+    with pytest.raises(ValueError, match=r"p1/A/b/s0/t0.*execute it first"):
+        mine_pairs([att(specialist="a", passed=4), pending], cfg())
+
+
+def test_fixes_whose_parent_is_missing_are_refused():
+    first = att(specialist="a", passed=0)
+    with pytest.raises(ValueError, match=r"not among the attempts.*every turn together"):
+        mine_pairs([fix(first, passed=4)], cfg())
+    assert mine_pairs([fix(first, passed=4)], cfg(debug_pairs=False)).pairs == []
+
+
+def test_duplicate_attempt_ids_are_refused():
+    a = att(specialist="a", passed=4)
+    with pytest.raises(ValueError, match="appears twice"):
+        mine_pairs([a, a], cfg())
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+
+
+def _mixed() -> list[Attempt]:
+    first = att("p2", "a", passed=0)
+    return [att("p1", "a", passed=4), att("p1", "b", passed=1),
+            first, fix(first, 0, passed=4), att("p2", "b", passed=0),
+            att("p3", "a", passed=4), att("p3", "b", passed=4)]
+
+
+def test_write_and_load_round_trip_with_exactly_the_pair_columns(tmp_path):
+    mined = mine_pairs(_mixed(), cfg(keep_sft=True))
+    assert mined.by_kind == {"best_vs_worse": 1, "debug": 1, "sft": 1}
+    shard = write_pairs(mined.pairs, tmp_path / "pairs.jsonl")
+    assert shard.rows == 3
+    assert shard.read(Pair) == mined.pairs
+    first_row = json.loads((tmp_path / "pairs.jsonl").read_text().splitlines()[0])
+    assert tuple(first_row)[: len(PAIR_COLUMNS)] == PAIR_COLUMNS
+    assert "chosen_id" in first_row
+
+    data = load_pair_dataset(shard.path)
+    assert tuple(data.column_names) == PAIR_COLUMNS
+    assert sorted(data["kind"]) == ["best_vs_worse", "debug"]  # sft left out by default
+    want = [p for p in mined.pairs if p.kind != "sft"]
+    assert data["chosen"] == [p.chosen for p in want]
+    assert data["rejected_reward"] == [p.rejected_reward for p in want]
+
+    sft = load_pair_dataset(shard.path, kinds=("sft",))
+    assert sft["rejected"] == [""] and tuple(sft.column_names) == PAIR_COLUMNS
+
+
+def test_loading_a_file_without_pairs_says_why(tmp_path):
+    only_sft = mine_pairs([att(specialist="a", passed=4)], cfg(keep_sft=True)).pairs
+    write_pairs(only_sft, tmp_path / "sft.jsonl")
+    with pytest.raises(ValueError, match=r"1 sft.*no pairs were mined.*all fail"):
+        load_pair_dataset(tmp_path / "sft.jsonl")
+    write_pairs([], tmp_path / "empty.jsonl")
+    with pytest.raises(ValueError, match="no rows"):
+        load_pair_dataset(tmp_path / "empty.jsonl")
+    with pytest.raises(ValueError, match="subset"):
+        load_pair_dataset(tmp_path / "sft.jsonl", kinds=("chosen_only",))
+
+
+def test_run_alone_from_the_command_line(tmp_path, capsys):
+    attempts = tmp_path / "attempts.jsonl"
+    attempts.write_text("".join(a.model_dump_json() + "\n" for a in _mixed()))
+    main([str(attempts), "--out", str(tmp_path / "pairs.jsonl"), "--set", "pairs.keep_sft=true"])
+    out = capsys.readouterr().out
+    assert "3 rows" in out and "sft=1" in out and "dropped: all_failed=1\n" in out
+    assert len(load_pair_dataset(tmp_path / "pairs.jsonl")) == 2
