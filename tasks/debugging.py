@@ -24,7 +24,7 @@ from sandbox import Sandbox
 from tasks.caching import cached
 from tasks.config import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
 from tasks.execution import engine_failed, judge
-from tasks.generation import Backend, extract_program, render, used_response
+from tasks.generation import Backend, extract, render
 from tasks.problems import Problem
 from tasks.policy import Policy
 from tasks.records import Attempt, Shard, attempt_id, read_attempts, write_rows
@@ -64,14 +64,14 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
         fixes = []
         for failed, prompt, (text,) in zip(frontier, prompts, outs):
             problem = problems[failed.problem_id]
+            response, code = extract(problem.prompt, text, problem.entry_point,
+                                     specialist.prompt_style)
             fixes.append(Attempt(
                 id=attempt_id(problem.id, agent.name, specialist.name, failed.sample, turn),
                 problem_id=problem.id, cycle=failed.cycle, agent=agent.name,
                 specialist=specialist.name, sample=failed.sample, turn=turn, parent=failed.id,
                 policy_id=policy_id, prompt=prompt,
-                response=used_response(text, specialist.prompt_style),
-                code=extract_program(problem.prompt, text, problem.entry_point,
-                                     specialist.prompt_style)))
+                response=response, code=code))
         judged = judge(fixes, problems, box, sandbox_cfg)
         new.extend(judged)
         frontier = [a for a in judged if not a.ok]

@@ -27,7 +27,7 @@ from sandbox import Sandbox
 from tasks.caching import cached
 from tasks.config import EvaluationConfig, SamplingConfig, SandboxConfig
 from tasks.execution import engine_failed, judge
-from tasks.generation import Backend, Settings, extract_program, used_response
+from tasks.generation import Backend, Settings, extract
 from tasks.policy import Policy
 from tasks.problems import Problem
 from tasks.records import Attempt, Shard, write_json, write_rows
@@ -96,12 +96,12 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
     attempts = []
     for problem, prompt, g, s in zip(problems, prompts, greedy, sampled):
         for k, text in enumerate(g + s):
+            response, code = extract(problem.prompt, text, problem.entry_point, "completion")
             attempts.append(Attempt(
                 id=f"{problem.id}/eval/{'greedy' if k == 0 else f's{k - 1}'}",
                 problem_id=problem.id, cycle=0, agent="eval", specialist="none",
                 sample=k, turn=0, policy_id=policy_id, prompt=prompt,
-                response=used_response(text, "completion"),
-                code=extract_program(problem.prompt, text, problem.entry_point, "completion")))
+                response=response, code=code))
     judged = judge(attempts, {p.id: p for p in problems}, box, sandbox_cfg)
     if out_dir is not None:  # the candidates behind the score, for inspection
         write_rows(Path(out_dir) / "attempts.jsonl", judged)

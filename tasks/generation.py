@@ -61,35 +61,43 @@ def truncate_at_stops(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
 
 
-def extract_program(prompt: str, completion: str, entry_point: str, style: str) -> str:
-    """The whole candidate program from what the model wrote.
+def extract(prompt: str, completion: str, entry_point: str, style: str) -> tuple[str, str]:
+    """(response, program): the part of the model's output the program comes from (the training
+    target of a pair) and the whole candidate program.
 
-    completion style: prompt + body (cut at stops).  If the model instead opened a fenced block,
-    or restated the whole function, the block / restatement is used with the prompt's imports.
+    completion style: the body continuation cut at the first stop sequence (which include a
+    closing fence and "# Test" lines), when it is non-empty and prompt + body is valid Python, or
+    when there is no fenced block to fall back on. Otherwise the model opened a fenced block (or restated the function in
+    one): that block is the program, with the prompt's imports.
     chat style: the first fenced block that defines `entry_point` (else the first block, else the
-    raw text), with the prompt's imports and helper definitions prepended when it lacks them.
+    raw text), with the prompt's imports and helper definitions prepended.
     """
-    if style == "completion" and "```" not in completion:
-        return prompt + truncate_at_stops(completion)
-    blocks = [b for b in _FENCE.findall(completion) if b.strip()]
-    code = next((b for b in blocks if re.search(rf"\bdef\s+{re.escape(entry_point)}\s*\(", b)),
-                blocks[0] if blocks else completion)
-    if not re.search(rf"\bdef\s+{re.escape(entry_point)}\s*\(", code):
-        return prompt + truncate_at_stops(code)  # a bare body after all
-    return _prompt_preamble(prompt, entry_point) + code.strip() + "\n"
+    if style == "completion":
+        body = truncate_at_stops(completion)
+        if "```" not in completion or (body.strip() and _compiles(prompt + body)):
+            return body, prompt + body
+    defines = re.compile(rf"\bdef\s+{re.escape(entry_point)}\s*\(")
+    blocks = [m for m in _FENCE.finditer(completion) if m.group(1).strip()]
+    match = next((m for m in blocks if defines.search(m.group(1))), blocks[0] if blocks else None)
+    if match is None:
+        return completion, prompt + truncate_at_stops(completion)
+    response, code = completion[:match.end()], match.group(1)
+    if not defines.search(code):
+        return response, prompt + truncate_at_stops(code)  # a bare body after all
+    return response, _prompt_preamble(prompt, entry_point) + code.strip() + "\n"
 
 
-def used_response(completion: str, style: str) -> str:
-    """The part of the model's output a program is taken from: the training target of a pair.
+def extract_program(prompt: str, completion: str, entry_point: str, style: str) -> str:
+    """The whole candidate program from what the model wrote (see `extract`)."""
+    return extract(prompt, completion, entry_point, style)[1]
 
-    A body continuation is cut at the first stop sequence; a fenced answer ends at its closing
-    fence (explanations after it are not code and should not be learned as part of it).
-    """
-    if style == "completion" and "```" not in completion:
-        return truncate_at_stops(completion)
-    start = completion.find("```")
-    end = completion.find("```", start + 3) if start != -1 else -1
-    return completion[:end + 3] if end != -1 else completion
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<candidate>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _prompt_preamble(prompt: str, entry_point: str) -> str:

@@ -24,7 +24,7 @@ from prefect import task
 
 from tasks.caching import cached
 from tasks.config import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
-from tasks.generation import Backend, HFBackend, Settings, extract_program, render, used_response
+from tasks.generation import Backend, HFBackend, Settings, extract, render
 from tasks.policy import Policy, load_policy
 from tasks.problems import Problem
 from tasks.records import Attempt, Shard, attempt_id, digest, write_rows
@@ -66,12 +66,12 @@ def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: 
     attempts = []
     for problem, prompt, outs in zip(problems, prompts, completions):
         for k, text in enumerate(outs):
+            response, code = extract(problem.prompt, text, problem.entry_point, style)
             attempts.append(Attempt(
                 id=attempt_id(problem.id, agent.name, specialist.name, k, 0),
                 problem_id=problem.id, cycle=cycle, agent=agent.name,
                 specialist=specialist.name, sample=k, turn=0, policy_id=policy_id,
-                prompt=prompt, response=used_response(text, style),
-                code=extract_program(problem.prompt, text, problem.entry_point, style)))
+                prompt=prompt, response=response, code=code))
     return attempts
 
 

@@ -183,10 +183,13 @@ def train_task(pairs: Shard, policy: Policy, training: TrainingConfig, dtype: st
                out_dir: str) -> TrainResult:
     """A new adapter on this cycle's pairs. Not retried: a failure here is not transient. Run
     it again (resume the run) and it continues from its last checkpoint."""
-    from tasks.config import _digest
+    from tasks.records import digest
 
-    return train(pairs.path, policy, training, dtype, out_dir, seed, pairs_sha256=pairs.sha256,
-                 config_hash=_digest(training.model_dump(mode="json")))
+    config_hash = digest(training.model_dump(mode="json"))
+    # a directory per input: a finished adapter (or a checkpoint) of other inputs is never reused
+    where = Path(out_dir) / digest(pairs.sha256, policy.id, config_hash, dtype, seed)[:12]
+    return train(pairs.path, policy, training, dtype, where, seed, pairs_sha256=pairs.sha256,
+                 config_hash=config_hash)
 
 
 def main(argv: list[str] | None = None) -> None:

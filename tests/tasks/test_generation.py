@@ -85,3 +85,27 @@ def test_greedy_is_deterministic_and_independent_of_batching(tiny_backend):
     two = tiny_backend.generate(prompts, Settings(temperature=0.0, max_new_tokens=8,
                                                   batch_size=2))
     assert one == two
+
+
+def test_prose_after_a_closing_fence_is_cut_and_the_body_kept():
+    """What Qwen writes in completion style: the body, a stray fence, then an explanation."""
+    from tasks.generation import extract
+
+    text = ("    return math.pi * r * r\n\n# Test the function\nprint(area(1))\n```\n\n"
+            "This code snippet defines a function `area` that ...")
+    response, program = extract(PROMPT, text, "area", "completion")
+    assert response == "    return math.pi * r * r\n"
+    assert program == PROMPT + response
+    text = "    return math.pi * r * r\n```\nThe function uses ```math.pi```."
+    assert extract(PROMPT, text, "area", "completion")[1] == PROMPT + "    return math.pi * r * r\n"
+
+
+def test_a_fenced_answer_in_completion_style_gives_the_block_as_the_response():
+    from tasks.generation import extract
+
+    text = "\n```python\ndef area(r):\n    return 3.0 * r * r\n```\nDone."
+    response, program = extract(PROMPT, text, "area", "completion")
+    assert response == "\n```python\ndef area(r):\n    return 3.0 * r * r\n```"
+    assert program.startswith("import math\n") and program.endswith(
+        "def area(r):\n    return 3.0 * r * r\n")
+    assert "Done" not in program

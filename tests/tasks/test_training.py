@@ -1,0 +1,125 @@
+"""Training: trl's DPOTrainer with LoRA on the tiny model. The pair columns are the ones the
+trainer reads, a step changes the adapter, the manifest records the lineage, NF4 works on this CPU,
+and a training killed after a checkpoint resumes from it."""
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from tasks.config import load_config
+from tasks.pairs import PAIR_COLUMNS, Pair, load_pair_dataset, write_pairs
+from tasks.policy import TINY_BASE, base_policy
+
+PROMPT = 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n'
+
+
+def pairs_file(path: Path, n: int = 4):
+    pairs = [Pair(prompt=PROMPT.replace("add", f"add{i}"), chosen="    return a + b\n",
+                  rejected="    return a - b\n", problem_id=f"p{i}", kind="best_vs_worse",
+                  chosen_reward=1.0, rejected_reward=0.0, chosen_id=f"c{i}", rejected_id=f"r{i}")
+             for i in range(n)]
+    return write_pairs(pairs, path)
+
+
+@pytest.fixture
+def tiny_cfg():
+    cfg = load_config("tiny", ["training.checkpoint_steps=1",
+                               "training.dpo.gradient_accumulation_steps=1"])
+    return cfg
+
+
+def test_the_trainer_reads_the_columns_the_pairs_stage_writes(tmp_path, tiny_cfg):
+    """DPOTrainer tokenizes our dataset: prompt/chosen/rejected are the columns it consumes."""
+    from trl import DPOConfig, DPOTrainer
+
+    from tasks.policy import load_policy
+
+    shard = pairs_file(tmp_path / "pairs.jsonl")
+    dataset = load_pair_dataset(shard.path)
+    assert tuple(dataset.column_names) == PAIR_COLUMNS
+    model, tokenizer = load_policy(base_policy(TINY_BASE), dtype="float32")
+    args = DPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False,
+                     report_to="none", max_length=128)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
+                         processing_class=tokenizer,
+                         peft_config=__import__("peft").LoraConfig(r=2, task_type="CAUSAL_LM"))
+    tokenized = trainer.train_dataset.column_names
+    for column in ("prompt_ids", "chosen_ids", "rejected_ids"):
+        assert any(c.startswith(column.split("_")[0]) for c in tokenized), tokenized
+    row = trainer.train_dataset[0]
+    ids = [v for k, v in row.items() if k.startswith("prompt") and k.endswith("ids")][0]
+    assert tokenizer.decode(ids).startswith("def add0(")
+
+
+def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cfg):
+    import torch
+    from safetensors.torch import load_file
+
+    from tasks.training import train
+
+    shard = pairs_file(tmp_path / "pairs.jsonl")
+    policy = base_policy(TINY_BASE)
+    result = train(shard.path, policy, tiny_cfg.training, "float32", tmp_path / "train",
+                   pairs_sha256=shard.sha256, config_hash="cfg")
+    assert result.steps == 4 and result.pairs == 4
+    assert result.policy.adapters[:-1] == policy.adapters
+    assert result.policy.id != policy.id
+    weights = load_file(str(Path(result.adapter) / "adapter_model.safetensors"))
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert lora_b and any(torch.count_nonzero(w) > 0 for w in lora_b)  # B starts at zero
+    manifest = json.loads((Path(result.adapter) / "manifest.json").read_text())
+    assert manifest["parents"]["policy"] == policy.id
+    assert manifest["data"] == {"pairs": shard.path, "sha256": shard.sha256, "rows": 4}
+    assert manifest["config_hash"] == "cfg" and "trl" in manifest["versions"]
+    assert not (tmp_path / "train" / "checkpoints").exists()  # cleaned once complete
+    # the new policy's log-probabilities moved towards the chosen code
+    assert result.metrics["train_loss"] > 0
+
+
+class Kill(TrainerCallback):
+    """Stops the training once the checkpoint of step `after` is saved, as a kill would."""
+
+    def __init__(self, after):
+        self.after = after
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.after:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, tiny_cfg):
+    from tasks.training import train
+
+    shard = pairs_file(tmp_path / "pairs.jsonl")
+    policy = base_policy(TINY_BASE)
+    out = tmp_path / "train"
+    with pytest.raises(KeyboardInterrupt):
+        train(shard.path, policy, tiny_cfg.training, "float32", out, callbacks=[Kill(2)])
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (out / "adapter").exists()  # nothing half-written where the result goes
+    result = train(shard.path, policy, tiny_cfg.training, "float32", out)
+    assert result.resumed_from == "checkpoint-2" and result.steps == 4
+
+
+def test_nf4_quantized_base_trains_on_this_cpu(tmp_path, tiny_cfg):
+    from tasks.training import train
+
+    shard = pairs_file(tmp_path / "pairs.jsonl", n=2)
+    cfg = tiny_cfg.training.model_copy(update={"quantization": "nf4"})
+    first = train(shard.path, base_policy(TINY_BASE), cfg, "float32", tmp_path / "one")
+    # a second cycle on top: the previous adapter is merged, then quantized
+    second = train(shard.path, first.policy, cfg, "float32", tmp_path / "two")
+    assert len(second.policy.adapters) == 2 and second.steps == 2
+    assert not (tmp_path / "two" / "merged-previous-policy").exists()
+
+
+def test_bad_trainer_options_name_the_key(tmp_path, tiny_cfg):
+    from tasks.training import TrainingError, train
+
+    shard = pairs_file(tmp_path / "pairs.jsonl", n=1)
+    cfg = tiny_cfg.training.model_copy(update={"dpo": {**tiny_cfg.training.dpo,
+                                                       "no_such_option": 1}})
+    with pytest.raises(TrainingError, match="no_such_option"):
+        train(shard.path, base_policy(TINY_BASE), cfg, "float32", tmp_path / "t")
