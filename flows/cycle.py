@@ -127,7 +127,9 @@ def with_store(task_, run_dir: Path):
 # The flow
 
 
-@flow(name="cycle", flow_run_name="{run_id}-cycle-{cycle}", log_prints=True)
+# No `log_prints`: Prefect's patched print defeats dill's capture of stdout (datasets hashes the
+# trainer's map functions with it), and the log fills with disassembled bytecode.
+@flow(name="cycle", flow_run_name="{run_id}-cycle-{cycle}")
 def cycle_flow(config: Config, run_id: str, run_dir: str, cycle: int, current: Policy,
                best: Policy, memory_dir: str, memory_version: int) -> CycleResult:
     log = get_run_logger()

@@ -20,7 +20,7 @@ from tasks.problems import load_suite, select
 from tasks.records import digest, write_rows
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate")
 def evaluate_flow(config: str = "default", overrides: list[str] | None = None,
                   adapters: list[str] | None = None, suite: str | None = None,
                   n: int | None = None) -> EvalResult:

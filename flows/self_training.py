@@ -109,7 +109,7 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None) -> tup
     return run_id, run_dir, meta
 
 
-@flow(name="self-training", log_prints=True)
+@flow(name="self-training")
 def self_training(config: str = "default", overrides: list[str] | None = None,
                   start: str = "base", run_id: str | None = None) -> list[CycleResult]:
     """Open the run (or reopen it) and chain `run.cycles` cycles.

@@ -59,7 +59,8 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
         prompts = [debug_prompt(problems[a.problem_id], a, specialist, tokenizer)
                    for a in frontier]
         settings = settings_for(sampling, specialist.temperature, 1,
-                                seed_for(agent, specialist.name, frontier[0].cycle, turn))
+                                seed_for(agent, specialist.name, frontier[0].cycle, turn),
+                                specialist.prompt_style)
         outs = backend.generate(prompts, settings)
         fixes = []
         for failed, prompt, (text,) in zip(frontier, prompts, outs):

@@ -88,7 +88,7 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
         raise ValueError("no evaluation problems: check problems.eval and problems.eval_n")
     prompts = [p.prompt for p in problems]
     base = dict(max_new_tokens=sampling.max_new_tokens, top_p=sampling.top_p, seed=EVAL_SEED,
-                batch_size=sampling.batch_size)
+                batch_size=sampling.batch_size, stop_early=True)
     greedy = backend.generate(prompts, Settings(temperature=0.0, n=1, **base))
     sampled = (backend.generate(prompts, Settings(temperature=cfg.temperature, n=cfg.n_samples,
                                                   **base))

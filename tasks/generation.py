@@ -36,6 +36,9 @@ class Settings:
     top_p: float = 0.95
     seed: int = 0
     batch_size: int = 8
+    # stop a sequence once its body is complete (see `body_complete`): completion style only, a
+    # chat answer ends with the end-of-turn token on its own
+    stop_early: bool = False
 
 
 class Backend(Protocol):
@@ -90,6 +93,20 @@ def extract(prompt: str, completion: str, entry_point: str, style: str) -> tuple
 def extract_program(prompt: str, completion: str, entry_point: str, style: str) -> str:
     """The whole candidate program from what the model wrote (see `extract`)."""
     return extract(prompt, completion, entry_point, style)[1]
+
+
+def body_complete(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> bool:
+    """Whether a completion-style continuation is finished: a fenced answer has closed its block;
+    a body continuation has hit a stop sequence after some code. Generation stops there instead
+    of writing tests and explanations up to `max_new_tokens` that `extract` would cut anyway."""
+    head = text.lstrip()
+    if head.startswith("```"):
+        return "```" in head[3:]
+    for stop in stops:
+        i = text.find(stop)
+        if i > 0 and text[:i].strip():
+            return True
+    return False
 
 
 def _compiles(source: str) -> bool:
@@ -177,6 +194,9 @@ class HFBackend:
             torch.manual_seed(settings.seed * 1_000_003 + start)
             kwargs = dict(max_new_tokens=settings.max_new_tokens,
                           pad_token_id=self.tokenizer.pad_token_id)
+            if settings.stop_early:
+                kwargs.update(stopping_criteria=_stop_when_complete(self.tokenizer,
+                                                                    enc.input_ids.shape[1]))
             if greedy:
                 kwargs.update(do_sample=False)
             else:
@@ -188,3 +208,17 @@ class HFBackend:
             for (i, _), row in zip(batch, new):
                 out[i].append(self.tokenizer.decode(row, skip_special_tokens=True))
         return out
+
+
+def _stop_when_complete(tokenizer, prompt_length: int):
+    """A transformers stopping criterion: per sequence, `body_complete` on what it wrote."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class BodyComplete(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, prompt_length:], skip_special_tokens=True)
+            return torch.tensor([body_complete(t) for t in texts], dtype=torch.bool,
+                                device=input_ids.device)
+
+    return StoppingCriteriaList([BodyComplete()])

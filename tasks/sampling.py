@@ -41,9 +41,11 @@ def seed_for(agent: AgentConfig, specialist: str, cycle: int, turn: int = 0) -> 
     return int(digest("seed", agent.seed, specialist, cycle, turn), 16) % (2 ** 31)
 
 
-def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int) -> Settings:
+def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
+                 style: str = "completion") -> Settings:
     return Settings(temperature=temperature, n=n, max_new_tokens=cfg.max_new_tokens,
-                    top_p=cfg.top_p, seed=seed, batch_size=cfg.batch_size)
+                    top_p=cfg.top_p, seed=seed, batch_size=cfg.batch_size,
+                    stop_early=style == "completion")
 
 
 def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: str,
@@ -61,7 +63,7 @@ def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: 
                       examples=examples[i] if examples is not None else ())
                for i, p in enumerate(problems)]
     settings = settings_for(cfg, specialist.temperature, cfg.samples_per_specialist,
-                            seed_for(agent, specialist.name, cycle))
+                            seed_for(agent, specialist.name, cycle), style)
     completions = backend.generate(prompts, settings)
     attempts = []
     for problem, prompt, outs in zip(problems, prompts, completions):

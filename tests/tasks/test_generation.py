@@ -109,3 +109,26 @@ def test_a_fenced_answer_in_completion_style_gives_the_block_as_the_response():
     assert program.startswith("import math\n") and program.endswith(
         "def area(r):\n    return 3.0 * r * r\n")
     assert "Done" not in program
+
+
+def test_a_body_is_complete_at_a_stop_after_code_or_when_its_fence_closes():
+    from tasks.generation import body_complete
+
+    assert not body_complete("    return 1")
+    assert body_complete("    return 1\n\ndef other():")
+    assert not body_complete("\ndef f():")  # a stop before any code is not an end
+    assert not body_complete("```python\ndef f():\n    return 1\n")
+    assert body_complete("```python\ndef f():\n    return 1\n```")
+
+
+def test_early_stopping_gives_what_extraction_would_keep(tiny_backend):
+    """Stopping at a complete body changes nothing that `extract` keeps."""
+    from tasks.generation import extract
+
+    prompts = [PROMPT, 'def f(x):\n    """Return x."""\n']
+    full = tiny_backend.generate(prompts, Settings(temperature=0.0, n=1, max_new_tokens=48))
+    early = tiny_backend.generate(prompts, Settings(temperature=0.0, n=1, max_new_tokens=48,
+                                                    stop_early=True))
+    for prompt, (a,), (b,) in zip(prompts, full, early):
+        assert len(b) <= len(a)
+        assert extract(prompt, a, "area", "completion") == extract(prompt, b, "area", "completion")
