@@ -70,12 +70,13 @@ def start_policy(cfg: Config, start: str) -> Policy:
     return base_policy(cfg.policy.base)
 
 
-def run_id_for(cfg: Config, policy: Policy) -> str:
-    return f"{cfg.run.name}-{digest(cfg.hash(), policy.id)[:8]}"
+def run_id_for(cfg: Config, policy: Policy, day: str | None = None) -> str:
+    """`<name>-<hash of config and start policy>`, or `<name>-<day>-<hash>` for a nightly run."""
+    return "-".join([cfg.run.name] + ([day] if day else []) + [digest(cfg.hash(), policy.id)[:8]])
 
 
-def open_run(cfg: Config, start: str = "base", run_id: str | None = None) -> tuple[str, Path,
-                                                                                     dict]:
+def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
+             day: str | None = None) -> tuple[str, Path, dict]:
     """Create the run (or reopen it): its id, directory and `run.json`.
 
     Reopening checks the configuration is the one the run was created with: a run is one
@@ -90,10 +91,10 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None) -> tup
                            f"`autodidact resume {run_id}`, or start a new run")
         return run_id, store / run_id, meta
     policy = start_policy(cfg, start)
-    run_id = run_id or run_id_for(cfg, policy)
+    run_id = run_id or run_id_for(cfg, policy, day)
     run_dir = store / run_id
     if (run_dir / "run.json").exists():
-        return open_run(cfg, start, run_id)
+        return open_run(cfg, start, run_id, day)
     from tasks.memory import Memory
 
     memory_dir = store / "memory"
@@ -111,15 +112,24 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None) -> tup
 
 @flow(name="self-training")
 def self_training(config: str = "default", overrides: list[str] | None = None,
-                  start: str = "base", run_id: str | None = None) -> list[CycleResult]:
+                  start: str = "base", run_id: str | None = None,
+                  nightly: bool = False) -> list[CycleResult]:
     """Open the run (or reopen it) and chain `run.cycles` cycles.
 
     config: a preset name or a YAML path; overrides: `section.key=value` strings; start: 'base'
-    or 'promoted'; run_id: reopen this run (what `autodidact resume` passes).
+    or 'promoted'; run_id: reopen this run (what `autodidact resume` passes); nightly: put the
+    scheduled day in the run id, so each night is a new run even when nothing was promoted, and a
+    retry of a night's flow run resumes that night.
     """
     log = get_run_logger()
     cfg = load_config(config, tuple(overrides or ()))
-    run_id, run_dir, meta = open_run(cfg, start, run_id)
+    day = None
+    if nightly:
+        from prefect.runtime import flow_run
+
+        scheduled = flow_run.scheduled_start_time
+        day = scheduled.strftime("%Y%m%d") if scheduled else None
+    run_id, run_dir, meta = open_run(cfg, start, run_id, day)
     log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
     current = best = Policy.model_validate(meta["start_policy"])
     best_score: float | None = None

@@ -21,6 +21,7 @@ Run alone: `python -m tasks.training PAIRS.jsonl OUT_DIR --config tiny`.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -97,6 +98,9 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     run to show that it resumes).
     """
     _offline()
+    # bitsandbytes warns at import that an optional CPU kernel package is missing; NF4 works
+    # without it (measured), so the warning is noise in every training log
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from peft import LoraConfig
     from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig, DPOTrainer

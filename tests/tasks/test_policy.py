@@ -68,17 +68,22 @@ def test_default_model_manifest_pins_its_source():
 @pytest.mark.docker
 @pytest.mark.model
 def test_default_model_loads_offline_and_writes_passing_code(sandbox, monkeypatch):
-    from sandbox import Request
-    from tasks.generation import HFBackend, Settings, extract_program
+    """The sampling and execution stages on the real default model: a few short HumanEval
+    problems, one specialist, greedy; at least one candidate passes in the sandbox."""
+    from tasks.config import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
+    from tasks.execution import judge
     from tasks.problems import load_humaneval
+    from tasks.sampling import open_backend, sample
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    backend = HFBackend(*load_policy(base_policy(DEFAULT_BASE)))
+    policy = base_policy(DEFAULT_BASE)
+    backend = open_backend(policy, "bfloat16")
     problems = {p.id: p for p in load_humaneval()}
     chosen = [problems[i] for i in ("HumanEval/23", "HumanEval/28", "HumanEval/53")]  # short ones
-    completions = backend.generate([p.prompt for p in chosen],
-                                   Settings(temperature=0.0, max_new_tokens=48, batch_size=3))
-    requests = [Request(p.id, extract_program(p.prompt, c[0], p.entry_point, "completion"),
-                        p.tests, p.entry_point, 10.0) for p, c in zip(chosen, completions)]
-    verdicts = sandbox.run(requests)
-    assert any(v.ok for v in verdicts), [(v.id, v.status, v.feedback) for v in verdicts]
+    specialist = SpecialistConfig(name="careful", temperature=0.0,
+                                  system_prompt="You are a careful Python programmer.")
+    attempts = sample(chosen, backend, backend.tokenizer, policy.id,
+                      AgentConfig(name="A", policy="current", seed=0), specialist,
+                      SamplingConfig(max_new_tokens=64, batch_size=3), cycle=1)
+    judged = judge(attempts, problems, sandbox, SandboxConfig())
+    assert any(a.ok for a in judged), [(a.id, a.status, a.feedback) for a in judged]
