@@ -164,14 +164,17 @@ def print_cycle(r, out=sys.stdout) -> None:
     p(f"evaluation ({before.suite}, {before.problems} problems), greedy pass@1: before "
       f"{before.pass1_greedy:.3f}, after "
       + (f"{r.eval_after.pass1_greedy:.3f}" if r.eval_after else "- (not trained)"))
-    p(f"promotion:            {'PROMOTED' if r.promoted else 'not promoted'}: {r.decision}")
+    p(f"promotion:            {'PROMOTED' if r.promoted else 'not promoted'}")
+    p(f"  why:                {r.decision}")
     p(f"files:                {r.directory}")
 
 
 def _run_flow(config: str, overrides: list[str], start: str = "base",
               run_id: str | None = None) -> int:
     from flows.server import ensure_server
+    from tasks.config import load_config
 
+    load_config(config, overrides)  # a bad config is refused before any server starts
     _quiet_libraries()
     ensure_server()
     from flows.self_training import self_training
@@ -212,7 +215,9 @@ def cmd_resume(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from flows.server import ensure_server
+    from tasks.config import load_config
 
+    load_config(args.config, args.set)
     _quiet_libraries()
     ensure_server()
     from flows.evaluate import evaluate_flow

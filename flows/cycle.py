@@ -191,7 +191,7 @@ def cycle_flow(config: Config, run_id: str, run_dir: str, cycle: int, current: P
             after, before, cfg.evaluation.tolerance, str(here / "promote"))
         promoted, reason = decision.promoted, decision.reason
     else:
-        promoted, reason = False, "no pairs were mined, so nothing was trained: kept the policy"
+        promoted, reason = False, "no trainable pairs were mined, so nothing was trained"
 
     result = CycleResult(
         run_id=run_id, cycle=cycle, started_from=current,

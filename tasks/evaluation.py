@@ -136,9 +136,9 @@ def decide(new: EvalResult, previous: EvalResult, tolerance: float) -> Decision:
     if new.policy_id == previous.policy_id:
         promoted, reason = False, "training left the policy unchanged: nothing to promote"
     elif promoted:
-        reason = "promoted: not worse beyond the tolerance: " + comparison
+        reason = "not worse than the previous policy beyond the tolerance: " + comparison
     else:
-        reason = "kept the previous policy: the new one is worse beyond the tolerance: " \
+        reason = "worse than the previous policy beyond the tolerance, which is kept: " \
                  + comparison
     return Decision(promoted=promoted, reason=reason, new_policy=new.policy_id,
                     previous_policy=previous.policy_id, new_pass1=new.pass1_greedy,

@@ -5,7 +5,8 @@ One run goes through three lives, as a failed night does:
   1. training fails (its directory cannot be created: a disk problem) and the flow fails;
   2. the run is resumed: sampling, execution, debug, memory and pairs come from the cache, training
      runs, and the two cycles finish;
-  3. run once more: every task is served from the cache, nothing re-runs.
+  3. resumed once more from the run's own config.yaml (`autodidact resume`): every task is
+     served from the cache, nothing re-runs.
 """
 
 import json
@@ -79,8 +80,8 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     if one.promoted:  # the store remembers it, for the next night
         assert (tmp_path / "promoted.jsonl").read_text().count(run_id) >= 1
 
-    # 3. the same run again: nothing re-runs
-    again = self_training(config=str(toy / "toy.yaml"), overrides=overrides)
+    # 3. the same run again, as `autodidact resume RUN` does it: nothing re-runs
+    again = self_training(config=str(run_dir / "config.yaml"), run_id=run_id)
     assert [r.model_dump() for r in again] == [r.model_dump() for r in results]
     for cycle in (1, 2):
         states = task_states(f"{run_id}-cycle-{cycle}")
