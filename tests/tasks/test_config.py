@@ -45,7 +45,7 @@ def test_default_preset_is_the_nightly_workload():
     assert config.policy.base == "qwen2.5-coder-0.5b-instruct"
     assert config.policy.dtype == "bfloat16"
     assert config.run.cycles == 1
-    assert (config.problems.train, config.problems.train_n) == ("mbpp", None)
+    assert (config.problems.train, config.problems.train_n) == ("mbpp", 128)  # a night on 2 cores
     assert (config.problems.eval, config.problems.eval_n) == ("humaneval", None)
     assert [a.name for a in config.sampling.agents] == ["A", "B"]
     assert [(s.name, s.temperature) for s in config.sampling.specialists] == [
@@ -62,6 +62,7 @@ def test_default_preset_spells_out_the_built_in_defaults():
     from_file = load_config("default").model_dump()
     built_in = Config().model_dump()
     built_in["sampling"]["samples_per_specialist"] = 2
+    built_in["problems"].update(train_n=128, train_seed=0)
     assert from_file == built_in
 
 
