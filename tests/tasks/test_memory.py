@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tasks.memory import EMBEDDER, Embedder, Memory, MemoryError, normalize_code
+from tasks.memory import EMBEDDER, Embedder, Memory, MemoryStoreError, normalize_code
 from tasks.problems import Problem
 from tasks.records import Attempt, attempt_id
 
@@ -54,7 +54,7 @@ def test_embedder_gives_unit_vectors_and_refuses_unknown_names():
     vectors = Embedder().embed(["reverse a string", "sum a list of numbers"])
     assert [len(v) for v in vectors] == [384, 384]
     assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-5) for v in vectors)
-    with pytest.raises(MemoryError, match=EMBEDDER):  # the message names the one that works
+    with pytest.raises(MemoryStoreError, match=EMBEDDER):  # the message names the one that works
         Embedder("all-mpnet-base-v2")
 
 
@@ -72,9 +72,9 @@ def test_episodes_written_twice_stay_one_row_each(tmp_path):
 def test_attempt_without_verdict_is_refused(tmp_path):
     memory = Memory(tmp_path / "mem")
     fresh = attempt(SUM, SUM_CODE, status=None)
-    with pytest.raises(MemoryError, match="sum/A/logical/s0/t0"):
+    with pytest.raises(MemoryStoreError, match="sum/A/logical/s0/t0"):
         memory.write_episodes([attempt(REVERSE, REVERSE_CODE), fresh], run="r1")
-    with pytest.raises(MemoryError, match="sum/A/logical/s0/t0"):
+    with pytest.raises(MemoryStoreError, match="sum/A/logical/s0/t0"):
         memory.consolidate([attempt(REVERSE, REVERSE_CODE), fresh], PROBLEMS, "r1", set())
     assert memory.count("episodes") == 0 and memory.count("semantic") == 0
 
@@ -108,9 +108,9 @@ def test_consolidation_keeps_passing_code_once(tmp_path):
 def test_evaluation_problems_never_enter_memory(tmp_path):
     memory = Memory(tmp_path / "mem")
     attempts = [attempt(REVERSE, REVERSE_CODE), attempt(EVAL, "def f(x):\n    return x\n")]
-    with pytest.raises(MemoryError, match="HumanEval/0"):
+    with pytest.raises(MemoryStoreError, match="HumanEval/0"):
         memory.consolidate(attempts, PROBLEMS, "r1", eval_ids=frozenset({"HumanEval/0"}))
-    with pytest.raises(MemoryError, match="missing"):  # a problem we were not given
+    with pytest.raises(MemoryStoreError, match="missing"):  # a problem we were not given
         memory.consolidate([attempt(REVERSE.model_copy(update={"id": "missing"}), REVERSE_CODE)],
                            PROBLEMS, "r1", eval_ids=set())
     assert memory.count("episodes") == 0 and memory.count("semantic") == 0
@@ -132,7 +132,7 @@ def test_retrieve_nearest_first_without_own_problem_and_as_of_a_version(tmp_path
     # Read as of the first consolidation: the sum memory did not exist yet.
     assert memory.retrieve([QUERY_SUM], k=2, version=first.version) == [[REVERSE_CODE]]
     assert memory.retrieve([QUERY_SUM], k=2, version=0) == [[]]
-    with pytest.raises(MemoryError, match="no version 999"):
+    with pytest.raises(MemoryStoreError, match="no version 999"):
         memory.retrieve([QUERY_SUM], k=2, version=999)
 
 
