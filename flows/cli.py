@@ -129,6 +129,11 @@ def cmd_model_provision(args) -> int:
 
 
 def _quiet_libraries() -> None:
+    import warnings
+
+    # transformers 5 renamed gradient checkpointing and warns whenever trl or generate asks
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated",
+                            category=FutureWarning)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")

@@ -50,15 +50,30 @@ class Backend(Protocol):
 # Cutting and extracting
 
 
-def truncate_at_stops(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
-    """Cut a completion-style continuation at the first stop sequence (top-level code after the
-    function: another def, a main block, prints, tests)."""
-    cut = len(text)
+# A line starting at column 0 that is not a comment: whatever it is ("X = [1, 2]", a call, a
+# fence), it is not part of the function body the model was asked to continue.
+_TOP_LEVEL = re.compile(r"\n(?=[^\s#])")
+
+
+def _stops_in(text: str, stops: Sequence[str]):
+    """Where a body continuation may end: the first of each stop sequence, and every line that
+    starts at column 0 (other than a comment)."""
     for stop in stops:
         i = text.find(stop)
         if i != -1:
-            cut = min(cut, i)
-    return text[:cut].rstrip() + "\n"
+            yield i
+    for match in _TOP_LEVEL.finditer(text):
+        yield match.start()
+
+
+def truncate_at_stops(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
+    """Cut a completion-style continuation where the function body ends: at the first stop
+    sequence or top-level line (another def, a main block, prints, tests, example usage)."""
+    cut = min(_stops_in(text, stops), default=len(text))
+    lines = text[:cut].rstrip().split("\n")
+    while len(lines) > 1 and lines[-1].startswith("#"):  # a heading of what was cut
+        lines.pop()
+    return "\n".join(lines).rstrip() + "\n"
 
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
@@ -102,11 +117,7 @@ def body_complete(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> bool:
     head = text.lstrip()
     if head.startswith("```"):
         return "```" in head[3:]
-    for stop in stops:
-        i = text.find(stop)
-        if i > 0 and text[:i].strip():
-            return True
-    return False
+    return any(i > 0 and text[:i].strip() for i in _stops_in(text, stops))
 
 
 def _compiles(source: str) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -117,20 +118,26 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     checkpoints = out / CHECKPOINTS
-    try:
-        args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
-                         gradient_checkpointing=False, report_to="none", seed=seed,
-                         logging_steps=1, save_total_limit=2, **cfg.dpo_kwargs())
-    except (TypeError, ValueError) as exc:
-        raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the key "
-                            "in your config (see tasks/config.py, TrainingConfig.dpo)") from exc
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=lora,
-                         callbacks=list(callbacks) or None)
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    output = trainer.train(resume_from_checkpoint=resume)
+    with warnings.catch_warnings():
+        # trl turns gradient checkpointing on by default and transformers 5 renamed the flag:
+        # switching it off (it is slower on the CPU) warns on every run, to no purpose
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated",
+                                category=FutureWarning)
+        try:
+            args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
+                             gradient_checkpointing=False, report_to="none", seed=seed,
+                             logging_steps=1, save_total_limit=2, **cfg.dpo_kwargs())
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the "
+                                "key in your config (see tasks/config.py, TrainingConfig.dpo)"
+                                ) from exc
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
+        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
+                             processing_class=tokenizer, peft_config=lora,
+                             callbacks=list(callbacks) or None)
+        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        output = trainer.train(resume_from_checkpoint=resume)
 
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     last = logs[-1] if logs else {}

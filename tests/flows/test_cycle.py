@@ -107,3 +107,25 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     for what in ("summary", "pass-rates", "pairs", "evaluation", "promotion"):
         assert f"{key}-cycle-1-{what}" in keys
     assert results[0].memory is None and results[0].fixed_by_debug == 0
+
+
+def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):
+    from flows.evaluate import evaluate_flow
+    from tasks.policy import base_policy
+
+    overrides = [f"run.store={tmp_path}"]
+    state = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides, return_state=True)
+    result = state.result()
+    assert result.problems == 2 and result.suite.endswith("eval.jsonl")
+    assert result.policy_id == base_policy(str(toy / "model")).id
+    assert set(result.pass_at_k) == {1, 2}
+    assert (tmp_path / "evaluations").is_dir()
+    # on the training suite instead, one problem
+    other = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides,
+                          suite=str(toy / "train.jsonl"), n=1)
+    assert other.problems == 1
+    failed = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides,
+                           adapters=[str(tmp_path)], return_state=True)
+    assert failed.is_failed()
+    with pytest.raises(FileNotFoundError, match="not a LoRA adapter directory"):
+        failed.result()

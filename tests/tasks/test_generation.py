@@ -132,3 +132,11 @@ def test_early_stopping_gives_what_extraction_would_keep(tiny_backend):
     for prompt, (a,), (b,) in zip(prompts, full, early):
         assert len(b) <= len(a)
         assert extract(prompt, a, "area", "completion") == extract(prompt, b, "area", "completion")
+
+
+def test_top_level_example_code_after_the_body_is_cut():
+    """What made a real candidate fail: example usage cut off by max_new_tokens."""
+    text = ("    return x * 2\n\n# Example usage\nX = [1, 2\n")
+    assert truncate_at_stops(text) == "    return x * 2\n"
+    body = "    # a comment\n    y = 1\n# a top-level comment is fine\n    return y\n"
+    assert truncate_at_stops(body) == body  # only code at column 0 ends the body
