@@ -1,7 +1,8 @@
 """Evaluate any policy on any suite: `autodidact evaluate`, or the `evaluate` deployment.
 
 The policy is `policy.base` plus the adapters given (oldest first), e.g. the adapter a cycle wrote
-to `<store>/<run>/cycle-<n>/train/adapter`. The suite is `problems.eval` unless one is given. The
+to `<store>/<run>/cycle-<n>/train/<inputs hash>/adapter` (its path is also in the cycle's
+`summary.json`, under `trained.adapters`). The suite is `problems.eval` unless one is given. The
 result (and every judged candidate) goes to `<store>/evaluations/<policy id>-<problems hash>/`,
 and the task is content-keyed like the cycle's: evaluating the same policy on the same problems
 twice is served from the cache.
@@ -30,8 +31,8 @@ def evaluate_flow(config: str = "default", overrides: list[str] | None = None,
     for adapter in adapters or ():
         if not (Path(adapter) / "adapter_config.json").exists():
             raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no "
-                                    "adapter_config.json): give a cycle's train/adapter "
-                                    "directory")
+                                    "adapter_config.json): give the adapter directory a "
+                                    "cycle's training wrote (summary.json: trained.adapters)")
         policy = policy.with_adapter(Path(adapter).resolve())
     suite = suite or cfg.problems.eval
     problems = select(load_suite(suite), n or cfg.problems.eval_n, cfg.problems.eval_seed)
