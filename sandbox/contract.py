@@ -3,11 +3,14 @@
 A request is one candidate program with its tests:
 
     {"id": "HumanEval/0", "code": "<full program>", "tests": "def check(candidate): ...",
-     "entry_point": "has_close_elements", "timeout_s": 10}
+     "entry_point": "has_close_elements", "timeout_s": 10, "context": "<trusted code>"}
 
 `code` is the whole candidate program (prompt + completion); `tests` defines `check(candidate)`,
 and every `assert` inside it is one test case.  `timeout_s` (optional, default 10) bounds the
-whole evaluation of that request: loading the program and running every case.
+whole evaluation of that request: loading the program and running every case.  `context`
+(optional) is trusted code the judge executes itself before the tests, typically the helper
+functions a problem's prompt defines (HumanEval's `poly`, `encode_cyclic`): names the tests use
+from it are bound from it, never from the candidate program.
 
 A verdict answers one request, in the same order:
 
@@ -16,7 +19,10 @@ A verdict answers one request, in the same order:
 
 status is one of: passed (every case ran and held), failed (the program loaded, some case did not
 hold), error (the program raised while loading, lacks the entry point, crashed or exited),
-syntax_error, timeout, resource_exceeded (memory, file size or value size limits).  `feedback` is
+syntax_error, timeout, resource_exceeded (memory, file size or value size limits), and
+sandbox_error: the sandbox itself failed (a runner that stopped answering twice, a process it
+could not confine); never the candidate's fault, and never trained on (tasks/execution.py raises).
+`passed` counts only cases that ran to the end: a verdict other than passed has passed < total.  `feedback` is
 what self-debug shows the model: exception type and message, the tail of the traceback inside the
 candidate's code, and the call that failed, never the expected value.
 """
@@ -28,7 +34,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded")
+STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded",
+            "sandbox_error")
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 600.0
 
@@ -44,6 +51,7 @@ class Request:
     tests: str
     entry_point: str
     timeout_s: float = DEFAULT_TIMEOUT_S
+    context: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -75,7 +83,7 @@ def make_request(obj: object, where: str) -> Request:
     """Validate one decoded request object; `where` names it in errors (e.g. 'requests.jsonl:3')."""
     if not isinstance(obj, dict):
         raise RequestError(f"{where}: a request must be a JSON object, got {type(obj).__name__}")
-    known = {"id", "code", "tests", "entry_point", "timeout_s"}
+    known = {"id", "code", "tests", "entry_point", "timeout_s", "context"}
     unknown = sorted(set(obj) - known)
     if unknown:
         raise RequestError(f"{where}: unknown field(s) {unknown}; a request has {sorted(known)}")
@@ -94,7 +102,17 @@ def make_request(obj: object, where: str) -> Request:
         raise RequestError(f"{where}: field 'timeout_s' must be a number in (0, {MAX_TIMEOUT_S:g}]"
                            f", got {timeout!r}")
     check_tests(obj["tests"], where)
-    return Request(obj["id"], obj["code"], obj["tests"], obj["entry_point"], float(timeout))
+    context = obj.get("context", "")
+    if not isinstance(context, str):
+        raise RequestError(f"{where}: field 'context' must be a string, "
+                           f"got {type(context).__name__}")
+    try:
+        compile(context, "<context>", "exec")
+    except SyntaxError as exc:
+        raise RequestError(f"{where}: field 'context' is not valid Python: {exc.msg} "
+                           f"(line {exc.lineno})") from None
+    return Request(obj["id"], obj["code"], obj["tests"], obj["entry_point"], float(timeout),
+                   context)
 
 
 def check_tests(tests: str, where: str) -> None:

@@ -5,12 +5,15 @@
 
 Or in one call: `execute(requests)`.  From the shell: `autodidact sandbox exec REQUESTS.jsonl`.
 
-Isolation of the container: no network, read-only root file system, a size-capped tmpfs at /tmp,
-memory / pids / CPU limits, every capability dropped, no-new-privileges, an unprivileged user
-(uid 10001), and nothing of the host mounted but the runner file itself (read-only).  Inside, the
-runner (sandbox/runner.py, standard library only) judges each candidate in its own process with
-rlimits, a seccomp filter and a deadline, several at once; see its docstring for how a verdict is
-reached.
+The container: no network, read-only root file system, memory / pids / CPU limits, every
+capability dropped but the five the runner needs to confine candidates (RUNNER_CAPABILITIES),
+no-new-privileges, runtime runc or gVisor's runsc, and nothing of the host mounted but the runner
+package (read-only).  Inside, the runner (sandbox/runner/, standard library only) gives each
+worker slot its own uid, CPU and fork server and each request private namespaces; see its package
+docstring for who is who and how a verdict is reached.
+
+The host bounds every batch by wall clock (`Sandbox.budget_s`): a runner that stops answering is
+killed with its container and the requests it did not judge are judged again in a fresh one.
 
 Never one container per candidate (~0.4 s each): a batch costs one exec (~0.1 s) plus a few
 milliseconds per candidate.
@@ -24,12 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from sandbox.contract import Request, Verdict, verdict_from_json
+from sandbox.contract import STATUSES, Request, Verdict, verdict_from_json
 from sandbox.image import IMAGE_TAG
 
-RUNNER_HOST_PATH = Path(__file__).resolve().with_name("runner.py")
-RUNNER_IN_CONTAINER = "/opt/autodidact/runner.py"
-SANDBOX_USER = "10001:10001"
+RUNNER_HOST_PATH = Path(__file__).resolve().with_name("runner")
+RUNNER_IN_CONTAINER = "/opt/autodidact/runner"
+RUNNER_COMMAND = ["python3", "-I", "-S", "-B", "-c",
+                  "import sys; sys.path.insert(0, '/opt/autodidact'); "
+                  "from runner.__main__ import main; sys.exit(main(sys.argv[1:]))"]
+# What the runner (root inside the container) may do, and nothing else: hand out uids (SETUID,
+# SETGID), build each request's private namespaces and tmpfs (SYS_ADMIN) and loopback
+# (NET_ADMIN), and stop judges of other uids (KILL).  Candidates drop every capability.
+RUNNER_CAPABILITIES = ["SETUID", "SETGID", "SYS_ADMIN", "NET_ADMIN", "KILL"]
+RUNTIMES = ("runc", "runsc")
+HOST_MARGIN_S = 15.0  # a batch's host-side budget beyond its worst case (start, fork servers)
 
 
 class SandboxError(RuntimeError):
@@ -47,11 +58,11 @@ class Limits:
     fsize_mb: int = 16
     """Largest file one candidate may write."""
     nproc: int = 64
-    """Processes all candidates together may run (RLIMIT_NPROC of the sandbox user)."""
+    """Processes and threads one request may run (RLIMIT_NPROC of its slot's uid)."""
     nofile: int = 64
     """Open file descriptors of one candidate."""
     tmpfs_mb: int = 64
-    """Size of the container's writable /tmp (shared by the batch, swept after each candidate)."""
+    """Size of each request's private /tmp, and again of its private /dev/shm."""
 
     def __post_init__(self):
         for name in ("workers", "memory_mb", "fsize_mb", "nproc", "nofile", "tmpfs_mb"):
@@ -62,7 +73,7 @@ class Limits:
     def runner_args(self) -> list[str]:
         return ["--workers", str(self.workers), "--memory-mb", str(self.memory_mb),
                 "--fsize-mb", str(self.fsize_mb), "--nproc", str(self.nproc),
-                "--nofile", str(self.nofile)]
+                "--nofile", str(self.nofile), "--tmpfs-mb", str(self.tmpfs_mb)]
 
 
 def connect():
@@ -81,14 +92,28 @@ def connect():
             f"Generated code is never run outside the sandbox.") from None
 
 
+class RunnerLost(Exception):
+    """The runner stopped answering (or its stream broke) before every verdict arrived."""
+
+    def __init__(self, cause: str, verdicts: list[Verdict]):
+        super().__init__(cause)
+        self.cause, self.verdicts = cause, verdicts
+
+
 class Sandbox:
     """A running sandbox container. Use as a context manager; `run` judges batches."""
 
-    def __init__(self, limits: Limits | None = None, image: str = IMAGE_TAG):
+    def __init__(self, limits: Limits | None = None, image: str = IMAGE_TAG,
+                 runtime: str = "runc"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"sandbox runtime must be one of {RUNTIMES}, got {runtime!r}")
         self.limits = limits or Limits()
         self.image = image
+        self.runtime = runtime
         self.client = None
         self.container = None
+        self.restarts = 0  # containers replaced because a runner stopped answering
+        self.last_runner_error = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "Sandbox":
@@ -108,26 +133,38 @@ class Sandbox:
             raise SandboxError(f"The sandbox image {self.image} is missing: run "
                                f"`autodidact sandbox build` (or `make setup`).") from None
         lim = self.limits
-        self.container = self.client.containers.run(
-            self.image,
-            ["python3", "-I", "-S", "-B", RUNNER_IN_CONTAINER, "init"],
-            detach=True,
-            user=SANDBOX_USER,
-            network_mode="none",
-            read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={lim.tmpfs_mb}m,mode=1777"},
-            mem_limit=f"{lim.workers * lim.memory_mb + 512}m",
-            memswap_limit=f"{lim.workers * lim.memory_mb + 512}m",
-            pids_limit=lim.nproc + 8 * lim.workers + 32,
-            nano_cpus=lim.workers * 1_000_000_000,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            volumes={str(RUNNER_HOST_PATH): {"bind": RUNNER_IN_CONTAINER, "mode": "ro"}},
-            environment={},
-            working_dir="/tmp",
-            labels={"autodidact.sandbox": "1"},
-            stop_signal="SIGKILL",
-        )
+        memory = lim.workers * (lim.memory_mb + 2 * lim.tmpfs_mb) + 512
+        try:
+            self.container = self.client.containers.run(
+                self.image,
+                [*RUNNER_COMMAND, "init"],
+                detach=True,
+                user="0:0",
+                runtime=self.runtime,
+                network_mode="none",
+                read_only=True,
+                # the runner's own /tmp: requests get private ones (runner/confinement.py)
+                tmpfs={"/tmp": "rw,nosuid,nodev,noexec,size=4m,mode=0700"},
+                mem_limit=f"{memory}m",
+                memswap_limit=f"{memory}m",
+                pids_limit=lim.workers * (lim.nproc + 8) + 64,
+                nano_cpus=lim.workers * 1_000_000_000,
+                cap_drop=["ALL"],
+                cap_add=RUNNER_CAPABILITIES,
+                security_opt=["no-new-privileges"],
+                volumes={str(RUNNER_HOST_PATH): {"bind": RUNNER_IN_CONTAINER, "mode": "ro"}},
+                environment={},
+                working_dir="/",
+                labels={"autodidact.sandbox": "1"},
+                stop_signal="SIGKILL",
+            )
+        except docker.errors.APIError as exc:
+            if self.runtime != "runc" and "runtime" in str(exc).lower():
+                raise SandboxError(
+                    f"The Docker engine has no runtime {self.runtime!r} ({exc.explanation}). "
+                    f"Install Debian's `runsc` and register it: `make setup` as root does both, "
+                    f"or set sandbox.runtime: runc.") from None
+            raise SandboxError(f"Could not start the sandbox container: {exc}") from None
 
     def close(self) -> None:
         if self.container is not None:
@@ -146,74 +183,130 @@ class Sandbox:
             self.close()
             self.start()
 
+    def _replace(self) -> None:
+        """A fresh container in place of one whose runner stopped answering."""
+        self.restarts += 1
+        self.close()
+        self.start()
+
     # -- judging -----------------------------------------------------------------------------
     def run(self, requests: Iterable[Request]) -> list[Verdict]:
         """Judge every request; verdicts in the same order.
 
-        If the runner dies mid-batch (it should not: candidates cannot signal it), the rest is
-        re-run in a fresh exec; a request that still yields nothing is reported as an error.
+        Every runner has a host-side wall-clock budget (`budget_s`).  A runner that stops
+        answering is killed with its container, and the requests it left unjudged are judged
+        again in a fresh container.  When a runner gives no verdict at all twice in a row, the
+        first request it was judging gets `sandbox_error` naming the cause, and the rest go on:
+        a sandbox failure is never scored as the candidate's.
         """
         requests = list(requests)
         verdicts: list[Verdict] = []
+        barren = 0
         while len(verdicts) < len(requests):
             remaining = requests[len(verdicts):]
-            got = self._exec_batch(remaining)
+            try:
+                got = self._exec_batch(remaining)
+                cause = f"the sandbox runner stopped early: {self.last_runner_error}"
+            except RunnerLost as lost:
+                got, cause = lost.verdicts, lost.cause
+                self._replace()
             verdicts.extend(got)
-            if not got:  # the runner died before its first verdict: blame the first request
-                first = remaining[0]
-                verdicts.append(Verdict(first.id, "error", 0, 0, "the sandbox runner stopped "
-                                        "while judging this program: " + self.last_runner_error,
-                                        0.0))
+            if len(verdicts) == len(requests):
+                break
+            barren = 0 if got else barren + 1
+            if barren >= 2:
+                first = remaining[len(got)]
+                verdicts.append(Verdict(first.id, "sandbox_error", 0, 0,
+                                        f"not judged: {cause}", 0.0))
+                barren = 0
         return verdicts
 
+    def budget_s(self, requests: list[Request]) -> float:
+        """Host-side wall clock for one batch: its worst case (every request timing out, spread
+        over the workers) plus a margin."""
+        times = [r.timeout_s + 2.0 for r in requests]
+        return sum(times) / self.limits.workers + max(times, default=0.0) + HOST_MARGIN_S
+
     def _exec_batch(self, requests: list[Request]) -> list[Verdict]:
-        from docker.utils.socket import frames_iter
+        import time
 
         self._ensure_running()
         api = self.client.api
-        cmd = ["python3", "-I", "-S", "-B", RUNNER_IN_CONTAINER, "batch", "--confined", "1",
-               *self.limits.runner_args()]
+        cmd = [*RUNNER_COMMAND, "batch", *self.limits.runner_args()]
         exec_id = api.exec_create(self.container.id, cmd, stdin=True, stdout=True, stderr=True,
-                                  user=SANDBOX_USER)["Id"]
+                                  user="0:0")["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)
-        # the whole batch cannot take longer than this, even if every candidate times out
-        budget = sum(r.timeout_s + 2 for r in requests) / self.limits.workers + 60
-        raw.settimeout(budget)
+        deadline = time.monotonic() + self.budget_s(requests)
         payload = "".join(r.to_json() + "\n" for r in requests).encode()
+        out, err = bytearray(), bytearray()
+
+        def verdicts_so_far() -> list[Verdict]:
+            lines = bytes(out).decode("utf-8", "replace").split("\n")[:-1]  # complete lines
+            got = [verdict_from_json(line) for line in lines if line.strip()]
+            for request, verdict in zip(requests, got):
+                if verdict.id != request.id:
+                    raise SandboxError(f"verdict order broken: expected {request.id!r}, "
+                                       f"got {verdict.id!r}")
+            return got
+
         try:
+            raw.settimeout(max(1.0, deadline - time.monotonic()))
             raw.sendall(payload)
             raw.shutdown(socket.SHUT_WR)
-            out, err = bytearray(), bytearray()
-            for stream, data in frames_iter(sock, tty=False):
+            for stream, data in _frames(raw, deadline):
                 (out if stream == 1 else err).extend(data)
-        except (OSError, socket.timeout) as exc:
-            raise SandboxError(f"lost the sandbox runner mid-batch: {exc}") from exc
+        except TimeoutError:
+            raise RunnerLost(f"the sandbox runner did not finish within its "
+                             f"{self.budget_s(requests):.0f} s budget", verdicts_so_far()
+                             ) from None
+        except OSError as exc:
+            raise RunnerLost(f"lost the sandbox runner mid-batch: {exc}", verdicts_so_far()
+                             ) from None
         finally:
             sock.close()
-        verdicts = []
-        for line in out.decode("utf-8", "replace").splitlines():
-            if line.strip():
-                verdicts.append(verdict_from_json(line))
-        for request, verdict in zip(requests, verdicts):
-            if verdict.id != request.id:
-                raise SandboxError(f"verdict order broken: expected {request.id!r}, "
-                                   f"got {verdict.id!r}")
-        # what the runner said if it stopped early; `run` re-runs the rest
         self.last_runner_error = err.decode("utf-8", "replace")[-500:].strip() or "no message"
-        return verdicts
+        return verdicts_so_far()
 
 
-def execute(requests: Iterable[Request], limits: Limits | None = None) -> list[Verdict]:
+def _frames(raw, deadline: float):
+    """(stream, bytes) frames of a `docker exec` attach stream, each read bounded by `deadline`
+    (raises TimeoutError): a runner that stops answering cannot hang the host."""
+    import select
+    import struct
+    import time
+
+    buffer = bytearray()
+
+    def fill(n: int) -> bool:
+        while len(buffer) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([raw], [], [], left)[0]:
+                raise TimeoutError
+            chunk = raw.recv(1 << 20)
+            if not chunk:
+                return False
+            buffer.extend(chunk)
+        return True
+
+    while fill(8):
+        stream, size = buffer[0], struct.unpack(">I", bytes(buffer[4:8]))[0]
+        if not fill(8 + size):
+            return
+        yield stream, bytes(buffer[8:8 + size])
+        del buffer[:8 + size]
+
+
+def execute(requests: Iterable[Request], limits: Limits | None = None,
+            runtime: str = "runc") -> list[Verdict]:
     """Judge `requests` in a fresh sandbox container; verdicts in the same order."""
-    with Sandbox(limits) as box:
+    with Sandbox(limits, runtime=runtime) as box:
         return box.run(requests)
 
 
 def summarize(verdicts: list[Verdict]) -> dict:
     """Counts by status, pass rate and mean reward: the verdict summary `make run` prints."""
-    counts = {status: 0 for status in ("passed", "failed", "error", "syntax_error", "timeout",
-                                       "resource_exceeded")}
+    counts = {status: 0 for status in STATUSES}
     for v in verdicts:
         counts[v.status] += 1
     n = len(verdicts)

@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SOURCES = ("tasks/records.py", "tasks/generation.py", "tasks/caching.py",
-                  "tasks/policy.py", "sandbox/runner.py", "sandbox/engine.py")
+                  "tasks/policy.py", "sandbox/contract.py", "sandbox/engine.py",
+                  "sandbox/runner/*.py")
 
 
 @lru_cache(maxsize=None)
@@ -35,7 +36,8 @@ def _file_hash(path: str) -> str:
 
 def source_hash(fn) -> str:
     """Hash of the module defining `fn` plus the code every stage shares."""
-    files = [inspect.getsourcefile(fn)] + [str(ROOT / f) for f in SHARED_SOURCES]
+    files = [inspect.getsourcefile(fn)] + [str(p) for pattern in SHARED_SOURCES
+                                           for p in sorted(ROOT.glob(pattern))]
     return hashlib.sha256("".join(_file_hash(f) for f in files).encode()).hexdigest()[:16]
 
 

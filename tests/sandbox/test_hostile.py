@@ -67,7 +67,7 @@ HOSTILE = {
     """,
     "write_outside_tmp": """
         def add(a, b):
-            for path in ("/opt/autodidact/runner.py", "/etc/passwd", "/home/pwned", "/pwned",
+            for path in ("/opt/autodidact/runner/__init__.py", "/etc/passwd", "/home/pwned", "/pwned",
                          "/usr/lib/python3/pwned.py"):
                 try:
                     with open(path, "a") as f:

@@ -1,8 +1,16 @@
-"""The runner's pure parts, without Docker: test splitting and the value codec."""
+"""The runner's pure parts, without Docker: test preparation, the value codec, the seccomp
+program, and how sites are counted when the tests stop early."""
+
+import collections
+import datetime
+import decimal
+import fractions
 
 import pytest
 
-from sandbox.runner import InvalidTests, Unserializable, decode, encode, prepare_tests
+from sandbox.runner import confinement, syscalls
+from sandbox.runner.codec import CodecError, Decoder, Encoder
+from sandbox.runner.judge import InvalidTests, _counted, prepare_tests
 
 
 def test_each_assert_is_a_case_and_self_calls_are_dropped():
@@ -19,14 +27,23 @@ def test_check():
 
 test_check()
 """
-    _, total, free = prepare_tests(tests)
+    _, total, free, scopes = prepare_tests(tests)
     assert total == 2
     assert free == []  # `f` only appears in the dropped test_check
+    assert scopes == [(), (0,)]  # the second site sits in loop 0
+
+
+def test_sites_in_nested_functions_are_marked():
+    tests = ("def check(candidate):\n    def one(x):\n        assert candidate(x)\n"
+             "    while True:\n        for i in range(2):\n            assert candidate(i)\n"
+             "        break\n")
+    _, total, _, scopes = prepare_tests(tests)
+    assert total == 2 and scopes == [("def",), (0, 1)]
 
 
 def test_free_names_are_the_programs_helpers():
-    _, total, free = prepare_tests("import math\ndef check(candidate):\n"
-                                   "    assert math.fabs(poly([1], candidate([1]))) < 1e-4\n")
+    _, total, free, _ = prepare_tests("import math\ndef check(candidate):\n"
+                                      "    assert math.fabs(poly([1], candidate([1]))) < 1e-4\n")
     assert (total, free) == (1, ["poly"])
 
 
@@ -36,19 +53,126 @@ def test_tests_that_cannot_judge_are_refused(tests):
         prepare_tests(tests)
 
 
-@pytest.mark.parametrize("value", [None, True, 3, 10 ** 50, 2.5, float("inf"), "s", b"\x00",
-                                   bytearray(b"ab"), [1, [2]], (1, (2,)), {1: "a", (1, 2): [3]},
-                                   {1, 2}, frozenset({"x"}), complex(1, -2)])
-def test_codec_round_trips_plain_values(value):
-    back = decode(encode(value))
-    assert back == value and type(back) is type(value)
+def test_stopped_tests_never_score_every_site():
+    # ran to the end: a site never reached (after an expected exception) is not a failure
+    assert _counted([True, None], [(), ()], {}, aborted=False) == 2
+    # stopped early: unreached sites fail, and a site whose loop did not finish fails
+    assert _counted([True, None], [(), ()], {}, aborted=True) == 1
+    assert _counted([True, True], [(), (0,)], {0: True}, aborted=True) == 1
+    assert _counted([True, True], [(), (0,)], {0: False}, aborted=True) == 1  # never all
+    assert _counted([True, True, True], [(), (0,), ()], {0: False}, aborted=True) == 2
 
 
-def test_codec_refuses_subclasses_and_objects():
+# ----------------------------------------------------------------------------------------------
+# codec
+
+def _no_handles(obj):
+    raise CodecError(f"no handle for {type(obj).__name__}")
+
+
+def _round_trip(value, handle=_no_handles):
+    return Decoder(lambda *a: pytest.fail("no handle expected")).decode(
+        Encoder(handle).encode(value))
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 3, pytest.param(10 ** 5000, id="10**5000"), -(2 ** 70), 2.5, float("inf"), "s", b"\x00", bytearray(b"ab"),
+    [1, [2]], (1, (2,)), {1: "a", (1, 2): [3]}, {1, 2}, frozenset({"x"}), complex(1, -2),
+    collections.Counter("abca"), collections.OrderedDict([("b", 1), ("a", 2)]),
+    collections.deque([1, 2], maxlen=3), Point(1, 2), decimal.Decimal("1.10"),
+    fractions.Fraction(3, 7), datetime.date(2024, 2, 29), datetime.datetime(2024, 1, 2, 3, 4, 5),
+    datetime.timedelta(days=1, seconds=3), range(1, 9, 2), len, sorted])
+def test_codec_round_trips_values_and_their_types(value):
+    back = _round_trip(value)
+    assert back == value and type(back).__name__ == type(value).__name__
+
+
+def test_codec_keeps_defaultdict_factory_and_order():
+    d = collections.defaultdict(list, {"b": [1], "a": [2]})
+    back = _round_trip(d)
+    assert list(back) == ["b", "a"] and back["missing"] == [] and back.default_factory is list
+
+
+def test_codec_handles_depth_and_cycles_without_recursion():
+    deep = []
+    for _ in range(20_000):
+        deep = [deep]
+    back = _round_trip(deep)
+    for _ in range(20_000):
+        assert type(back) is list and len(back) == 1
+        back = back[0]
+    assert back == []
+    loop = [1]
+    loop.append(loop)
+    again = _round_trip(loop)
+    assert again[1] is again
+
+
+def test_subclasses_travel_as_their_base_value():
+    """The always-equal guard: what reaches the judge is a plain value, never the subclass."""
     class Sly(int):
         def __eq__(self, other):
             return True
+        __hash__ = int.__hash__
 
-    for value in (Sly(1), object(), [1, Sly(2)], lambda: 0):
-        with pytest.raises(Unserializable):
-            encode(value)
+    class Shout(str):
+        def __eq__(self, other):
+            return True
+        __hash__ = str.__hash__
+
+    for value, plain in ((Sly(1), 1), (Shout("a"), "a"), ([Sly(2)], [2])):
+        back = _round_trip(value)
+        assert back == plain and type(back) is type(plain)
+        assert back != 12345
+
+
+def test_objects_become_handles():
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    seen = []
+
+    def handle(obj):
+        seen.append(obj)
+        return ["handle", "c", 7, "object", "Anything", None]
+
+    data = Encoder(handle).encode([Anything()])
+    resolved = Decoder(lambda owner, hid, kind, name, extra: ("proxy", owner, hid)).decode(data)
+    assert resolved == [("proxy", "c", 7)] and isinstance(seen[0], Anything)
+
+
+@pytest.mark.parametrize("bad", [{"r": [5], "n": [], "o": []}, {"r": [0], "n": [["nope"]],
+                                                                 "o": [0]}, [1, 2],
+                                 {"r": [0], "n": [["int", 3]], "o": [0]}])
+def test_malformed_encodings_are_refused(bad):
+    with pytest.raises(CodecError):
+        Decoder(lambda *a: None).decode(bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# seccomp program
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_is_valid_bpf(machine):
+    prog = confinement.seccomp_program(machine)
+    assert 10 < len(prog) < 4096
+    for i, (code, jt, jf, _) in enumerate(prog):
+        assert 0 <= jt < 256 and 0 <= jf < 256
+        if code in (0x15, 0x35, 0x45):  # conditional jumps land inside the program
+            assert i + 1 + max(jt, jf) < len(prog)
+    assert prog[-1] == (0x06, 0, 0, 0x00050000 | 1)  # anything unlisted: EPERM
+
+
+def test_seccomp_allowlist_leaves_out_the_dangerous_calls():
+    numbers = syscalls.X86_64
+    allowed = {k for code, jt, jf, k in confinement.seccomp_program("x86_64") if code == 0x15}
+    for name in ("ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "bpf",
+                 "perf_event_open", "unshare", "setns", "mount", "keyctl", "userfaultfd",
+                 "sched_setaffinity", "pidfd_getfd"):
+        assert numbers[name] not in allowed, name
+    for name in ("read", "clone", "kill", "execve", "semop", "mq_open", "socket"):
+        assert numbers[name] in allowed, name

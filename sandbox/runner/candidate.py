@@ -1,0 +1,340 @@
+"""The candidate side: a fork server per worker slot, and the confined process that runs a program.
+
+Fork server (`zygote`): a fresh root interpreter per slot that holds no request's data.  A judge
+sends it two pipe ends over a unix socket (SCM_RIGHTS); it forks, and the child confines itself
+(confinement.py: private namespaces, the slot's uid, rlimits, seccomp) before it reads a single
+byte of the program.  Forking costs ~1 ms where a new interpreter costs ~50 ms, and a fork of the
+zygote cannot carry another request's tests or code: it never had them.
+
+Candidate process: loads the program into a module of its own (`__candidate__`, registered in
+sys.modules so pickling by reference works, e.g. multiprocessing.Pool), then answers the judge:
+
+    load, get NAME                       the program, and the names the tests take from it
+    call, getattr, setattr, iter, next,  what the tests do with candidate functions and objects
+    len, bool, str, repr, num, getitem,
+    setitem, delitem, binop, unary
+
+It may itself ask the judge only `call` (a function the tests passed it) and `next` (an iterator
+the tests passed it).  Every reply carries plain values or handles (codec.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import linecache
+import operator
+import os
+import socket
+import sys
+import traceback
+import types
+
+from .codec import exception_chain, short_repr
+from .protocol import Endpoint, PeerGone
+
+SOURCE_NAME = "<candidate>"
+MODULE_NAME = "__candidate__"
+BINARY_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+              "truediv": operator.truediv, "floordiv": operator.floordiv, "mod": operator.mod,
+              "pow": operator.pow, "and": operator.and_, "or": operator.or_,
+              "xor": operator.xor, "lshift": operator.lshift, "rshift": operator.rshift,
+              "matmul": operator.matmul}
+UNARY_OPS = {"neg": operator.neg, "pos": operator.pos, "abs": abs, "invert": operator.invert}
+NUMBER_OPS = {"int": int, "float": float, "index": operator.index, "complex": complex,
+              "hash": hash, "round": round}
+
+
+# ----------------------------------------------------------------------------------------------
+# What an exception looks like on the wire
+
+
+def error_info(exc: BaseException, endpoint: "Endpoint | None" = None) -> dict:
+    """Type, message, traceback tail inside the candidate's code, and how to rebuild it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SOURCE_NAME]
+    tail = "".join(traceback.format_list(frames[-3:])).rstrip()
+    try:
+        message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    except Exception:  # a hostile __str__
+        message = "<unprintable>"
+    info = {"type": str(type(exc).__name__)[:80], "message": str(message)[:500],
+            "traceback": tail[-800:]}
+    if endpoint is not None:
+        info["chain"] = [[name, builtin, None if builtin else endpoint.handle_id(klass)]
+                         for (name, builtin), klass in zip(exception_chain(type(exc)),
+                                                           type(exc).__mro__)]
+        if isinstance(exc, OSError):
+            info["oserror"] = [exc.errno if type(exc.errno) is int else None,
+                               str(exc.strerror) if exc.strerror is not None else None,
+                               _plain_text(exc.filename), _plain_text(exc.filename2)]
+        else:
+            try:
+                info["args"] = endpoint.encode(tuple(exc.args))
+            except Exception:  # arguments that cannot travel: the message still does
+                info["args"] = None
+    return info
+
+
+def _plain_text(value):
+    return value if type(value) in (str, int) else None
+
+
+def rebuild_exception(info: dict) -> BaseException:
+    """A candidate-side exception for an error the judge reported (a callback raised)."""
+    name = info.get("type", "Exception")
+    cls = getattr(builtins, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        cls = RuntimeError
+    return cls(info.get("message", ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# Proxies for what the tests handed the candidate: callable and iterable, nothing more
+
+
+class JudgeFunction:
+    """A function the tests passed (a key, a predicate, a callback): calling it asks the judge."""
+
+    __slots__ = ("_endpoint", "_hid", "_name")
+
+    def __init__(self, endpoint, hid, name):
+        self._endpoint, self._hid, self._name = endpoint, hid, name
+
+    def __call__(self, *args, **kwargs):
+        reply = self._endpoint.request({"op": "call", "h": self._hid,
+                                        "a": self._endpoint.encode(list(args)),
+                                        "k": self._endpoint.encode(kwargs)})
+        if reply.get("ok"):
+            return self._endpoint.decode(reply["v"])
+        raise rebuild_exception(reply.get("exc") or {})
+
+    def __repr__(self):
+        return f"<function {self._name} of the tests>"
+
+
+class JudgeIterator:
+    """An iterator the tests passed: each `next` asks the judge."""
+
+    __slots__ = ("_endpoint", "_hid")
+
+    def __init__(self, endpoint, hid):
+        self._endpoint, self._hid = endpoint, hid
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        reply = self._endpoint.request({"op": "next", "h": self._hid})
+        if reply.get("ok"):
+            return self._endpoint.decode(reply["v"])
+        if reply.get("stop"):
+            raise StopIteration
+        raise rebuild_exception(reply.get("exc") or {})
+
+
+class JudgeObject:
+    """Any other object of the tests: it can only be handed back to them."""
+
+    __slots__ = ("_hid", "_typename")
+
+    def __init__(self, hid, typename):
+        self._hid, self._typename = hid, typename
+
+    def __repr__(self):
+        return f"<{self._typename} of the tests>"
+
+
+# ----------------------------------------------------------------------------------------------
+# The candidate's endpoint
+
+
+class CandidateEndpoint(Endpoint):
+    owner = "c"
+
+    def __init__(self, fd_in, fd_out):
+        super().__init__(fd_in, fd_out)
+        self.module = types.ModuleType(MODULE_NAME)
+        self.module.__builtins__ = builtins
+        sys.modules[MODULE_NAME] = self.module
+        self.namespace = self.module.__dict__
+
+    def kind_of(self, obj):
+        if isinstance(obj, type):
+            if issubclass(obj, BaseException):
+                return "exc_class", [[name, builtin, None if builtin else self.handle_id(k)]
+                                     for (name, builtin), k in zip(exception_chain(obj),
+                                                                   obj.__mro__)]
+            return "class", None
+        if callable(obj):
+            return "callable", None
+        if hasattr(type(obj), "__next__"):
+            return "iterator", None
+        return "object", None
+
+    def proxy(self, hid, kind, typename, extra):
+        if kind == "callable":
+            return JudgeFunction(self, hid, typename)
+        if kind == "iterator":
+            return JudgeIterator(self, hid)
+        return JudgeObject(hid, typename)
+
+    def target(self, msg):
+        hid = msg.get("h")
+        if hid not in self.exported:
+            raise LookupError(f"unknown handle {hid!r}")
+        return self.exported[hid]
+
+    def serve(self, msg: dict) -> dict:
+        op = msg.get("op")
+        try:
+            if op == "load":
+                return self.load(msg["code"])
+            if op == "get":
+                name = msg["name"]
+                if type(name) is not str or name.startswith("__") or name not in self.namespace:
+                    return {"re": 1, "ok": True, "missing": True}
+                return {"re": 1, "ok": True, "v": self.encode(self.namespace[name])}
+            if op == "call":
+                return self.call(self.target(msg), msg)
+            if op == "next":
+                try:
+                    value = next(self.target(msg))
+                except StopIteration:
+                    return {"re": 1, "ok": False, "stop": True}
+                return {"re": 1, "ok": True, "v": self.encode(value)}
+            obj = self.target(msg)
+            if op == "getattr":
+                value = getattr(obj, _attr(msg["name"]))
+            elif op == "setattr":
+                setattr(obj, _attr(msg["name"]), self.decode(msg["v"]))
+                value = None
+            elif op == "iter":
+                value = iter(obj)
+            elif op == "len":
+                value = len(obj)
+            elif op == "bool":
+                value = bool(obj)
+            elif op == "str":
+                value = str(obj)
+            elif op == "repr":
+                value = repr(obj)
+            elif op == "num":
+                value = NUMBER_OPS[msg["kind"]](obj)
+            elif op == "getitem":
+                value = obj[self.decode(msg["k"])]
+            elif op == "setitem":
+                obj[self.decode(msg["k"])] = self.decode(msg["v"])
+                value = None
+            elif op == "delitem":
+                del obj[self.decode(msg["k"])]
+                value = None
+            elif op == "binop":
+                other = self.decode(msg["other"])
+                fn = BINARY_OPS[msg["name"]]
+                value = fn(other, obj) if msg.get("reflected") else fn(obj, other)
+            elif op == "unary":
+                value = UNARY_OPS[msg["name"]](obj)
+            else:
+                raise LookupError(f"unknown operation {op!r}")
+            return {"re": 1, "ok": True, "v": self.encode(value)}
+        except PeerGone:
+            raise
+        except MemoryError:
+            return {"re": 1, "ok": False, "fatal": "resource"}
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt are the program's errors
+            return {"re": 1, "ok": False, "exc": error_info(exc, self)}
+
+    def load(self, source: str) -> dict:
+        linecache.cache[SOURCE_NAME] = (len(source), None, source.splitlines(True), SOURCE_NAME)
+        try:
+            code = compile(source, SOURCE_NAME, "exec")
+        except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
+            info = error_info(exc)
+            if isinstance(exc, SyntaxError):
+                info["traceback"] = f"line {exc.lineno}: {(exc.text or '').rstrip()}"
+            return {"re": 1, "ok": False, "syntax": True, "exc": info}
+        exec(code, self.namespace)
+        return {"re": 1, "ok": True}
+
+    def call(self, fn, msg) -> dict:
+        args = self.decode(msg["a"])
+        kwargs = self.decode(msg["k"])
+        if type(args) is not list or type(kwargs) is not dict:
+            raise TypeError("malformed call")
+        before = [self._mutable_state(a) for a in args]
+        result = fn(*args, **kwargs)
+        reply = {"re": 1, "ok": True, "v": self.encode(result, args)}
+        after = {}
+        for i, (arg, was) in enumerate(zip(args, before)):
+            if was is not None:
+                now = self._mutable_state(arg)
+                if now != was:  # changed in place: the judge updates its own object
+                    after[str(i)] = now
+        if after:
+            reply["after"] = after
+        return reply
+
+    def _mutable_state(self, value):
+        if type(value) in (list, dict, set, bytearray) or type(value).__module__ == "collections":
+            return self.encode(value)
+        return None
+
+
+def _attr(name) -> str:
+    if type(name) is not str or not name.isidentifier():
+        raise AttributeError(f"bad attribute name {short_repr(name)}")
+    return name
+
+
+def candidate_main(fd_in: int, fd_out: int) -> None:
+    """Answer the judge until it closes the pipe.  Confinement is already in place."""
+    endpoint = CandidateEndpoint(fd_in, fd_out)
+    try:
+        while True:
+            msg = endpoint.receive()
+            endpoint.send(endpoint.serve(msg))
+    except PeerGone:
+        pass
+    os._exit(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fork server
+
+
+def zygote_main(ctrl_fd: int) -> None:
+    """Serve fork requests from judges: {"seq", "slot", "config"} plus two fds (read, write).
+
+    Reports {"seq", "pid"} after the fork and {"seq", "exit"} when the child ends."""
+    from . import confinement
+
+    confinement.set_dumpable(False)
+    ctrl = socket.socket(fileno=ctrl_fd)
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 2)
+        except OSError:
+            os._exit(0)
+        if not data or len(fds) != 2:
+            os._exit(0)
+        req = json.loads(data)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctrl.close()
+                confinement.confine(req["config"])
+                candidate_main(fds[0], fds[1])
+            except BaseException:
+                pass
+            finally:
+                os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        try:
+            socket.send_fds(ctrl, [json.dumps({"seq": req["seq"], "pid": pid}).encode()], [])
+            _, status = os.waitpid(pid, 0)
+            socket.send_fds(ctrl, [json.dumps({"seq": req["seq"],
+                                               "exit": os.waitstatus_to_exitcode(status)}
+                                              ).encode()], [])
+        except OSError:
+            os._exit(0)
