@@ -36,7 +36,8 @@ def main() -> None:
 
     problems = load_humaneval()
     n = len(problems)
-    requests = [Request(p.id, p.reference_program, p.tests, p.entry_point, args.timeout)
+    requests = [Request(p.id, p.reference_program, p.tests, p.entry_point, args.timeout,
+                        p.context)
                 for p in problems]
 
     # -- sandbox ---------------------------------------------------------------------------

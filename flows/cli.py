@@ -80,7 +80,8 @@ def cmd_sandbox_canonical(args) -> int:
               f"(e.g. {missing[0]}); only suites with solutions (humaneval, or your JSONL with "
               f"'solution') can be checked", file=sys.stderr)
         return 2
-    requests = [Request(p.id, p.reference_program, p.tests, p.entry_point, args.timeout)
+    requests = [Request(p.id, p.reference_program, p.tests, p.entry_point, args.timeout,
+                        p.context)
                 for p in problems]
     print(f"judging {len(requests)} reference solutions of {args.suite} in the Docker sandbox...")
     start = time.monotonic()

@@ -201,7 +201,7 @@ class Sandbox:
         """
         requests = list(requests)
         verdicts: list[Verdict] = []
-        barren = 0
+        barren = unjudged = 0
         while len(verdicts) < len(requests):
             remaining = requests[len(verdicts):]
             try:
@@ -214,10 +214,14 @@ class Sandbox:
             if len(verdicts) == len(requests):
                 break
             barren = 0 if got else barren + 1
+            unjudged = 0 if got else unjudged
             if barren >= 2:
-                first = remaining[len(got)]
-                verdicts.append(Verdict(first.id, "sandbox_error", 0, 0,
-                                        f"not judged: {cause}", 0.0))
+                # the same request stopped two runners: it is not judged, the rest go on; after
+                # three such requests in a row the sandbox itself is broken: stop trying
+                unjudged += 1
+                stop = len(verdicts) + (1 if unjudged < 3 else len(requests) - len(verdicts))
+                verdicts += [Verdict(r.id, "sandbox_error", 0, 0, f"not judged: {cause}", 0.0)
+                             for r in requests[len(verdicts):stop]]
                 barren = 0
         return verdicts
 

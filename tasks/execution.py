@@ -5,7 +5,8 @@ Gives: the same attempts with `status`, `passed`, `total`, `feedback` and `durat
 The reward of an attempt is the fraction of the problem's test cases (assertions) it passes.
 
 One container judges a whole batch (sandbox/engine.py); a test that fails is a verdict, not an
-exception. Only the engine itself failing raises (`SandboxError`), which the flow retries.
+exception. Only the sandbox itself failing raises (`SandboxError`: no engine, or any verdict
+`sandbox_error`), which the task retries; a run never trains on verdicts of a broken sandbox.
 
 Run alone: `autodidact sandbox exec requests.jsonl` judges a file of requests the same way.
 """
@@ -33,7 +34,8 @@ def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
                          f"{', '.join(missing[:5])}: execute them with the problems they were "
                          "sampled for")
     return [Request(id=a.id, code=a.code, tests=problems[a.problem_id].tests,
-                    entry_point=problems[a.problem_id].entry_point, timeout_s=cfg.timeout_s)
+                    entry_point=problems[a.problem_id].entry_point, timeout_s=cfg.timeout_s,
+                    context=problems[a.problem_id].context)
             for a in attempts]
 
 
@@ -46,6 +48,10 @@ def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: San
     if len(set(ids)) != len(ids):
         raise ValueError("two attempts share an id: verdicts are matched to attempts by id")
     verdicts = {v.id: v for v in box.run(requests_for(attempts, problems, cfg))}
+    broken = [v for v in verdicts.values() if v.status == "sandbox_error"]
+    if broken:  # never the candidates' fault, and never trained on: the task retries
+        raise SandboxError(f"the sandbox could not judge {len(broken)} of {len(verdicts)} "
+                           f"candidates (first: {broken[0].id}: {broken[0].feedback})")
     return [a.model_copy(update=dict(status=verdicts[a.id].status, passed=verdicts[a.id].passed,
                                      total=verdicts[a.id].total,
                                      feedback=verdicts[a.id].feedback,

@@ -88,6 +88,14 @@ class Problem(BaseModel):
         return self.prompt + completion
 
     @property
+    def context(self) -> str:
+        """Trusted code the sandbox's judge runs before the tests: the prompt's imports and helper
+        definitions (HumanEval/32 `poly`, /38 `encode_cyclic`), without the entry point and
+        without stubs the candidate must write.  Tests that call a helper get this one, never a
+        version the candidate program redefined."""
+        return prompt_context(self.prompt, self.entry_point)
+
+    @property
     def reference_program(self) -> str:
         if self.solution is None:
             raise ValueError(
@@ -95,6 +103,31 @@ class Problem(BaseModel):
                 "MBPP ships none, and in a JSONL file add a `solution` field to the row."
             )
         return self.program(self.solution)
+
+
+def prompt_context(prompt: str, entry_point: str) -> str:
+    """The statements of `prompt` that define something usable: everything but the entry point's
+    def and defs whose body is only a docstring, `pass` or `...`.  "" if the prompt is not a
+    complete module (a prompt that ends mid-statement defines nothing to trust)."""
+    import ast
+
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return ""
+
+    def stub(node) -> bool:
+        return all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(
+            s.value, ast.Constant) and isinstance(s.value.value, (str, type(Ellipsis))))
+                   for s in node.body)
+
+    keep = [node for node in tree.body
+            if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and (node.name == entry_point or stub(node)))]
+    if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign))
+               for n in keep):
+        return ""  # imports alone: the tests bring their own
+    return "\n\n".join(ast.get_source_segment(prompt, node) for node in keep) + "\n"
 
 
 class ProblemFormatError(ValueError):

@@ -302,6 +302,17 @@ def candidate_main(fd_in: int, fd_out: int) -> None:
 # The fork server
 
 
+EXIT_BROKEN, EXIT_UNCONFINED = 70, 71  # the program broke its process / confinement failed
+
+
+def _infra_reply(fd: int, message: str) -> None:
+    """Answer the judge's first request (load) with the reason, so its verdict names it."""
+    try:
+        os.write(fd, (json.dumps({"re": 1, "ok": False, "infra": message[:500]}) + "\n").encode())
+    except OSError:
+        pass
+
+
 def zygote_main(ctrl_fd: int) -> None:
     """Serve fork requests from judges: {"seq", "slot", "config"} plus two fds (read, write).
 
@@ -320,14 +331,17 @@ def zygote_main(ctrl_fd: int) -> None:
         req = json.loads(data)
         pid = os.fork()
         if pid == 0:
+            ctrl.close()
             try:
-                ctrl.close()
                 confinement.confine(req["config"])
+            except BaseException as exc:  # the sandbox's failure, never the program's
+                _infra_reply(fds[1], f"the sandbox could not confine the candidate process: "
+                                     f"{type(exc).__name__}: {exc}")
+                os._exit(EXIT_UNCONFINED)
+            try:
                 candidate_main(fds[0], fds[1])
-            except BaseException:
-                pass
             finally:
-                os._exit(70)
+                os._exit(EXIT_BROKEN)
         for fd in fds:
             os.close(fd)
         try:

@@ -36,6 +36,7 @@ import signal
 import socket
 import time
 
+from .candidate import EXIT_BROKEN, EXIT_UNCONFINED
 from .codec import short_repr
 from .protocol import Endpoint, PeerGone
 
@@ -502,7 +503,6 @@ class Candidate:
                 pass
 
 
-EXIT_BROKEN, EXIT_UNCONFINED = 70, 71
 
 
 def gone_verdict(gone: PeerGone, cand: Candidate, doing: str) -> tuple[str, str]:

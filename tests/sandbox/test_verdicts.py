@@ -19,8 +19,8 @@ def test_humaneval_canonical_solutions_all_pass(sandbox):
     from tasks.problems import load_humaneval
 
     problems = load_humaneval()
-    verdicts = sandbox.run([Request(p.id, p.reference_program, p.tests, p.entry_point, 10.0)
-                            for p in problems])
+    verdicts = sandbox.run([Request(p.id, p.reference_program, p.tests, p.entry_point, 10.0,
+                                    p.context) for p in problems])
     assert [v.id for v in verdicts] == [p.id for p in problems]
     failed = [(v.id, v.status, v.feedback) for v in verdicts if v.status != "passed"]
     assert failed == []
