@@ -162,8 +162,10 @@ class Sandbox:
             if self.runtime != "runc" and "runtime" in str(exc).lower():
                 raise SandboxError(
                     f"The Docker engine has no runtime {self.runtime!r} ({exc.explanation}). "
-                    f"Install Debian's `runsc` and register it: `make setup` as root does both, "
-                    f"or set sandbox.runtime: runc.") from None
+                    f"Install it (`apt-get install runsc`), register it in "
+                    f"/etc/docker/daemon.json as {{\"runtimes\": {{\"runsc\": {{\"path\": "
+                    f"\"/usr/bin/runsc\", \"runtimeArgs\": [\"--network=none\"]}}}}}} and "
+                    f"reload dockerd (SIGHUP), or set sandbox.runtime: runc.") from None
             raise SandboxError(f"Could not start the sandbox container: {exc}") from None
 
     def close(self) -> None:

@@ -407,6 +407,18 @@ class SandboxConfig(BaseModel):
     the verdict is `resource_exceeded`. Range: ≥ 64. The container may use
     `workers × memory_mb + 512` MiB in all."""
 
+    runtime: Literal["runc", "runsc"] = "runc"
+    """`str`, defaults to `"runc"`. The container runtime: `runc` (Docker's default) or `runsc`
+    (gVisor, a user-space kernel between the candidates and the host's). `make setup` installs
+    Debian's runsc and registers it with Docker; the README's "Isolation" says what it costs and
+    why it is not the default here."""
+
+    def open(self):
+        """A `sandbox.engine.Sandbox` with these limits and this runtime (not started yet)."""
+        from sandbox.engine import Sandbox
+
+        return Sandbox(self.limits(), runtime=self.runtime)
+
     def limits(self):
         """These settings as `sandbox.engine.Limits` (the per-request timeout is `timeout_s`)."""
         from sandbox.engine import Limits  # here: reading a config should not import the sandbox

@@ -97,7 +97,7 @@ def debug_task(executed: Shard, problems: Shard, policy: Policy, agent: AgentCon
     fixes: list[Attempt] = []
     if failing and max_turns > 0:
         backend = open_backend(policy, dtype)
-        with Sandbox(sandbox.limits()) as box:
+        with sandbox.open() as box:
             fixes = self_debug(attempts, rows, backend, backend.tokenizer, policy.id, agent,
                                specialist, sampling, sandbox, box, max_turns)
     return write_rows(Path(out_dir) / f"{agent.name}-{specialist.name}.jsonl", fixes)

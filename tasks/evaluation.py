@@ -161,7 +161,7 @@ def evaluate_task(policy: Policy, problems: Shard, suite: str, evaluation: Evalu
 
     rows = problems.read(Problem)
     backend = open_backend(policy, dtype)
-    with Sandbox(sandbox.limits()) as box:
+    with sandbox.open() as box:
         result = evaluate(rows, backend, policy.id, suite, evaluation, sampling, sandbox, box,
                           out_dir)
     write_json(Path(out_dir) / "result.json", result.model_dump(mode="json"))

@@ -64,7 +64,7 @@ def execute(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
     """Judge attempts in a fresh sandbox container (started and removed here)."""
     if not attempts:
         return []
-    with Sandbox(cfg.limits()) as box:
+    with cfg.open() as box:
         return judge(attempts, problems, box, cfg)
 
 
