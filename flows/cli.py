@@ -9,6 +9,8 @@
     autodidact run      [--config default] [--cycles N] [--start base|promoted] [--set ...]
     autodidact resume RUN [--store DIR]
     autodidact evaluate [--config default] [--adapter DIR ...] [--suite S] [-n N]
+    autodidact sample   [--config default] [--suite S] [-n N] [--samples K] [--temperature T]
+                        [--adapter DIR ...] -o FILE
     autodidact server   [--stop | --foreground]
 
 Heavy imports (docker, pydantic models, later torch and Prefect) happen inside the command that
@@ -34,7 +36,9 @@ def _limits(args):
 def _print_summary(summary: dict, elapsed: float, out=sys.stdout) -> None:
     n = summary["requests"]
     print(f"verdicts: {n} in {elapsed:.1f} s ({n / elapsed if elapsed else 0:.1f}/s)", file=out)
-    for status in ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded"):
+    from sandbox import STATUSES
+
+    for status in STATUSES:
         print(f"  {status:<18} {summary[status]:>5}", file=out)
     print(f"  pass rate          {summary['pass_rate']:.3f}", file=out)
     print(f"  mean reward        {summary['mean_reward']:.3f}  (fraction of test cases passed)",
@@ -95,7 +99,8 @@ def cmd_sandbox_canonical(args) -> int:
 
 
 def cmd_data_fetch(args) -> int:
-    from tasks.problems import check_disjoint, data_dir, fetch_mbpp, load_humaneval, load_mbpp
+    from tasks.paths import data_dir
+    from tasks.problems import check_disjoint, fetch_mbpp, load_humaneval, load_mbpp
 
     path = fetch_mbpp(data_dir())
     humaneval, mbpp = load_humaneval(), load_mbpp()
@@ -207,9 +212,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from tasks.problems import home
+    from tasks.paths import runs_dir
 
-    store = Path(args.store).expanduser() if args.store else home() / "runs"
+    store = Path(args.store).expanduser() if args.store else runs_dir()
     config = store / args.run / "config.yaml"
     if not config.exists():
         runs = sorted(p.parent.name for p in store.glob("*/run.json"))
@@ -235,6 +240,60 @@ def cmd_evaluate(args) -> int:
           f"pass@1 {result.pass1_greedy:.3f} "
           + " ".join(f"pass@{k} {v:.3f}" for k, v in result.pass_at_k.items()))
     print(f"In the Prefect UI: {_flow_run_url(state)}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    """Candidates from a policy, as a cycle's sampling stage writes them (every specialist of the
+    config, the first agent's seed, no memory), into a JSONL file; prints the throughput."""
+    import json
+
+    from tasks.config import load_config
+    from tasks.engines import open_backend
+    from tasks.policy import base_policy
+    from tasks.problems import load_suite, select
+    from tasks.sampling import sample
+
+    cfg = load_config(args.config, args.set)
+    sampling = cfg.sampling
+    if args.samples is not None:
+        if args.samples < 1:
+            raise ValueError(f"--samples {args.samples}: give at least 1")
+        sampling = sampling.model_copy(update={"samples_per_specialist": args.samples})
+    specialists = sampling.specialists
+    if args.temperature is not None:
+        if not 0 <= args.temperature <= 2:
+            raise ValueError(f"--temperature {args.temperature}: give 0 (greedy) to 2")
+        specialists = [s.model_copy(update={"temperature": args.temperature})
+                       for s in specialists]
+    policy = base_policy(cfg.policy.base)
+    for adapter in args.adapter:
+        if not (Path(adapter) / "adapter_config.json").exists():
+            raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no "
+                                    "adapter_config.json)")
+        policy = policy.with_adapter(Path(adapter).resolve())
+    suite = args.suite or cfg.problems.train
+    problems = select(load_suite(suite), args.n if args.n is not None else cfg.problems.train_n,
+                      cfg.problems.train_seed)
+    _quiet_libraries()
+    print(f"policy {policy.id} ({sampling.backend}): {len(problems)} problems of {suite} x "
+          f"{len(specialists)} specialists x {sampling.samples_per_specialist} samples",
+          file=sys.stderr)
+    backend = open_backend(policy, sampling.backend, cfg.policy.dtype)
+    start = time.monotonic()
+    attempts = sample(problems, backend, backend.tokenizer, policy.id, sampling.agents[:1],
+                      specialists, sampling, cycle=1)
+    elapsed = time.monotonic() - start
+    tokens = sum(len(backend.tokenizer(a.response).input_ids) for a in attempts)
+    rows = [{"id": a.id, "problem_id": a.problem_id, "specialist": a.specialist,
+             "sample": a.sample, "policy_id": a.policy_id, "prompt": a.prompt,
+             "response": a.response, "program": a.code} for a in attempts]
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, out)
+    print(f"{len(rows)} candidates in {elapsed:.1f} s: {len(rows) / elapsed:.2f} candidates/s, "
+          f"{tokens / elapsed:.1f} useful tokens/s -> {out}")
     return 0
 
 
@@ -327,6 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="humaneval, mbpp or a JSONL file (default: problems.eval)")
     p.add_argument("-n", type=int, help="only this many problems (default: problems.eval_n)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sample", help="write candidates with a policy, print candidates/s and "
+                                      "tokens/s")
+    config_flags(p, "default")
+    p.add_argument("--suite", help="humaneval, mbpp or a JSONL file (default: problems.train)")
+    p.add_argument("-n", type=int, help="only this many problems (default: problems.train_n)")
+    p.add_argument("--samples", type=int, help="candidates per problem and specialist "
+                                               "(default: sampling.samples_per_specialist)")
+    p.add_argument("--temperature", type=float, help="for every specialist (default: each "
+                                                     "specialist's own)")
+    p.add_argument("--adapter", action="append", default=[],
+                   help="a LoRA adapter directory, oldest first (repeatable)")
+    p.add_argument("-o", "--output", required=True, help="the JSONL file to write")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("server", help="the local Prefect server and UI (SQLite under "
                                       "$AUTODIDACT_HOME/prefect)")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make run`, `make test` and `make setup`.  A second run skips what is
 # done and takes seconds.  Steps:
-#   1. .venv with Python 3.11: torch==2.13.0 (CPU) first, then the project and its pins
+#   1. .venv with Python 3.11: torch==2.13.0 (CPU) first, then the project and its pins;
+#      .venv-export beside it: optimum-intel, the OpenVINO exporter of the fast sampling backend
+#      (it pins transformers < 5.6, older than training needs, so it gets its own environment)
 #   2. a Docker engine that answers (as root: install Debian's docker.io and start dockerd,
 #      logging to .autodidact/logs/dockerd.log; otherwise say what to do)
 #   3. the sandbox image, built offline if missing (debootstrap; see sandbox/image.py)
@@ -49,6 +51,28 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 else
     say "python environment is up to date"
+fi
+
+EXPORT=$ROOT/.venv-export
+export_stamp="$EXPORT/.installed-$(sed -n '/^# -- 1b/,/^# -- 2/p' scripts/setup.sh | sha256sum | cut -c1-16)"
+# -- 1b. OpenVINO exporter environment -----------------------------------------------------
+if [ ! -f "$export_stamp" ]; then
+    say "building .venv-export, the OpenVINO exporter (log: $LOGS/pip-export.log)"
+    {
+        [ -x "$EXPORT/bin/python" ] || "$PYTHON" -m venv "$EXPORT"
+        "$EXPORT/bin/python" -m pip install --upgrade pip
+        "$EXPORT/bin/python" -m pip install "torch==2.13.0"
+        # optimum-intel asks for torchvision, which only its image models use: without it pip
+        # would pull another torch build
+        "$EXPORT/bin/python" -m pip install --no-deps "optimum-intel==2.2.0"
+        "$EXPORT/bin/python" -m pip install "optimum==2.3.0" "transformers==5.5.4" \
+            "huggingface-hub<1.22" "nncf==3.4.0" "openvino==2026.4.1" \
+            "openvino-tokenizers==2026.4.1.0" setuptools "requests>=2.33"
+    } >"$LOGS/pip-export.log" 2>&1 || { tail -30 "$LOGS/pip-export.log"; die "building .venv-export failed (see $LOGS/pip-export.log)"; }
+    rm -f "$EXPORT"/.installed-*
+    touch "$export_stamp"
+else
+    say "exporter environment is up to date"
 fi
 
 # -- 2. Docker engine ------------------------------------------------------------------------

@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox import Sandbox
 from tasks.caching import cached
-from tasks.config import EvaluationConfig, SamplingConfig, SandboxConfig
-from tasks.execution import engine_failed, judge
+from tasks.schema import EvaluationConfig, SamplingConfig, SandboxConfig
+from tasks.execution import engine_failed, judge, open_sandbox
 from tasks.generation import Backend, Settings, extract
 from tasks.policy import Policy
 from tasks.problems import Problem
-from tasks.records import Attempt, Shard, write_json, write_rows
+from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
 
 EVAL_SEED = 20_240_501  # fixed: both policies of a comparison see the same sampling noise
 
@@ -157,11 +157,11 @@ def evaluate_task(policy: Policy, problems: Shard, suite: str, evaluation: Evalu
                   out_dir: str) -> EvalResult:
     """Evaluate one policy. Its key holds no cycle: a policy evaluated as cycle n's new policy is
     served from the cache as cycle n+1's starting point."""
-    from tasks.sampling import open_backend
+    from tasks.engines import open_backend
 
     rows = problems.read(Problem)
-    backend = open_backend(policy, dtype)
-    with sandbox.open() as box:
+    backend = open_backend(policy, sampling.backend, dtype)
+    with open_sandbox(sandbox) as box:
         result = evaluate(rows, backend, policy.id, suite, evaluation, sampling, sandbox, box,
                           out_dir)
     write_json(Path(out_dir) / "result.json", result.model_dump(mode="json"))
@@ -169,8 +169,9 @@ def evaluate_task(policy: Policy, problems: Shard, suite: str, evaluation: Evalu
 
 
 @task(name="promote", **cached())
-def promote_task(new: EvalResult, previous: EvalResult, tolerance: float,
-                 out_dir: str) -> Decision:
+def promote_task(ctx: CycleContext, new: EvalResult, previous: EvalResult,
+                 tolerance: float) -> Decision:
     decision = decide(new, previous, tolerance)
-    write_json(Path(out_dir) / "decision.json", decision.model_dump(mode="json"))
+    write_json(Path(ctx.stage_dir("promote")) / "decision.json",
+               decision.model_dump(mode="json"))
     return decision

@@ -6,8 +6,8 @@ the model continued the function body or wrote a fenced block.
 
 The backend interface is one method, `Backend.generate(prompts, settings) -> list[list[str]]`
 (n completions per prompt).  `HFBackend` runs transformers `generate` in batches (several sequences
-per forward pass) with the model loaded once per backend; a faster engine (llama.cpp, vLLM) can be
-added beside it without touching the stages.
+per forward pass) with the model loaded once per backend; `tasks/engines.py` opens it, or the
+faster OpenVINO engine, for a policy.
 
 Rendering (what the model sees) lives here too, because training must see exactly the same text:
 
@@ -42,8 +42,21 @@ class Settings:
 
 
 class Backend(Protocol):
-    def generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
-        """n raw completions for each prompt, in order."""
+    def generate(self, prompts: Sequence[str],
+                 settings: Settings | Sequence[Settings]) -> list[list[str]]:
+        """n raw completions for each prompt, in order. `settings`: one for every prompt, or a
+        sequence with one per prompt (several specialists' prompts in one batch)."""
+
+
+def per_prompt(settings: Settings | Sequence[Settings], count: int) -> list[Settings]:
+    """The settings of each of `count` prompts."""
+    if isinstance(settings, Settings):
+        return [settings] * count
+    settings = list(settings)
+    if len(settings) != count:
+        raise ValueError(f"{len(settings)} settings for {count} prompts: give one Settings, or "
+                         f"one per prompt")
+    return settings
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,7 +204,21 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # generation continues on the right
 
-    def generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str],
+                 settings: Settings | Sequence[Settings]) -> list[list[str]]:
+        """Prompts with equal settings are batched together (a batch shares its sampling
+        parameters); each group is generated as if alone."""
+        each = per_prompt(settings, len(prompts))
+        out: list[list[str]] = [[] for _ in prompts]
+        groups: dict[Settings, list[int]] = {}
+        for i, s in enumerate(each):
+            groups.setdefault(s, []).append(i)
+        for s, members in groups.items():
+            for i, texts in zip(members, self._generate([prompts[i] for i in members], s)):
+                out[i] = texts
+        return out
+
+    def _generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
         import torch
 
         out: list[list[str]] = [[] for _ in prompts]

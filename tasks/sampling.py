@@ -1,14 +1,15 @@
-"""Sampling: one agent's specialist writes candidates for every problem.
+"""Sampling: a policy's agents and specialists write candidates for every problem.
 
-Takes: the training problems, the agent's policy (a `Policy` record), one agent and one specialist
-from `sampling`, and retrieved examples from memory (few-shot context, one list per problem).
+Takes: the training problems, a policy (a `Policy` record), the agents that sample with it and
+every specialist from `sampling`, and retrieved examples from memory (few-shot context, one list
+per problem).
 Gives: `Attempt`s at turn 0, not yet executed: the exact rendered prompt, the response the program
 came from, and the program itself.
 
-The model is loaded once per call and every prompt goes through the backend in batches
-(`sampling.batch_size` sequences per forward pass). Seeds are derived from the agent's seed, the
-specialist and the cycle, so a re-run writes the same candidates and two agents on the same policy
-write different ones.
+One engine per policy: the policy is loaded once (`sampling.backend`, see tasks/engines.py) and the
+prompts of all its agents x specialists go through it together, so the continuous-batching engine
+keeps its batch full. Seeds are derived from the agent's seed, the specialist and the cycle, so a
+re-run writes the same candidates and two agents on the same policy write different ones.
 
 Run alone (tiny model, four MBPP problems):
 
@@ -18,22 +19,18 @@ Run alone (tiny model, four MBPP problems):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from prefect import task
+from prefect.runtime import task_run
 
 from tasks.caching import cached
-from tasks.config import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
-from tasks.generation import Backend, HFBackend, Settings, extract, render
-from tasks.policy import Policy, load_policy
+from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
+from tasks.engines import open_backend
+from tasks.generation import Backend, Settings, extract, render
+from tasks.policy import Policy
 from tasks.problems import Problem
-from tasks.records import Attempt, Shard, attempt_id, digest, write_rows
-
-
-def open_backend(policy: Policy, dtype: str) -> HFBackend:
-    """The policy loaded once (adapters merged) behind the generation interface."""
-    model, tokenizer = load_policy(policy, dtype=dtype, merge=True)
-    return HFBackend(model, tokenizer)
+from tasks.records import Attempt, CycleContext, Shard, attempt_id, digest, write_rows
 
 
 def seed_for(agent: AgentConfig, specialist: str, cycle: int, turn: int = 0) -> int:
@@ -49,26 +46,34 @@ def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
 
 
 def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: str,
-           agent: AgentConfig, specialist: SpecialistConfig, cfg: SamplingConfig, cycle: int,
+           agents: Sequence[AgentConfig], specialists: Sequence[SpecialistConfig],
+           cfg: SamplingConfig, cycle: int,
            examples: Sequence[Sequence[str]] | None = None) -> list[Attempt]:
-    """`cfg.samples_per_specialist` candidates per problem from one (agent, specialist).
+    """`cfg.samples_per_specialist` candidates per problem from every (agent, specialist), all
+    generated in one call to the backend.
 
     `examples[i]` are the retrieved memories shown with problem i (none when `examples` is None).
     """
     if examples is not None and len(examples) != len(problems):
         raise ValueError(f"{len(examples)} example lists for {len(problems)} problems: retrieval "
                          "must return one list per problem (possibly empty)")
-    style = specialist.prompt_style
-    prompts = [render(p.prompt, style, specialist.system_prompt, tokenizer,
-                      examples=examples[i] if examples is not None else ())
-               for i, p in enumerate(problems)]
-    settings = settings_for(cfg, specialist.temperature, cfg.samples_per_specialist,
-                            seed_for(agent, specialist.name, cycle), style)
+    jobs, prompts, settings = [], [], []
+    for agent in agents:
+        for specialist in specialists:
+            style = specialist.prompt_style
+            each = settings_for(cfg, specialist.temperature, cfg.samples_per_specialist,
+                                seed_for(agent, specialist.name, cycle), style)
+            for i, problem in enumerate(problems):
+                jobs.append((agent, specialist, problem))
+                prompts.append(render(problem.prompt, style, specialist.system_prompt, tokenizer,
+                                      examples=examples[i] if examples is not None else ()))
+                settings.append(each)
     completions = backend.generate(prompts, settings)
     attempts = []
-    for problem, prompt, outs in zip(problems, prompts, completions):
+    for (agent, specialist, problem), prompt, outs in zip(jobs, prompts, completions):
         for k, text in enumerate(outs):
-            response, code = extract(problem.prompt, text, problem.entry_point, style)
+            response, code = extract(problem.prompt, text, problem.entry_point,
+                                     specialist.prompt_style)
             attempts.append(Attempt(
                 id=attempt_id(problem.id, agent.name, specialist.name, k, 0),
                 problem_id=problem.id, cycle=cycle, agent=agent.name,
@@ -77,30 +82,41 @@ def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: 
     return attempts
 
 
+def run_name(stage: str) -> Callable[[], str]:
+    """A task run name saying which policy, agents and specialists the run serves."""
+    def name() -> str:
+        args = task_run.parameters
+        agents = "+".join(a.name for a in args["agents"])
+        specialists = "+".join(s.name for s in args["specialists"])
+        return f"{stage}[policy={args['policy'].id[:8]}, agents={agents}, " \
+               f"specialists={specialists}]"
+    return name
+
+
 # ----------------------------------------------------------------------------------------------
 # Prefect task: reads problems and memory from the run store, writes attempts there
 
 
-@task(name="sample", task_run_name="sample[agent={agent.name}, specialist={specialist.name}]",
-      **cached())
-def sample_task(problems: Shard, policy: Policy, agent: AgentConfig,
-                specialist: SpecialistConfig, sampling: SamplingConfig, memory: MemoryConfig,
-                memory_dir: str, memory_version: int, dtype: str, cycle: int,
-                out_dir: str) -> Shard:
-    """Candidates of one (agent, specialist) for every training problem, with retrieved
-    examples from memory as of `memory_version` (what the previous cycle consolidated)."""
+@task(name="sample", task_run_name=run_name("sample"), **cached())
+def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list[AgentConfig],
+                specialists: list[SpecialistConfig], sampling: SamplingConfig,
+                memory: MemoryConfig) -> Shard:
+    """Candidates of every (agent, specialist) on one policy for every training problem, with
+    retrieved examples from memory as of `ctx.memory_version` (what the previous cycle
+    consolidated). The policy is loaded once."""
     rows = problems.read(Problem)
     examples = None
-    if memory.enabled and memory.top_k > 0 and memory_version > 0:
+    if memory.enabled and memory.top_k > 0 and ctx.memory_version > 0:
         from tasks.memory import Memory
 
-        examples = Memory(memory_dir, memory.embedder).retrieve(
-            [p.prompt for p in rows], memory.top_k, version=memory_version,
+        examples = Memory(ctx.memory_dir, memory.embedder).retrieve(
+            [p.prompt for p in rows], memory.top_k, version=ctx.memory_version,
             exclude_problem_ids=[p.id for p in rows])
-    backend = open_backend(policy, dtype)
-    attempts = sample(rows, backend, backend.tokenizer, policy.id, agent, specialist, sampling,
-                      cycle, examples)
-    return write_rows(Path(out_dir) / f"{agent.name}-{specialist.name}.jsonl", attempts)
+    backend = open_backend(policy, sampling.backend, ctx.dtype)
+    attempts = sample(rows, backend, backend.tokenizer, policy.id, agents, specialists, sampling,
+                      ctx.cycle, examples)
+    name = "+".join(a.name for a in agents)
+    return write_rows(Path(ctx.stage_dir("sample")) / f"{name}.jsonl", attempts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,12 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     problems = select(load_suite(cfg.problems.train), cfg.problems.train_n,
                       cfg.problems.train_seed)
     policy = base_policy(cfg.policy.base)
-    backend = open_backend(policy, cfg.policy.dtype)
-    for agent in cfg.sampling.agents:
-        for specialist in cfg.sampling.specialists:
-            for a in sample(problems, backend, backend.tokenizer, policy.id, agent, specialist,
-                            cfg.sampling, 1):
-                print(f"--- {a.id}\n{a.code}")
+    backend = open_backend(policy, cfg.sampling.backend, cfg.policy.dtype)
+    for a in sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents,
+                    cfg.sampling.specialists, cfg.sampling, 1):
+        print(f"--- {a.id}\n{a.code}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ def autodidact(*args, env=None):
 
 def test_help_lists_the_self_training_commands():
     out = autodidact("--help").stdout
-    for command in ("cycle", "run", "resume", "evaluate", "server"):
+    for command in ("cycle", "run", "resume", "evaluate", "sample", "server"):
         assert command in out
 
 
@@ -30,3 +30,25 @@ def test_a_bad_override_is_refused_before_anything_runs(tmp_path):
     done = autodidact("cycle", "--config", "tiny", "--set", "sampling.temprature=1", env=env)
     assert done.returncode == 2
     assert "sampling.temprature" in done.stderr
+
+
+def test_sample_writes_candidates_and_prints_the_throughput(tmp_path):
+    import json
+
+    out = tmp_path / "candidates.jsonl"
+    done = autodidact("sample", "--config", "tiny", "--suite", "humaneval", "-n", "2",
+                      "--samples", "2", "--temperature", "0.9", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 2  # problems x specialists of tiny.yaml x samples
+    from tasks.problems import load_humaneval
+
+    problems = {p.id: p for p in load_humaneval()}
+    for row in rows:
+        problem = problems[row["problem_id"]]
+        assert set(row) >= {"prompt", "response", "program", "specialist", "policy_id"}
+        assert row["prompt"].endswith(problem.prompt)  # the specialist's rendering of it
+        assert row["program"].startswith(problem.prompt) or "def " in row["program"]
+    assert "candidates/s" in done.stdout and "useful tokens/s" in done.stdout
+    bad = autodidact("sample", "--config", "tiny", "--samples", "0", "-o", str(out))
+    assert bad.returncode == 2 and "--samples 0" in bad.stderr

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tasks.policy import (DEFAULT_BASE, TINY_BASE, Policy, PolicyError, base_policy, dir_hash,
-                          load_policy, resolve_base)
+from tasks.names import DEFAULT_BASE, TINY_BASE
+from tasks.policy import Policy, PolicyError, base_policy, dir_hash, load_policy, resolve_base
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +70,21 @@ def test_default_model_manifest_pins_its_source():
 def test_default_model_loads_offline_and_writes_passing_code(sandbox, monkeypatch):
     """The sampling and execution stages on the real default model: a few short HumanEval
     problems, one specialist, greedy; at least one candidate passes in the sandbox."""
-    from tasks.config import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
+    from tasks.schema import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
     from tasks.execution import judge
     from tasks.problems import load_humaneval
-    from tasks.sampling import open_backend, sample
+    from tasks.engines import open_backend
+    from tasks.sampling import sample
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     policy = base_policy(DEFAULT_BASE)
-    backend = open_backend(policy, "bfloat16")
+    backend = open_backend(policy, "hf", "bfloat16")
     problems = {p.id: p for p in load_humaneval()}
     chosen = [problems[i] for i in ("HumanEval/23", "HumanEval/28", "HumanEval/53")]  # short ones
     specialist = SpecialistConfig(name="careful", temperature=0.0,
                                   system_prompt="You are a careful Python programmer.")
     attempts = sample(chosen, backend, backend.tokenizer, policy.id,
-                      AgentConfig(name="A", policy="current", seed=0), specialist,
+                      [AgentConfig(name="A", policy="current", seed=0)], [specialist],
                       SamplingConfig(max_new_tokens=64, batch_size=3), cycle=1)
     judged = judge(attempts, problems, sandbox, SandboxConfig())
     assert any(a.ok for a in judged), [(a.id, a.status, a.feedback) for a in judged]

@@ -6,7 +6,8 @@ problems, so that candidates pass and fail like a real policy's do.
 
 import pytest
 
-from tasks.config import AgentConfig, load_config
+from tasks.config import load_config
+from tasks.schema import AgentConfig
 from tasks.problems import load_jsonl
 
 pytestmark = pytest.mark.docker
@@ -14,21 +15,20 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def world(toy):
+    from tasks.engines import open_backend
     from tasks.policy import base_policy
-    from tasks.sampling import open_backend
 
     cfg = load_config(toy / "toy.yaml")
     problems = load_jsonl(toy / "train.jsonl")
     policy = base_policy(cfg.policy.base)
-    return cfg, problems, policy, open_backend(policy, "float32")
+    return cfg, problems, policy, open_backend(policy, "hf", "float32")
 
 
 def sample_all(cfg, problems, policy, backend):
     from tasks.sampling import sample
 
-    return [a for agent in cfg.sampling.agents for s in cfg.sampling.specialists
-            for a in sample(problems, backend, backend.tokenizer, policy.id, agent, s,
-                            cfg.sampling, cycle=1)]
+    return sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents,
+                  cfg.sampling.specialists, cfg.sampling, cycle=1)
 
 
 def test_sampling_gives_every_agent_and_specialist_its_candidates(world):
@@ -53,14 +53,20 @@ def test_sampling_is_deterministic_and_the_agents_differ_by_seed(world):
     cfg, problems, policy, backend = world
     spec = cfg.sampling.specialists[1]  # creative, temperature 0.7
     many = cfg.sampling.model_copy(update={"samples_per_specialist": 4})
-    a = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[0], spec,
+    a = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1], [spec],
                many, 1)
-    again = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[0],
-                   spec, many, 1)
+    again = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
+                   [spec], many, 1)
     other = sample(problems, backend, backend.tokenizer, policy.id,
-                   AgentConfig(name="Z", policy="current", seed=99), spec, many, 1)
+                   [AgentConfig(name="Z", policy="current", seed=99)], [spec], many, 1)
     assert [x.response for x in a] == [x.response for x in again]
     assert [x.response for x in a] != [x.response for x in other]
+    # in one batch with every other agent x specialist, the same candidates
+    together = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents,
+                      cfg.sampling.specialists, many, 1)
+    mine = [x for x in together if x.agent == cfg.sampling.agents[0].name
+            and x.specialist == spec.name]
+    assert [(x.id, x.response) for x in mine] == [(x.id, x.response) for x in a]
 
 
 def test_retrieved_examples_are_rendered_into_the_prompt(world):
@@ -68,13 +74,13 @@ def test_retrieved_examples_are_rendered_into_the_prompt(world):
 
     cfg, problems, policy, backend = world
     examples = [[f"def helper_{i}():\n    return {i}\n"] for i in range(len(problems))]
-    attempts = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[0],
-                      cfg.sampling.specialists[0], cfg.sampling, 1, examples)
+    attempts = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
+                      cfg.sampling.specialists[:1], cfg.sampling, 1, examples)
     for i, a in enumerate(attempts):
         assert f"def helper_{i}():" in a.prompt and f"helper_{i}" not in a.code
     with pytest.raises(ValueError, match="one list per problem"):
-        sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[0],
-               cfg.sampling.specialists[0], cfg.sampling, 1, examples[:1])
+        sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
+               cfg.sampling.specialists[:1], cfg.sampling, 1, examples[:1])
 
 
 def test_execution_attaches_verdicts_and_self_debug_chains_turns(world, sandbox):
@@ -92,7 +98,7 @@ def test_execution_attaches_verdicts_and_self_debug_chains_turns(world, sandbox)
         assert a.reward == (a.passed / a.total if a.total else 0.0)
 
     agent, spec = cfg.sampling.agents[0], cfg.sampling.specialists[0]
-    fixes = self_debug(executed, by_id, backend, backend.tokenizer, policy.id, agent, spec,
+    fixes = self_debug(executed, by_id, backend, backend.tokenizer, policy.id, [agent], [spec],
                        cfg.sampling, cfg.sandbox, sandbox, max_turns=2)
     failing = [a for a in executed if a.agent == agent.name and a.specialist == spec.name
                and not a.ok]
