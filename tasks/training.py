@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -31,12 +32,17 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.config import TrainingConfig
+from tasks.schema import TrainingConfig
 from tasks.policy import Policy, _offline, dir_hash, load_policy
-from tasks.records import Shard, write_json
+from tasks.records import CycleContext, Shard, write_json
 
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
+# Score (LM head + log-softmax over the 151k-token vocabulary) only the completion tokens whose
+# log-probs the loss uses, as trl does on GPUs; on other devices trl scores every position,
+# prompt and padding included. The numbers are the same; `benchmarks/training_throughput.py`
+# turns it off to measure the difference.
+COMPLETIONS_ONLY = True
 
 
 class TrainingError(RuntimeError):
@@ -53,6 +59,25 @@ class TrainResult(BaseModel):
     steps: int
     resumed_from: str | None  # checkpoint a killed run resumed from
     metrics: dict[str, float]
+
+
+@contextmanager
+def completions_scored_only(enabled: bool = True):
+    """While inside, trl's fused LM head scores only the labelled (completion) positions on the
+    CPU too. trl 1.16 picks that "compact" path only where its Triton kernels run (CUDA, XPU)
+    because elsewhere (Neuron) varying shapes would recompile; on the CPU nothing recompiles and
+    the prompt's positions are pure waste. Restored on exit."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if not enabled or original is None:  # another trl: leave it as it is
+        yield
+        return
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 def _versions() -> dict[str, str]:
@@ -117,27 +142,36 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     model, tokenizer = _load_model(policy, cfg, dtype, out)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+
     checkpoints = out / CHECKPOINTS
     with warnings.catch_warnings():
         # trl turns gradient checkpointing on by default and transformers 5 renamed the flag:
         # switching it off (it is slower on the CPU) warns on every run, to no purpose
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated",
                                 category=FutureWarning)
+        kwargs = cfg.dpo_kwargs()
+        if cfg.quantization == "nf4":
+            # trl's precomputing pass breaks the NF4 model's backward afterwards ("a view of a
+            # leaf Variable ... in-place operation", trl 1.16 + bitsandbytes 0.50): the
+            # reference log-probs are computed beside every step instead
+            kwargs["precompute_ref_log_probs"] = False
         try:
             args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
                              gradient_checkpointing=False, report_to="none", seed=seed,
-                             logging_steps=1, save_total_limit=2, **cfg.dpo_kwargs())
+                             logging_steps=1, save_total_limit=2, **kwargs)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the "
-                                "key in your config (see tasks/config.py, TrainingConfig.dpo)"
+                                "key in your config (see tasks/schema.py, TrainingConfig.dpo)"
                                 ) from exc
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
-        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
-                             processing_class=tokenizer, peft_config=lora,
-                             callbacks=list(callbacks) or None)
+        with completions_scored_only(COMPLETIONS_ONLY):  # the reference pass scores too
+            trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
+                                 processing_class=tokenizer, peft_config=lora,
+                                 callbacks=list(callbacks) or None)
         resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-        output = trainer.train(resume_from_checkpoint=resume)
+        with completions_scored_only(COMPLETIONS_ONLY):
+            output = trainer.train(resume_from_checkpoint=resume)
 
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     last = logs[-1] if logs else {}
@@ -190,17 +224,18 @@ def _result_from(adapter_dir: Path, policy: Policy) -> TrainResult:
 
 
 @task(name="train", task_run_name="train[policy={policy.id}]", **cached())
-def train_task(pairs: Shard, policy: Policy, training: TrainingConfig, dtype: str, seed: int,
-               out_dir: str) -> TrainResult:
+def train_task(ctx: CycleContext, pairs: Shard, policy: Policy,
+               training: TrainingConfig) -> TrainResult:
     """A new adapter on this cycle's pairs. Not retried: a failure here is not transient. Run
     it again (resume the run) and it continues from its last checkpoint."""
     from tasks.records import digest
 
     config_hash = digest(training.model_dump(mode="json"))
     # a directory per input: a finished adapter (or a checkpoint) of other inputs is never reused
-    where = Path(out_dir) / digest(pairs.sha256, policy.id, config_hash, dtype, seed)[:12]
-    return train(pairs.path, policy, training, dtype, where, seed, pairs_sha256=pairs.sha256,
-                 config_hash=config_hash)
+    where = Path(ctx.stage_dir("train")) / digest(pairs.sha256, policy.id, config_hash,
+                                                  ctx.dtype, ctx.seed)[:12]
+    return train(pairs.path, policy, training, ctx.dtype, where, ctx.seed,
+                 pairs_sha256=pairs.sha256, config_hash=config_hash)
 
 
 def main(argv: list[str] | None = None) -> None:

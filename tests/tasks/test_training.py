@@ -10,7 +10,8 @@ from transformers import TrainerCallback
 
 from tasks.config import load_config
 from tasks.pairs import PAIR_COLUMNS, Pair, load_pair_dataset, write_pairs
-from tasks.policy import TINY_BASE, base_policy
+from tasks.names import TINY_BASE
+from tasks.policy import base_policy
 
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n'
 
@@ -26,7 +27,8 @@ def pairs_file(path: Path, n: int = 4):
 @pytest.fixture
 def tiny_cfg():
     cfg = load_config("tiny", ["training.checkpoint_steps=1",
-                               "training.dpo.gradient_accumulation_steps=1"])
+                               "training.dpo.gradient_accumulation_steps=1",
+                               "training.dpo.per_device_train_batch_size=1"])
     return cfg
 
 
