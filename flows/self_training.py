@@ -22,10 +22,12 @@ from pathlib import Path
 import yaml
 from prefect import flow, get_run_logger
 
-from flows.cycle import CycleResult, cycle_flow
-from tasks.config import Config, load_config
+from flows.cycle import cycle_flow
+from tasks.config import load_config
+from tasks.schema import Config
 from tasks.policy import Policy, base_policy
-from tasks.records import digest, write_atomic, write_json
+from tasks.records import CycleContext, digest, write_atomic, write_json
+from tasks.summary import CycleResult
 
 
 class RunError(RuntimeError):
@@ -135,9 +137,13 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
     best_score: float | None = None
     memory_version = meta["memory_version"]
     results = []
+    # every task of the run persists its result under the run: set once, inherited by the tasks
+    cycle = cycle_flow.with_options(result_storage=run_dir / ".results")
     for n in range(1, cfg.run.cycles + 1):
-        result = cycle_flow(cfg, run_id, str(run_dir), n, current, best, meta["memory_dir"],
-                            memory_version)
+        ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
+                           seed=cfg.run.seed, memory_dir=meta["memory_dir"],
+                           memory_version=memory_version)
+        result = cycle(cfg, ctx, current, best)
         results.append(result)
         if best_score is None:
             best_score = result.eval_before.pass1_greedy

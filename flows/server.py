@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tasks.problems import home
+from tasks.paths import home, logs_dir
 
 HOST, PORT = "127.0.0.1", 4200
 
@@ -66,7 +66,7 @@ def ensure_server(log=print, wait_s: float = 90.0) -> str:
             raise RuntimeError(f"PREFECT_API_URL={url} does not answer: start that server, or "
                                "unset PREFECT_API_URL to use the local one")
         prefect_home().mkdir(parents=True, exist_ok=True)
-        logfile = home() / "logs" / "prefect-server.log"
+        logfile = logs_dir() / "prefect-server.log"
         logfile.parent.mkdir(parents=True, exist_ok=True)
         log(f"starting the local Prefect server at {ui_url()} (log: {logfile})")
         with open(logfile, "ab") as out:

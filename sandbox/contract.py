@@ -34,8 +34,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded",
-            "sandbox_error")
+from sandbox.runner.protocol import STATUSES  # noqa: F401  (the runner writes them: their home)
+
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 600.0
 

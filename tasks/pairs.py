@@ -12,7 +12,7 @@ Run alone, from the repository root:
     python -m tasks.pairs attempts.jsonl [more.jsonl ...] --out pairs.jsonl
     python -m tasks.pairs attempts.jsonl --out pairs.jsonl --config smoke --set pairs.keep_sft=true
 
-Three kinds of rows (DESIGN.md §1, "Pairs"):
+Three kinds of rows:
 
 - `best_vs_worse`: per problem, over the first tries (turn 0). Chosen is the best candidate
   (highest reward; ties to a passing status, then fewer debug turns, then shorter code, then id);
@@ -51,10 +51,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
+from prefect import task
 from pydantic import BaseModel, ConfigDict
 
-from tasks.config import PairsConfig
-from tasks.records import Attempt, Shard, write_rows
+from tasks.caching import cached
+from tasks.schema import PairsConfig
+from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_json, write_rows
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected", "problem_id", "kind", "chosen_reward",
                 "rejected_reward")
@@ -229,7 +231,8 @@ def _pick_rejected(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsCon
         else:
             eligible.append((r, _similarity(chosen.code, r.code)))
     if cfg.hard_negatives:
-        # Negatives most like the chosen program isolate what made it right (DESIGN §1).
+        # Negatives most like the chosen program isolate what made it right: the pair differs
+        # in little besides the mistake (hard negatives, as in CodeLutra).
         eligible.sort(key=lambda rs: (-rs[1], rs[0].reward, rs[0].id))
     else:
         eligible.sort(key=lambda rs: (rs[0].reward, rs[0].id))
@@ -305,8 +308,9 @@ def load_pair_dataset(path: str | Path, kinds: Sequence[str] = TRAINING_KINDS):
         held = ", ".join(f"{n} {k}" for k, n in sorted(found.items())) or "no rows"
         raise ValueError(f"{path} holds no pairs of kinds {list(kinds)} ({held}): no pairs were "
                          "mined, because every problem had all candidates pass or all fail (or "
-                         "equal rewards). Raise sampling.samples, add specialists, or use more "
-                         "problems; see the dropped counts of the pairs stage")
+                         "equal rewards). Raise sampling.samples_per_specialist, add "
+                         "specialists, or use more problems; see the dropped counts of the pairs "
+                         "stage")
     features = datasets.Features({
         "prompt": datasets.Value("string"), "chosen": datasets.Value("string"),
         "rejected": datasets.Value("string"), "problem_id": datasets.Value("string"),
@@ -316,6 +320,37 @@ def load_pair_dataset(path: str | Path, kinds: Sequence[str] = TRAINING_KINDS):
     return datasets.Dataset.from_list(
         [{column: getattr(p, column) for column in PAIR_COLUMNS} for p in selected],
         features=features)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefect task
+# ---------------------------------------------------------------------------------------------
+
+
+class PairSet(BaseModel):
+    """What the mine-pairs task gives: the pairs file and its counts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pairs: Shard
+    by_kind: dict[str, int]
+    dropped: dict[str, int]
+
+    @property
+    def trainable(self) -> int:
+        return sum(self.by_kind.get(kind, 0) for kind in TRAINING_KINDS)
+
+
+@task(name="mine-pairs", **cached())
+def mine_pairs_task(ctx: CycleContext, attempts: list[Shard], pairs: PairsConfig) -> PairSet:
+    """Preference pairs from every attempt of the cycle, with a manifest of their lineage."""
+    out_dir = Path(ctx.stage_dir("pairs"))
+    mined = mine_pairs(read_attempts(attempts), pairs)
+    shard = write_pairs(mined.pairs, out_dir / "pairs.jsonl")
+    write_json(out_dir / "manifest.json",
+               {"pairs": shard.model_dump(), "by_kind": mined.by_kind, "dropped": mined.dropped,
+                "parents": [s.sha256 for s in attempts], "config": pairs.model_dump()})
+    return PairSet(pairs=shard, by_kind=mined.by_kind, dropped=mined.dropped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,10 +32,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.problems import home
+from tasks.names import DEFAULT_BASE, TINY_BASE
+from tasks.paths import models_dir
 
-DEFAULT_BASE = "qwen2.5-coder-0.5b-instruct"
-TINY_BASE = "tiny"
 GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 GGUF_BYTES = 491_400_064
 GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -50,10 +49,6 @@ TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
 
 class PolicyError(RuntimeError):
     pass
-
-
-def models_dir() -> Path:
-    return home() / "models"
 
 
 def _offline() -> None:

@@ -52,7 +52,6 @@ import hashlib
 import importlib.resources
 import json
 import keyword
-import os
 import random
 import re
 import subprocess
@@ -62,9 +61,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, NoReturn
 
+from prefect import task
 from pydantic import BaseModel, ConfigDict
 
-from tasks.records import write_atomic
+from tasks.caching import cached
+from tasks.schema import ProblemsConfig
+from tasks.names import SUITES
+from tasks.paths import data_dir
+from tasks.records import Shard, write_atomic, write_rows
 
 # ---------------------------------------------------------------------------------------------
 # The record
@@ -161,19 +165,6 @@ class DataFetchError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Where data lives
 # ---------------------------------------------------------------------------------------------
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def home() -> Path:
-    """The autodidact home: `$AUTODIDACT_HOME`, else `<repo>/.autodidact`."""
-    return Path(os.environ.get("AUTODIDACT_HOME") or REPO_ROOT / ".autodidact").expanduser()
-
-
-def data_dir() -> Path:
-    """Where downloaded problem sets live: `<home>/data`."""
-    return home() / "data"
-
 
 # Functions below take a parameter called `data_dir`, which hides the function of that name.
 default_data_dir = data_dir
@@ -535,7 +526,6 @@ def _mbpp_entry_point(row: dict, file: str, line: int) -> str | None:
 # Choosing problems
 # ---------------------------------------------------------------------------------------------
 
-SUITES = ("humaneval", "mbpp")
 
 
 def load_suite(spec: str) -> list[Problem]:
@@ -591,6 +581,32 @@ def check_disjoint(train: list[Problem], evaluation: list[Problem]) -> None:
                 "same prompt (ignoring case and whitespace)")
     if clashes:
         raise ContaminationError([(t, e, " and ".join(why)) for (t, e), why in clashes.items()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefect task: the problems of a run, written into its store
+# ---------------------------------------------------------------------------------------------
+
+
+class ProblemSets(BaseModel):
+    """The training and evaluation problems of a run, as shards of its store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train: Shard
+    eval: Shard
+    eval_ids: tuple[str, ...]
+
+
+@task(name="load-problems", **cached())
+def load_problems_task(problems: ProblemsConfig, out_dir: str) -> ProblemSets:
+    """Draw the training and evaluation problems and check they do not overlap."""
+    train = select(load_suite(problems.train), problems.train_n, problems.train_seed)
+    held_out = select(load_suite(problems.eval), problems.eval_n, problems.eval_seed)
+    check_disjoint(train, held_out)
+    return ProblemSets(train=write_rows(Path(out_dir) / "train.jsonl", train),
+                       eval=write_rows(Path(out_dir) / "eval.jsonl", held_out),
+                       eval_ids=tuple(p.id for p in held_out))
 
 
 # ---------------------------------------------------------------------------------------------

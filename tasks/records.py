@@ -63,6 +63,27 @@ class Attempt(BaseModel):
         return self.passed / self.total if self.total else 0.0
 
 
+class CycleContext(BaseModel):
+    """What every task of a cycle shares; the first argument of each stage task.
+
+    `memory_version` is the LanceDB version sampling retrieves from (what the previous cycle
+    consolidated; 0 when memory is off). Each stage writes under `stage_dir(<stage>)`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    run_dir: str
+    cycle: int
+    dtype: str  # policy.dtype: the weights' dtype for sampling ("hf") and training
+    seed: int  # run.seed
+    memory_dir: str
+    memory_version: int
+
+    def stage_dir(self, stage: str) -> str:
+        """`<run>/cycle-<n>/<stage>`."""
+        return str(Path(self.run_dir) / f"cycle-{self.cycle}" / stage)
+
+
 def attempt_id(problem_id: str, agent: str, specialist: str, sample: int, turn: int) -> str:
     return f"{problem_id}/{agent}/{specialist}/s{sample}/t{turn}"
 

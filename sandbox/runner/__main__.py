@@ -36,7 +36,8 @@ def main(argv: list[str]) -> int:
             except ChildProcessError:
                 time.sleep(1.0)
     if mode == "batch":
-        from .batch import DEFAULT_LIMITS, parse_request_line, run_batch
+        from .batch import parse_request_line, run_batch
+        from .protocol import DEFAULT_LIMITS
 
         if os.getuid() != 0:
             print("the runner must start as root inside the sandbox container: it hands each "

@@ -28,16 +28,8 @@ import time
 from . import confinement
 from .confinement import CANDIDATE_UID_BASE, JUDGE_UID_BASE
 from .judge import judge, verdict
+from .protocol import STATUSES
 
-STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded",
-            "sandbox_error")
-DEFAULT_LIMITS = {
-    "memory_mb": 1024,  # RLIMIT_AS of each candidate process
-    "fsize_mb": 16,  # largest file a candidate may write
-    "nproc": 64,  # processes + threads of one request (RLIMIT_NPROC of its uid)
-    "nofile": 64,  # open file descriptors of each candidate process
-    "tmpfs_mb": 64,  # each request's private /tmp, and again its /dev/shm
-}
 GRACE_S = 1.0
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOT = ("import sys; sys.path.insert(0, {parent!r}); from {package}.__main__ import main; "

@@ -23,6 +23,18 @@ import time
 
 from .codec import Decoder, Encoder
 
+STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded",
+            "sandbox_error")
+"""Every status a verdict can have (the host's `sandbox.contract` reads them from here)."""
+
+DEFAULT_LIMITS = {  # the host's `sandbox.engine.Limits` defaults to these
+    "memory_mb": 1024,  # RLIMIT_AS of each candidate process
+    "fsize_mb": 16,  # largest file a candidate may write
+    "nproc": 64,  # processes + threads of one request (RLIMIT_NPROC of its uid)
+    "nofile": 64,  # open file descriptors of each candidate process
+    "tmpfs_mb": 64,  # each request's private /tmp, and again its /dev/shm
+}
+
 
 class PeerGone(BaseException):
     """The other side closed its pipe, broke the protocol, or the deadline passed."""

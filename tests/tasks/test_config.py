@@ -7,17 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tasks.config import (
-    CONFIG_DIR,
-    PRESETS,
-    SECTIONS,
-    Config,
-    ConfigError,
-    SamplingConfig,
-    TrainingConfig,
-    config_path,
-    load_config,
-)
+from tasks.config import CONFIG_DIR, PRESETS, ConfigError, config_path, load_config
+from tasks.schema import SECTIONS, Config, SamplingConfig, TrainingConfig
 
 
 def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:
@@ -373,7 +364,14 @@ def test_a_config_is_immutable():
 
 def test_sandbox_section_gives_engine_limits():
     from sandbox.engine import Limits
+    from tasks.execution import sandbox_limits
 
     config = load_config("default", ["sandbox.workers=3", "sandbox.memory_mb=512"])
-    assert config.sandbox.limits() == Limits(workers=3, memory_mb=512)
-    assert Config().sandbox.limits().workers == Limits().workers  # None: one per core
+    assert sandbox_limits(config.sandbox) == Limits(workers=3, memory_mb=512)
+    assert sandbox_limits(Config().sandbox).workers == Limits().workers  # None: one per core
+    # the schema states the sandbox's defaults without importing it (its stages' cache keys
+    # would otherwise depend on the whole sandbox): they must stay equal
+    from sandbox import DEFAULT_TIMEOUT_S
+
+    assert Config().sandbox.memory_mb == Limits().memory_mb
+    assert Config().sandbox.timeout_s == DEFAULT_TIMEOUT_S

@@ -52,7 +52,8 @@ def test_completion_rendering_with_examples_and_feedback_ends_on_the_prompt():
 
 @pytest.fixture(scope="module")
 def tiny_backend():
-    from tasks.policy import TINY_BASE, base_policy, load_policy
+    from tasks.names import TINY_BASE
+    from tasks.policy import base_policy, load_policy
 
     model, tokenizer = load_policy(base_policy(TINY_BASE), dtype="float32")
     return HFBackend(model, tokenizer)

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from tasks.memory import EMBEDDER, Embedder, Memory, MemoryStoreError, normalize_code
+from tasks.memory import Embedder, Memory, MemoryStoreError, normalize_code
+from tasks.names import EMBEDDER
 from tasks.problems import Problem
 from tasks.records import Attempt, attempt_id
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tasks.config import PairsConfig
+from tasks.schema import PairsConfig
 from tasks.pairs import (
     PAIR_COLUMNS,
     Pair,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks import paths
 from tasks import problems as P
 from tasks.problems import (
     MBPP_FILENAME,
@@ -48,7 +49,7 @@ def humaneval() -> list[Problem]:
 def mbpp_dir(tmp_path_factory) -> Path:
     """A data directory holding the real MBPP file."""
     directory = tmp_path_factory.mktemp("data")
-    candidates = [os.environ.get("AUTODIDACT_TEST_MBPP"), P.data_dir() / MBPP_FILENAME,
+    candidates = [os.environ.get("AUTODIDACT_TEST_MBPP"), paths.data_dir() / MBPP_FILENAME,
                   "/tmp/mbpp-py-reworded.json"]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
@@ -147,7 +148,7 @@ def test_load_mbpp_rejects_a_modified_file(tmp_path, mbpp_dir):
 
 def test_load_mbpp_defaults_to_the_autodidact_home(monkeypatch, tmp_path, mbpp_dir):
     monkeypatch.setenv("AUTODIDACT_HOME", str(tmp_path))
-    assert P.data_dir() == tmp_path / "data"
+    assert paths.data_dir() == tmp_path / "data"
     (tmp_path / "data").mkdir()
     shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
     assert len(load_suite("mbpp")) == 397
@@ -156,8 +157,8 @@ def test_load_mbpp_defaults_to_the_autodidact_home(monkeypatch, tmp_path, mbpp_d
 def test_data_dir_defaults_to_dot_autodidact_in_the_repo(monkeypatch):
     monkeypatch.delenv("AUTODIDACT_HOME", raising=False)
     repo = Path(P.__file__).resolve().parent.parent
-    assert P.home() == repo / ".autodidact"
-    assert P.data_dir() == repo / ".autodidact" / "data"
+    assert paths.home() == repo / ".autodidact"
+    assert paths.data_dir() == repo / ".autodidact" / "data"
 
 
 def mbpp_file(tmp_path: Path, rows: list[dict]) -> Path:

