@@ -19,6 +19,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/sampling_throughput.py
+	$(PY) benchmarks/training_throughput.py
 
 # remove sandbox containers left by a killed process
 clean-sandbox:

@@ -20,7 +20,6 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.schema import Config
 from tasks.debugging import debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
@@ -30,6 +29,7 @@ from tasks.policy import Policy
 from tasks.problems import load_problems_task
 from tasks.records import CycleContext
 from tasks.sampling import sample_task
+from tasks.schema import Config
 from tasks.summary import CycleResult, summarize_task
 from tasks.training import TrainResult, train_task
 

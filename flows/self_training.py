@@ -24,9 +24,9 @@ from prefect import flow, get_run_logger
 
 from flows.cycle import cycle_flow
 from tasks.config import load_config
-from tasks.schema import Config
 from tasks.policy import Policy, base_policy
 from tasks.records import CycleContext, digest, write_atomic, write_json
+from tasks.schema import Config
 from tasks.summary import CycleResult
 
 

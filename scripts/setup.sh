@@ -53,9 +53,9 @@ else
     say "python environment is up to date"
 fi
 
+# -- 1b. OpenVINO exporter environment -----------------------------------------------------
 EXPORT=$ROOT/.venv-export
 export_stamp="$EXPORT/.installed-$(sed -n '/^# -- 1b/,/^# -- 2/p' scripts/setup.sh | sha256sum | cut -c1-16)"
-# -- 1b. OpenVINO exporter environment -----------------------------------------------------
 if [ ! -f "$export_stamp" ]; then
     say "building .venv-export, the OpenVINO exporter (log: $LOGS/pip-export.log)"
     {

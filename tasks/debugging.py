@@ -23,15 +23,15 @@ from prefect import task
 
 from sandbox import Sandbox
 from tasks.caching import cached
-from tasks.schema import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
+from tasks.engines import open_backend
 from tasks.execution import engine_failed, judge, open_sandbox
 from tasks.generation import Backend, extract, render
-from tasks.problems import Problem
 from tasks.policy import Policy
+from tasks.problems import Problem
 from tasks.records import (Attempt, CycleContext, Shard, attempt_id, read_attempts,
                            write_rows)
-from tasks.engines import open_backend
 from tasks.sampling import run_name, seed_for, settings_for
+from tasks.schema import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
 
 NO_FEEDBACK = "The tests failed, with no further detail."
 

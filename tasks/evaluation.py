@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox import Sandbox
 from tasks.caching import cached
-from tasks.schema import EvaluationConfig, SamplingConfig, SandboxConfig
 from tasks.execution import engine_failed, judge, open_sandbox
 from tasks.generation import Backend, Settings, extract
 from tasks.policy import Policy
 from tasks.problems import Problem
 from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
+from tasks.schema import EvaluationConfig, SamplingConfig, SandboxConfig
 
 EVAL_SEED = 20_240_501  # fixed: both policies of a comparison see the same sampling noise
 

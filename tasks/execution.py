@@ -21,9 +21,9 @@ from prefect import task
 from sandbox import Request, Sandbox
 from sandbox.engine import Limits, SandboxError
 from tasks.caching import cached
-from tasks.schema import SandboxConfig
 from tasks.problems import Problem
 from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_rows
+from tasks.schema import SandboxConfig
 
 
 def sandbox_limits(cfg: SandboxConfig) -> Limits:

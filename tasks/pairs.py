@@ -55,8 +55,8 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.schema import PairsConfig
 from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_json, write_rows
+from tasks.schema import PairsConfig
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected", "problem_id", "kind", "chosen_reward",
                 "rejected_reward")

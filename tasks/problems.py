@@ -65,10 +65,10 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.schema import ProblemsConfig
 from tasks.names import SUITES
 from tasks.paths import data_dir
 from tasks.records import Shard, write_atomic, write_rows
+from tasks.schema import ProblemsConfig
 
 # ---------------------------------------------------------------------------------------------
 # The record

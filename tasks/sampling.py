@@ -25,12 +25,12 @@ from prefect import task
 from prefect.runtime import task_run
 
 from tasks.caching import cached
-from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
 from tasks.engines import open_backend
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
 from tasks.problems import Problem
 from tasks.records import Attempt, CycleContext, Shard, attempt_id, digest, write_rows
+from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
 
 
 def seed_for(agent: AgentConfig, specialist: str, cycle: int, turn: int = 0) -> int:

@@ -210,8 +210,8 @@ class SpecialistConfig(BaseModel):
     model_config = _STRICT
 
     name: str
-    """`str`, required. Names the specialist in task runs (`sample[agent=A,
-    specialist=creative]`) and records. Letters, digits, `_`, `.` and `-`; unique."""
+    """`str`, required. Names the specialist in task runs (`sample[policy=…, agents=A+B,
+    specialists=logical+creative]`) and records. Letters, digits, `_`, `.` and `-`; unique."""
 
     system_prompt: str
     """`str`, required. The style instruction this specialist writes under. In `chat` style it is

@@ -32,9 +32,9 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.schema import TrainingConfig
 from tasks.policy import Policy, _offline, dir_hash, load_policy
 from tasks.records import CycleContext, Shard, write_json
+from tasks.schema import TrainingConfig
 
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
@@ -142,7 +142,6 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     model, tokenizer = _load_model(policy, cfg, dtype, out)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-
     checkpoints = out / CHECKPOINTS
     with warnings.catch_warnings():
         # trl turns gradient checkpointing on by default and transformers 5 renamed the flag:

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tasks.config import load_config
-from tasks.schema import AgentConfig
 from tasks.problems import load_jsonl
+from tasks.schema import AgentConfig
 
 
 @pytest.fixture(scope="module")
