@@ -165,11 +165,7 @@ class CandidateEndpoint(Endpoint):
                                      for (name, builtin), k in zip(exception_chain(obj),
                                                                    obj.__mro__)]
             return "class", None
-        if callable(obj):
-            return "callable", None
-        if hasattr(type(obj), "__next__"):
-            return "iterator", None
-        return "object", None
+        return super().kind_of(obj)
 
     def proxy(self, hid, kind, typename, extra):
         if kind == "callable":

@@ -209,13 +209,6 @@ class JudgeEndpoint(Endpoint):
         self.exception_classes: dict[int, type] = {}
         self.gone: PeerGone | None = None
 
-    def kind_of(self, obj):
-        if callable(obj):
-            return "callable", None
-        if hasattr(type(obj), "__next__"):
-            return "iterator", None
-        return "object", None
-
     def proxy(self, hid, kind, typename, extra):
         if kind == "exc_class":
             return self.exception_class(extra, hid)

@@ -46,7 +46,8 @@ class PeerGone(BaseException):
 
 class Endpoint:
     """One side of the conversation.  Subclasses define `owner` ("c" or "j"), `serve(msg)` (answer
-    one request of the other side), `proxy(id, kind, typename, extra)` and `kind_of(obj)`."""
+    one request of the other side) and `proxy(id, kind, typename, extra)`, and may refine
+    `kind_of(obj)`."""
 
     owner = "?"
     max_message = 1 << 30
@@ -172,7 +173,12 @@ class Endpoint:
         raise NotImplementedError
 
     def kind_of(self, obj):
-        raise NotImplementedError
+        """(kind, extra) of an object sent as a handle: what the other side's proxy can do."""
+        if callable(obj):
+            return "callable", None
+        if hasattr(type(obj), "__next__"):
+            return "iterator", None
+        return "object", None
 
 
 def _label(obj) -> str:
