@@ -3,28 +3,38 @@
 A request is one candidate program with its tests:
 
     {"id": "HumanEval/0", "code": "<full program>", "tests": "def check(candidate): ...",
-     "entry_point": "has_close_elements", "timeout_s": 10, "context": "<trusted code>"}
+     "entry_point": "has_close_elements", "timeout_s": 10, "context": "<trusted code>",
+     "held_out": 0.0}
 
 `code` is the whole candidate program (prompt + completion); `tests` defines `check(candidate)`,
 and every `assert` inside it is one test case.  `timeout_s` (optional, default 10) bounds the
 whole evaluation of that request: loading the program and running every case.  `context`
 (optional) is trusted code the judge executes itself before the tests, typically the helper
 functions a problem's prompt defines (HumanEval's `poly`, `encode_cyclic`): names the tests use
-from it are bound from it, never from the candidate program.
+from it are bound from it, never from the candidate program.  `held_out` (optional, default 0,
+0 <= held_out < 1) is the fraction of the cases whose failures the feedback never describes:
+round(held_out * cases) of them, at least one when held_out > 0, never all (with fewer than two
+cases, none); which ones depends only on the tests (sandbox.runner.judge.held_out_sites), so every
+candidate of a problem meets the same ones.
 
 A verdict answers one request, in the same order:
 
     {"id": "HumanEval/0", "status": "passed", "passed": 7, "total": 7, "feedback": "",
-     "duration_s": 0.021}
+     "duration_s": 0.021, "held_out_passed": 2, "held_out_total": 2}
 
 status is one of: passed (every case ran and held), failed (the program loaded, some case did not
 hold), error (the program raised while loading, lacks the entry point, crashed or exited),
 syntax_error, timeout, resource_exceeded (memory, file size or value size limits), and
 sandbox_error: the sandbox itself failed (a runner that stopped answering twice, a process it
 could not confine); never the candidate's fault, and never trained on (tasks/execution.py raises).
-`passed` counts only cases that ran to the end: a verdict other than passed has passed < total.  `feedback` is
-what self-debug shows the model: exception type and message, the tail of the traceback inside the
-candidate's code, and the call that failed, never the expected value.
+`passed` counts only cases that ran to the end: a verdict other than passed has passed < total.
+`held_out_passed` / `held_out_total` count the held-out cases alone, by the same rules (0 / 0
+without held-out cases).  `feedback` is what self-debug shows the model: exception type and
+message, the tail of the traceback inside the candidate's code, and the call that failed and what
+it returned, never the expected value.  So a returned bool is not shown ("f(3) returned a value
+that does not satisfy the test"): the expected value would be the other one.  A failing held-out
+case is never described (no call, no value, no exception text); when only held-out cases failed,
+the feedback says how many cases failed and that those are held out.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ class Request:
     entry_point: str
     timeout_s: float = DEFAULT_TIMEOUT_S
     context: str = ""
+    held_out: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -65,6 +76,8 @@ class Verdict:
     total: int
     feedback: str
     duration_s: float
+    held_out_passed: int = 0
+    held_out_total: int = 0
 
     @property
     def ok(self) -> bool:
@@ -75,6 +88,12 @@ class Verdict:
         """Fraction of test cases passed: the execution reward."""
         return self.passed / self.total if self.total else 0.0
 
+    @property
+    def held_out_reward(self) -> float:
+        """Fraction of the held-out test cases passed: what feedback could not have taught.
+        Without held-out cases (held_out_total == 0) it is `reward`, over every case."""
+        return self.held_out_passed / self.held_out_total if self.held_out_total else self.reward
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
@@ -83,7 +102,7 @@ def make_request(obj: object, where: str) -> Request:
     """Validate one decoded request object; `where` names it in errors (e.g. 'requests.jsonl:3')."""
     if not isinstance(obj, dict):
         raise RequestError(f"{where}: a request must be a JSON object, got {type(obj).__name__}")
-    known = {"id", "code", "tests", "entry_point", "timeout_s", "context"}
+    known = {"id", "code", "tests", "entry_point", "timeout_s", "context", "held_out"}
     unknown = sorted(set(obj) - known)
     if unknown:
         raise RequestError(f"{where}: unknown field(s) {unknown}; a request has {sorted(known)}")
@@ -101,6 +120,11 @@ def make_request(obj: object, where: str) -> Request:
             0 < timeout <= MAX_TIMEOUT_S):
         raise RequestError(f"{where}: field 'timeout_s' must be a number in (0, {MAX_TIMEOUT_S:g}]"
                            f", got {timeout!r}")
+    held_out = obj.get("held_out", 0.0)
+    if isinstance(held_out, bool) or not isinstance(held_out, (int, float)) or not (
+            0 <= held_out < 1):
+        raise RequestError(f"{where}: field 'held_out' must be a fraction of the test cases in "
+                           f"[0, 1), got {held_out!r}")
     check_tests(obj["tests"], where)
     context = obj.get("context", "")
     if not isinstance(context, str):
@@ -112,7 +136,7 @@ def make_request(obj: object, where: str) -> Request:
         raise RequestError(f"{where}: field 'context' is not valid Python: {exc.msg} "
                            f"(line {exc.lineno})") from None
     return Request(obj["id"], obj["code"], obj["tests"], obj["entry_point"], float(timeout),
-                   context)
+                   context, float(held_out))
 
 
 def check_tests(tests: str, where: str) -> None:
@@ -153,4 +177,5 @@ def verdict_from_json(line: str) -> Verdict:
     if obj.get("status") not in STATUSES:
         raise ValueError(f"the sandbox returned an unknown status: {obj.get('status')!r}")
     return Verdict(str(obj["id"]), obj["status"], int(obj["passed"]), int(obj["total"]),
-                   str(obj["feedback"]), float(obj["duration_s"]))
+                   str(obj["feedback"]), float(obj["duration_s"]),
+                   int(obj.get("held_out_passed", 0)), int(obj.get("held_out_total", 0)))

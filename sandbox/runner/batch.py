@@ -287,6 +287,10 @@ def parse_request_line(line: str) -> dict:
                 raise ValueError(f"field {field!r} must be a string")
         if not isinstance(request.get("context", ""), str):
             raise ValueError("field 'context' must be a string")
+        held_out = request.get("held_out", 0.0)
+        if (isinstance(held_out, bool) or not isinstance(held_out, (int, float))
+                or not 0 <= held_out < 1):
+            raise ValueError(f"field 'held_out' must be a number in [0, 1), got {held_out!r}")
         return request
     except ValueError as exc:
         rid = request.get("id") if isinstance(request, dict) else None

@@ -21,6 +21,21 @@ Each `assert` in `check(candidate)` is one test case (an *assert site*).  The ve
     inside a loop passes only if the loop finished (every iteration ran and held), so a request
     that did not pass never scores passed == total.
 
+Feedback names the call that failed and what it returned, never the expected value.  When that
+value is a bool it is not shown either ("f(3) returned a value that does not satisfy the test"):
+a failed `assert f(3) == False` would otherwise give the expected value away (the other bool).
+Other values are shown: most say nothing of the value that would have held (a str answer from a
+known pair, such as "YES"/"NO", still does; the rule covers bools only).
+
+A request may hold out a fraction `held_out` of its sites (`held_out_sites`: chosen from the tests
+alone, so every candidate of a problem meets the same ones; at least one when the fraction is
+positive and there are two sites or more, never all).  A held-out site counts like any other, and
+again in held_out_passed / held_out_total, but its failures are never described: no call, no
+value, no exception text.  When every failing site is held out, the feedback says how many cases
+failed and that those are held out.  Calls made while a held-out site is in flight are never
+named, not even by a later failure or by a stop (out of memory, an exception escaping `check`).
+A candidate tuned to the visible feedback can still fail the held-out cases, and the counts show it.
+
 A candidate function that raises StopIteration surfaces as RuntimeError (as PEP 479 does for
 generators): it cannot end the tests' `for x in map(candidate, ...)` loop early and unseen.
 """
@@ -29,6 +44,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import hashlib
 import json
 import os
 import select
@@ -156,6 +172,21 @@ def prepare_tests(tests: str):
             rewriter.site_scopes)
 
 
+def held_out_sites(tests: str, total: int, fraction: float) -> frozenset[int]:
+    """The sites (indices, as prepare_tests counts them) whose failures feedback never describes.
+
+    k = round(fraction * total) of them (Python's round: half to even), but at least one when
+    fraction > 0, and never all: at least one site stays visible, so with fewer than two sites
+    none is held out.  Which ones depends only on the tests: the sites ordered by the sha256 of
+    f"{index}:{tests}", the first k."""
+    if total < 2 or not fraction > 0:
+        return frozenset()
+    k = min(max(round(fraction * total), 1), total - 1)
+    order = sorted(range(total), key=lambda i: hashlib.sha256(
+        f"{i}:{tests}".encode("utf-8", "surrogatepass")).hexdigest())
+    return frozenset(order[:k])
+
+
 def free_names(tree) -> list[str]:
     """Names a module loads but never binds, other than builtins: what it needs from outside."""
     bound, loaded = set(), set()
@@ -187,6 +218,22 @@ def describe(value, limit=160) -> str:
         return f"<{type(value).__name__}>"
 
 
+def returned(entry: dict) -> str:
+    """What a logged call returned, for feedback: `add(10, 5) returned 0`.  A bool is not shown
+    (`f(3) returned a value`): the test expected the other one."""
+    value = entry.get("returned")
+    if type(value) is bool:
+        return f"{entry['call']} returned a value"
+    return f"{entry['call']} returned {describe(value)}"
+
+
+def unsatisfied(entry: dict) -> str:
+    """The failure of an assert whose last call returned normally."""
+    if type(entry.get("returned")) is bool:
+        return f"{returned(entry)} that does not satisfy the test"
+    return f"{returned(entry)}, which does not satisfy the test"
+
+
 def feedback_for_error(info: dict, call: str | None = None) -> str:
     head = f"{info.get('type', 'Error')}: {info.get('message', '')}".rstrip(": ")
     if call:
@@ -206,6 +253,7 @@ class JudgeEndpoint(Endpoint):
     def __init__(self, fd_in, fd_out, deadline):
         super().__init__(fd_in, fd_out, deadline)
         self.log: list[dict] = []  # calls into the candidate, for feedback
+        self.hiding = False  # a held-out site is in flight: its calls are never named
         self.exception_classes: dict[int, type] = {}
         self.gone: PeerGone | None = None
 
@@ -254,8 +302,8 @@ class JudgeEndpoint(Endpoint):
         if reply.get("stop"):
             raise StopIteration
         if reply.get("fatal") == "resource":
-            self.gone = PeerGone("resource", f"{call or 'the program'} ran out of memory "
-                                             "(MemoryError)")
+            who = call if call and not self.hiding else "the program"
+            self.gone = PeerGone("resource", f"{who} ran out of memory (MemoryError)")
             raise self.gone
         raise self.exception_for(reply.get("exc") or {}, call)
 
@@ -303,6 +351,7 @@ class JudgeEndpoint(Endpoint):
                     exc = Exception(info.get("message", ""))
         exc._candidate_error = info
         exc._candidate_call = call
+        exc._candidate_hidden = self.hiding  # raised by a call of a held-out site
         return exc
 
 
@@ -355,7 +404,7 @@ class Remote:
         name = object.__getattribute__(self, "_typename")
         call = f"{name}(" + ", ".join([describe(a, 80) for a in args] + [
             f"{k}={describe(v, 80)}" for k, v in kwargs.items()]) + ")"
-        entry = {"call": call}
+        entry = {"call": call, "held": ep.hiding}
         ep.log.append(entry)
         reply = ep.ask({"op": "call", "h": object.__getattribute__(self, "_hid"),
                         "a": ep.encode(list(args)), "k": ep.encode(kwargs)})
@@ -532,7 +581,8 @@ def gone_verdict(gone: PeerGone, cand: Candidate, doing: str) -> tuple[str, str]
 
 
 def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
-    """Judge one request; return the verdict fields status, passed, total, feedback.
+    """Judge one request; return the verdict fields status, passed, total, held_out_passed,
+    held_out_total, feedback.
 
     config: the candidate's confinement config (confinement.confine) incl. "timeout_s"."""
     timeout_s = config["timeout_s"]
@@ -541,51 +591,76 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
         code, total, free, scopes = prepare_tests(request["tests"])
     except InvalidTests as exc:
         return verdict("error", 0, 0, f"invalid tests: {exc}")
+    held = held_out_sites(request["tests"], total, float(request.get("held_out") or 0.0))
+
+    def early(status, feedback):  # a verdict before any site ran
+        return verdict(status, 0, total, feedback, 0, len(held))
 
     deadline = time.monotonic() + timeout_s
     cand = Candidate(zygote, seq, config)
     ep = JudgeEndpoint(cand.from_r, cand.to_w, deadline)
     results: list = [None] * total  # None: not reached; True: held every time; False: failed
     open_loops: dict[int, bool] = {}
-    failures: list[str] = []
-    state = {"start": 0, "doing": "loading the program"}
+    failures: list[str] = []  # what went wrong at visible sites, in order
+    flight: list[tuple[int, int]] = []  # sites in flight: (site, its first call's index in log)
+    state = {"doing": "loading the program"}
 
     def last_call(start):
+        """The site's last call (else the tests' last call before it), unless a held-out site
+        was in flight when it was made."""
         calls = ep.log[start:] or ep.log[-1:]
-        return calls[-1] if calls else None
+        return calls[-1] if calls and not calls[-1]["held"] else None
 
     def begin(case):
-        state["start"] = len(ep.log)
+        flight.append((case, len(ep.log)))
+        ep.hiding = ep.hiding or case in held
+
+    def end() -> int:
+        """The site in flight is judged: where its calls start in the log."""
+        start = flight.pop()[1] if flight else len(ep.log)
+        ep.hiding = any(site in held for site, _ in flight)
+        return start
 
     def result(case, ok):
+        start = end()
         if ok:
             if results[case] is None:
                 results[case] = True
             return
         results[case] = False
-        entry = last_call(state["start"])
-        if entry is not None:
-            failures.append(f"{entry['call']} returned {describe(entry.get('returned'))}, "
-                            f"which does not satisfy the test")
-        else:
-            failures.append("an assertion failed")
+        if case in held:
+            return  # never described
+        entry = last_call(start)
+        failures.append(unsatisfied(entry) if entry is not None else "an assertion failed")
 
     def error(case, exc):
+        start = end()
         results[case] = False  # the case in flight fails, whatever stopped it
         if isinstance(exc, (PeerGone, CandidateExit)):
             raise exc
+        if case in held:
+            return  # never described
         info = getattr(exc, "_candidate_error", None)
-        entry = last_call(state["start"])
-        if info is not None:
+        if info is not None and getattr(exc, "_candidate_hidden", False):
+            failures.append("a call made inside a held-out test case raised: no details are "
+                            "shown")
+        elif info is not None:
             failures.append(feedback_for_error(info, getattr(exc, "_candidate_call", None)))
         else:
-            what = (f"after {entry['call']} returned {describe(entry.get('returned'))}, "
-                    if entry else "")
+            entry = last_call(start)
+            what = f"after {returned(entry)}, " if entry else ""
             failures.append(f"{what}the test raised {type(exc).__name__}: "
                             f"{describe(str(exc), 200)}")
 
     def loop(index, entering):
         open_loops[index] = entering
+
+    def counted(aborted: bool) -> tuple[int, int]:
+        """(passed, held_out_passed): the same rules for every site and for the held-out ones."""
+        sites = sorted(held)
+        return (_counted(results, scopes, open_loops, aborted),
+                _counted([results[i] for i in sites], [scopes[i] for i in sites], open_loops,
+                         aborted))
 
     aborted = None
     try:
@@ -594,13 +669,11 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
             if not reply.get("ok"):
                 info = reply.get("exc") or {}
                 if reply.get("fatal") == "resource":
-                    return verdict("resource_exceeded", 0, total,
-                                   "While loading the program: MemoryError")
+                    return early("resource_exceeded", "While loading the program: MemoryError")
                 if reply.get("infra"):
-                    return verdict("sandbox_error", 0, total, str(reply["infra"]))
+                    return early("sandbox_error", str(reply["infra"]))
                 status = "syntax_error" if reply.get("syntax") else "error"
-                return verdict(status, 0, total,
-                               "While loading the program: " + feedback_for_error(info))
+                return early(status, "While loading the program: " + feedback_for_error(info))
             namespace = {"__name__": "__tests__", "__builtins__": builtins,
                          "__ad_begin__": begin, "__ad_result__": result, "__ad_error__": error,
                          "__ad_loop__": loop}
@@ -610,8 +683,8 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
                 try:
                     exec(compile(request["context"], "<context>", "exec"), namespace)
                 except Exception as exc:
-                    return verdict("error", 0, total, f"invalid context: the problem's context "
-                                                      f"raised {type(exc).__name__}: {exc}")
+                    return early("error", f"invalid context: the problem's context raised "
+                                          f"{type(exc).__name__}: {exc}")
                 trusted = set(namespace) - before
             for name in sorted(set(free) | {entry_point}):
                 if name in trusted and name != entry_point:
@@ -624,8 +697,8 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
                     namespace.pop(name, None)
             entry = namespace.get(entry_point)
             if entry is None or not callable(entry):
-                return verdict("error", 0, total, f"NameError: the program does not define a "
-                                                  f"function `{entry_point}`")
+                return early("error", f"NameError: the program does not define a function "
+                                      f"`{entry_point}`")
             exec(code, namespace)
             state["doing"] = "running the tests"
             try:
@@ -634,9 +707,10 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
                 raise
             except BaseException as exc:  # a statement outside any assert failed
                 info = getattr(exc, "_candidate_error", None)
-                last = ep.log[-1] if ep.log else None
-                aborted = (feedback_for_error(info, getattr(exc, "_candidate_call", None))
-                           if info is not None else
+                call = (None if getattr(exc, "_candidate_hidden", False)
+                        else getattr(exc, "_candidate_call", None))
+                last = ep.log[-1] if ep.log and not ep.log[-1]["held"] else None
+                aborted = (feedback_for_error(info, call) if info is not None else
                            f"the test raised {type(exc).__name__}: {describe(str(exc), 200)}"
                            + (f" after {last['call']}" if last else ""))
             if ep.gone is not None:  # the tests swallowed it; the verdict does not
@@ -645,29 +719,39 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
             aborted = f"the program raised {exc}"
         except PeerGone as gone:
             status, feedback = gone_verdict(gone, cand, state["doing"])
-            passed = _counted(results, scopes, open_loops, aborted=True)
+            passed, held_passed = counted(aborted=True)
             parts = [feedback] + ([f"First failure: {failures[0]}"] if failures else [])
-            return verdict(status, 0 if status == "sandbox_error" else passed, total,
-                           "\n".join(parts))
+            if status == "sandbox_error":
+                passed = held_passed = 0
+            return verdict(status, passed, total, "\n".join(parts), held_passed, len(held))
         except RecursionError:
-            return verdict("error", 0, total, "the value returned is nested too deeply to check")
+            return early("error", "the value returned is nested too deeply to check")
     finally:
         cand.close()
 
-    passed = _counted(results, scopes, open_loops, aborted=aborted is not None)
+    passed, held_passed = counted(aborted=aborted is not None)
     if aborted is None and passed == total:
-        return verdict("passed", passed, total, "")
+        return verdict("passed", passed, total, "", held_passed, len(held))
     parts = [f"{total - passed} of {total} test cases failed."]
+    hidden = sum(1 for site in held if results[site] is False)
     if failures:
         parts.append(f"First failure: {failures[0]}")
+    elif hidden and aborted is None:
+        parts.append(("The failing case is" if hidden == 1 else "The failing cases are")
+                     + " held out: no details are shown.")
+    elif hidden:
+        parts.append(f"{hidden} held-out case{'s' if hidden > 1 else ''} failed before the "
+                     f"tests stopped: no details are shown.")
     if aborted:
         parts.append(f"The tests stopped early: {aborted}")
-    return verdict("failed", passed, total, "\n".join(parts))
+    return verdict("failed", passed, total, "\n".join(parts), held_passed, len(held))
 
 
 def _counted(results, scopes, open_loops, aborted: bool) -> int:
     """Sites that passed.  If the tests stopped early, only sites that held and whose every
     enclosing loop finished count, and never all of them."""
+    if not results:
+        return 0
     if not aborted:
         return sum(1 for r in results if r is not False)
     passed = sum(1 for r, scope in zip(results, scopes)
@@ -676,6 +760,8 @@ def _counted(results, scopes, open_loops, aborted: bool) -> int:
     return min(passed, len(results) - 1)
 
 
-def verdict(status, passed, total, feedback) -> dict:
+def verdict(status, passed, total, feedback, held_out_passed=0, held_out_total=0) -> dict:
+    """The verdict fields the judge gives (the runner adds id and duration_s)."""
     return {"status": status, "passed": passed, "total": total,
+            "held_out_passed": held_out_passed, "held_out_total": held_out_total,
             "feedback": feedback[:FEEDBACK_CHARS]}

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from sandbox import RequestError, read_requests
+from sandbox import RequestError, Verdict, read_requests
+from sandbox.contract import verdict_from_json
 from sandbox.engine import RUNNER_CAPABILITIES, RUNNER_IN_CONTAINER, Sandbox, SandboxError
 
 GOOD = {"id": "a", "code": "def add(a, b):\n    return a + b\n",
@@ -30,6 +31,11 @@ def _write(path, rows):
     ({**GOOD, "tests": "def check(candidate):\n    pass\n"}, "contains no assert"),
     ({**GOOD, "tests": "assert True\n"}, "must define a function check(candidate)"),
     ({**GOOD, "tests": "def check(:\n"}, "not valid Python"),
+    ({**GOOD, "held_out": 1}, "field 'held_out' must be a fraction of the test cases in [0, 1)"),
+    ({**GOOD, "held_out": 1.5}, "field 'held_out'"),
+    ({**GOOD, "held_out": -0.1}, "field 'held_out'"),
+    ({**GOOD, "held_out": "0.2"}, "field 'held_out'"),
+    ({**GOOD, "held_out": True}, "field 'held_out'"),
 ])
 def test_malformed_request_line_is_named(tmp_path, bad, message):
     path = _write(tmp_path / "requests.jsonl", [GOOD, bad])
@@ -37,6 +43,26 @@ def test_malformed_request_line_is_named(tmp_path, bad, message):
         read_requests(path)
     assert f"{path}:2" in str(info.value)
     assert message in str(info.value)
+
+
+def test_held_out_is_optional_and_kept(tmp_path):
+    path = _write(tmp_path / "requests.jsonl", [GOOD, {**GOOD, "id": "b", "held_out": 0.25}])
+    first, second = read_requests(path)
+    assert (first.held_out, second.held_out) == (0.0, 0.25)
+    assert json.loads(second.to_json())["held_out"] == 0.25
+
+
+def test_verdict_carries_held_out_counts():
+    line = json.dumps({"id": "a", "status": "failed", "passed": 2, "total": 3, "feedback": "",
+                       "duration_s": 0.1, "held_out_passed": 0, "held_out_total": 1})
+    verdict = verdict_from_json(line)
+    assert (verdict.held_out_passed, verdict.held_out_total) == (0, 1)
+    assert verdict.held_out_reward == 0.0 and verdict.reward == pytest.approx(2 / 3)
+    assert verdict_from_json(verdict.to_json()) == verdict
+    # no held-out cases: the held-out reward is the reward over every case
+    plain = Verdict("b", "failed", 1, 4, "", 0.1)
+    assert (plain.held_out_passed, plain.held_out_total) == (0, 0)
+    assert plain.held_out_reward == plain.reward == 0.25
 
 
 def test_cli_exec_malformed_line_exits_2_and_writes_nothing(tmp_path):
@@ -61,7 +87,8 @@ def test_cli_exec_writes_one_verdict_per_request_in_order(tmp_path):
     verdicts = [json.loads(line) for line in out.read_text().splitlines()]
     assert [v["id"] for v in verdicts] == [f"r{i}" for i in range(6)]
     assert [v["status"] for v in verdicts] == ["failed", "passed"] * 3
-    assert set(verdicts[0]) == {"id", "status", "passed", "total", "feedback", "duration_s"}
+    assert set(verdicts[0]) == {"id", "status", "passed", "total", "feedback", "duration_s",
+                                "held_out_passed", "held_out_total"}
     assert "passed" in proc.stderr and "6" in proc.stderr
 
 

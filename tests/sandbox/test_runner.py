@@ -1,16 +1,21 @@
 """The runner's pure parts, without Docker: test preparation, the value codec, the seccomp
-program, and how sites are counted when the tests stop early."""
+program, how sites are counted when the tests stop early, which sites are held out, and what
+feedback shows of a returned value."""
 
 import collections
 import datetime
 import decimal
 import fractions
+import hashlib
+import json
 
 import pytest
 
 from sandbox.runner import confinement, syscalls
+from sandbox.runner.batch import parse_request_line
 from sandbox.runner.codec import CodecError, Decoder, Encoder
-from sandbox.runner.judge import InvalidTests, _counted, prepare_tests
+from sandbox.runner.judge import (InvalidTests, _counted, held_out_sites, prepare_tests, returned,
+                                  unsatisfied)
 
 
 def test_each_assert_is_a_case_and_self_calls_are_dropped():
@@ -61,6 +66,60 @@ def test_stopped_tests_never_score_every_site():
     assert _counted([True, True], [(), (0,)], {0: True}, aborted=True) == 1
     assert _counted([True, True], [(), (0,)], {0: False}, aborted=True) == 1  # never all
     assert _counted([True, True, True], [(), (0,), ()], {0: False}, aborted=True) == 2
+    assert _counted([], [], {}, aborted=True) == 0  # no held-out sites: none passed
+
+
+# ----------------------------------------------------------------------------------------------
+# held-out sites and what feedback shows
+
+TEN_SITES = "def check(candidate):\n" + "".join(f"    assert candidate({i}) == {i}\n"
+                                                for i in range(10))
+
+
+def test_held_out_sites_are_the_fraction_at_least_one_never_all():
+    assert prepare_tests(TEN_SITES)[1] == 10
+    assert held_out_sites(TEN_SITES, 10, 0.0) == frozenset()
+    assert len(held_out_sites(TEN_SITES, 10, 0.3)) == 3
+    assert len(held_out_sites(TEN_SITES, 10, 0.01)) == 1  # a positive fraction holds out one
+    assert len(held_out_sites(TEN_SITES, 10, 0.99)) == 9  # one case always stays visible
+    assert len(held_out_sites(TEN_SITES, 2, 0.5)) == 1
+    assert len(held_out_sites(TEN_SITES, 3, 0.34)) == 1
+    assert held_out_sites(TEN_SITES, 1, 0.9) == frozenset()  # a single case is never held out
+    assert held_out_sites(TEN_SITES, 10, 0.3) <= set(range(10))
+
+
+def test_held_out_sites_depend_only_on_the_tests():
+    # the first k sites in the order of sha256("<index>:<tests>"): the same for every candidate
+    order = sorted(range(10), key=lambda i: hashlib.sha256(f"{i}:{TEN_SITES}".encode())
+                   .hexdigest())
+    assert held_out_sites(TEN_SITES, 10, 0.3) == frozenset(order[:3])
+    assert held_out_sites(TEN_SITES, 10, 0.3) <= held_out_sites(TEN_SITES, 10, 0.5)
+    # other tests, other sites: no fixed position is always held out
+    assert len({held_out_sites(TEN_SITES + f"# {n}\n", 10, 0.3) for n in range(20)}) > 1
+
+
+def test_feedback_never_shows_a_returned_bool():
+    # the test expected the other bool: showing the value would give the expected one away
+    for value in (True, False):
+        entry = {"call": "is_even(3)", "returned": value}
+        assert unsatisfied(entry) == "is_even(3) returned a value that does not satisfy the test"
+        assert returned(entry) == "is_even(3) returned a value"
+    # any other value is shown: it does not name the one that would have held
+    assert unsatisfied({"call": "add(10, 5)", "returned": 0}) == (
+        "add(10, 5) returned 0, which does not satisfy the test")
+    assert returned({"call": "f(1)", "returned": 1}) == "f(1) returned 1"  # 1 == True, not a bool
+
+
+@pytest.mark.parametrize("held_out, ok", [(0, True), (0.5, True), (0.999, True), (1, False),
+                                          (-0.1, False), (True, False), ("0.2", False),
+                                          (float("nan"), False)])
+def test_runner_checks_the_held_out_fraction(held_out, ok):
+    line = ('{"id": "a", "code": "", "tests": "", "entry_point": "f", "held_out": %s}'
+            % ("NaN" if held_out != held_out else json.dumps(held_out)))
+    request = parse_request_line(line)
+    assert ("_invalid" not in request) is ok
+    if not ok:
+        assert "field 'held_out'" in request["_invalid"]
 
 
 # ----------------------------------------------------------------------------------------------

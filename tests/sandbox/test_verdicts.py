@@ -1,12 +1,16 @@
 """Verdicts on real problems: canonical solutions pass, wrong ones get partial credit and feedback
-that names the failing call but never the expected value."""
+that names the failing call but never the expected value (nor a returned bool, nor anything of a
+held-out case)."""
 
+import re
 import textwrap
 
 import pytest
 
 from sandbox import Request
+from sandbox.runner.judge import held_out_sites
 from tests.sandbox.cases import ADD_TESTS as TESTS
+from tests.sandbox.cases import GOOD_ADD
 
 pytestmark = pytest.mark.docker
 
@@ -142,3 +146,107 @@ def check(candidate):
     """, tests=tests.replace("    import math\n    assert math.isnan(candidate()[10])\n", ""),
                    entry="values")
     assert verdict.status == "passed", verdict
+
+
+# ----------------------------------------------------------------------------------------------
+# Feedback leaks: a returned bool, and held-out cases
+
+BOOL_TESTS = """
+def check(candidate):
+    assert candidate(2) == True
+    assert candidate(3) == False
+"""
+BOOL_ERROR_TESTS = """
+def check(candidate):
+    assert candidate(3) < "a"
+"""
+ADD_CALLS = [(1, 2), (-1, 1), (10, 5)]  # the calls of TESTS' three sites, in order
+HELD_OUT = 0.34  # of TESTS' three sites, one
+STOP_TESTS = """
+def check(candidate):
+    assert candidate(1, 2) == 3
+    assert candidate(10, 5) == 15
+    1 / 0
+"""
+
+
+def _call(site):
+    return "add({}, {})".format(*ADD_CALLS[site])
+
+
+def _wrong_at(*sites):
+    """add, returning 99 at exactly these sites of TESTS."""
+    wrong = [ADD_CALLS[site] for site in sites]
+    return f"def add(a, b):\n    return 99 if (a, b) in {wrong!r} else a + b\n"
+
+
+def test_feedback_does_not_give_a_bool_away(sandbox):
+    always_true = "def is_even(n):\n    return True\n"
+    failed, raised = sandbox.run([Request("f", always_true, BOOL_TESTS, "is_even", 5.0),
+                                  Request("r", always_true, BOOL_ERROR_TESTS, "is_even", 5.0)])
+    assert (failed.status, failed.passed, failed.total) == ("failed", 1, 2)
+    assert "is_even(3) returned a value that does not satisfy the test" in failed.feedback
+    assert "True" not in failed.feedback and "False" not in failed.feedback
+    assert raised.status == "failed"
+    assert "after is_even(3) returned a value, the test raised TypeError" in raised.feedback
+    assert "True" not in raised.feedback
+
+
+def test_held_out_case_counts_but_is_never_described(sandbox):
+    (hidden,) = held_out_sites(TESTS, 3, HELD_OUT)
+    visible = [site for site in range(3) if site != hidden]
+    programs = {"good": GOOD_ADD, "hidden": _wrong_at(hidden), "visible": _wrong_at(visible[0]),
+                "all": _wrong_at(0, 1, 2)}
+    verdicts = dict(zip(programs, sandbox.run([
+        Request(name, code, TESTS, "add", 5.0, held_out=HELD_OUT)
+        for name, code in programs.items()])))
+
+    def counts(v):
+        return v.status, v.passed, v.total, v.held_out_passed, v.held_out_total
+
+    assert counts(verdicts["good"]) == ("passed", 3, 3, 1, 1)
+    only_hidden = verdicts["hidden"]
+    assert counts(only_hidden) == ("failed", 2, 3, 0, 1)
+    assert only_hidden.held_out_reward == 0.0
+    assert "1 of 3 test cases failed" in only_hidden.feedback
+    assert "held out" in only_hidden.feedback
+    assert "add(" not in only_hidden.feedback and "99" not in only_hidden.feedback
+    only_visible = verdicts["visible"]
+    assert counts(only_visible) == ("failed", 2, 3, 1, 1)
+    assert f"{_call(visible[0])} returned 99" in only_visible.feedback
+    every = verdicts["all"]
+    assert counts(every) == ("failed", 0, 3, 0, 1)
+    assert f"First failure: {_call(visible[0])} returned 99" in every.feedback
+    for verdict in verdicts.values():
+        assert _call(hidden) not in verdict.feedback
+
+
+def test_hard_coding_the_visible_failures_still_fails_the_held_out_case(sandbox):
+    """A candidate that special-cases each call the feedback names, with its right answer."""
+    (hidden,) = held_out_sites(TESTS, 3, HELD_OUT)
+    table: dict = {}
+    for _ in range(4):
+        code = f"def add(a, b):\n    return {table!r}.get((a, b), a - b)\n"
+        verdict = sandbox.run([Request("cheat", code, TESTS, "add", 5.0, held_out=HELD_OUT)])[0]
+        named = re.search(r"add\((-?\d+), (-?\d+)\) returned", verdict.feedback)
+        if named is None:
+            break
+        a, b = int(named[1]), int(named[2])
+        assert (a, b) not in table and (a, b) != ADD_CALLS[hidden]
+        table[(a, b)] = a + b
+    assert sorted(table) == sorted(ADD_CALLS[s] for s in range(3) if s != hidden)
+    assert (verdict.status, verdict.passed, verdict.total) == ("failed", 2, 3)
+    assert verdict.held_out_passed < verdict.held_out_total == 1
+    assert "held out" in verdict.feedback and _call(hidden) not in verdict.feedback
+
+
+def test_tests_stopping_after_a_held_out_case_do_not_name_its_call(sandbox):
+    # the same tests (a comment apart) whose second site, add(10, 5), is the held-out one
+    tests = next(t for t in (f"# variant {n}\n{STOP_TESTS}" for n in range(200))
+                 if held_out_sites(t, 2, 0.5) == {1})
+    held, plain = sandbox.run([Request("held", GOOD_ADD, tests, "add", 5.0, held_out=0.5),
+                               Request("plain", GOOD_ADD, tests, "add", 5.0)])
+    assert held.status == plain.status == "failed"
+    assert "after add(10, 5)" in plain.feedback
+    assert "ZeroDivisionError" in held.feedback and "add(10, 5)" not in held.feedback
+    assert (held.held_out_passed, held.held_out_total) == (0, 1)  # stopped early: never all
