@@ -8,7 +8,7 @@
     autodidact cycle    [--config smoke] [--set section.key=value ...]
     autodidact run      [--config default] [--cycles N] [--start base|promoted] [--set ...]
     autodidact resume RUN [--store DIR]
-    autodidact evaluate [--config default] [--adapter DIR ...] [--suite S] [-n N]
+    autodidact evaluate [--config default] [--adapter DIR ...] [--split test|dev] [--suite S] [-n N]
     autodidact sample   [--config default] [--suite S] [-n N] [--samples K] [--temperature T]
                         [--adapter DIR ...] -o FILE
     autodidact server   [--stop | --foreground]
@@ -166,15 +166,22 @@ def print_cycle(r, out=sys.stdout) -> None:
     else:
         p("memories written:     0 (memory disabled)")
     p("pairs mined:          " + ", ".join(f"{k} {v}" for k, v in r.pairs.items())
+      + f" ({r.pairs_cross_prompt} cross-prompt)"
       + (f"  (dropped: {', '.join(f'{k} {v}' for k, v in r.pairs_dropped.items())})"
          if r.pairs_dropped else ""))
     if r.training:
         p(f"training:             {int(r.training.get('steps', 0))} steps, loss "
           f"{r.training.get('train_loss', float('nan')):.4f}")
-    before = r.eval_before
-    p(f"evaluation ({before.suite}, {before.problems} problems), greedy pass@1: before "
-      f"{before.pass1_greedy:.3f}, after "
-      + (f"{r.eval_after.pass1_greedy:.3f}" if r.eval_after else "- (not trained)"))
+    m = r.monitoring
+    p(f"B-STaR:               balance {m.balance:.3f}, distinct passing/problem "
+      f"{m.distinct_passing:.2f}, reward AUC "
+      f"{'-' if m.reward_auc is None else f'{m.reward_auc:.3f}'}, temperatures x"
+      f"{r.exploration.scale:g}")
+    for row in r.report:
+        p(f"{row['split']:<4} vs {row['against']:<12} greedy {row['greedy pass@1']:.3f} "
+          f"(was {row['baseline greedy']:.3f}), score diff {row['score diff']:+.3f} "
+          f"[{row['CI low']:+.3f}, {row['CI high']:+.3f}], p {row['p (sign flip)']:.3g}, "
+          f"McNemar {row['McNemar b:c']} p {row['McNemar p']:.3g}")
     p(f"promotion:            {'PROMOTED' if r.promoted else 'not promoted'}")
     p(f"  why:                {r.decision}")
     p(f"files:                {r.directory}")
@@ -234,10 +241,12 @@ def cmd_evaluate(args) -> int:
     from flows.evaluate import evaluate_flow
 
     state = evaluate_flow(config=args.config, overrides=args.set, adapters=args.adapter,
-                          suite=args.suite, n=args.n, return_state=True)
+                          suite=args.suite, n=args.n, split=args.split, return_state=True)
     result = state.result()
-    print(f"policy {result.policy_id} on {result.problems} problems of {result.suite}: greedy "
-          f"pass@1 {result.pass1_greedy:.3f} "
+    print(f"policy {result.policy_id} on {result.problems} {result.split} problems of "
+          f"{result.suite}: greedy pass@1 {result.pass1_greedy:.3f} "
+          + ("" if result.pass1_sampled is None else
+             f"sampled pass@1 {result.pass1_sampled:.3f} ")
           + " ".join(f"pass@{k} {v:.3f}" for k, v in result.pass_at_k.items()))
     print(f"In the Prefect UI: {_flow_run_url(state)}")
     return 0
@@ -383,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_flags(p, "default")
     p.add_argument("--adapter", action="append", default=[],
                    help="a LoRA adapter directory, oldest first (repeatable)")
-    p.add_argument("--suite", help="humaneval, mbpp or a JSONL file (default: problems.eval)")
-    p.add_argument("-n", type=int, help="only this many problems (default: problems.eval_n)")
+    p.add_argument("--split", choices=["dev", "test"], default="test",
+                   help="test: problems.test (or --suite); dev: the run's dev problems")
+    p.add_argument("--suite", help="humaneval, mbpp or a JSONL file (default: problems.test)")
+    p.add_argument("-n", type=int, help="only this many problems (default: problems.test_n)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample", help="write candidates with a policy, print candidates/s and "

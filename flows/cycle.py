@@ -1,16 +1,21 @@
 """One self-training cycle as a Prefect flow: a DAG of the stage tasks.
 
-    problems ─> sample[policy] ─> execute ─> debug[policy]
-             ─> consolidate (memory) ─> mine pairs ─> train ─> evaluate (before, after) ─> promote
-             ─> summarize
+    problems (pool, dev, test) ─> draw train ─> explore (temperature sweep)
+      ─> sample[policy] ─> execute ─> debug[policy] ─> monitor (B-STaR)
+      ─> consolidate (memory) ─> mine pairs ─> train ─> evaluate (dev, test) ─> promote
+      ─> summarize
+
+Two agents sample: the *challenger* (`policy: current`, the policy this cycle trains from) and the
+*champion* (`policy: best`, the promoted policy with the best dev result); pairs come from both.
+Promotion compares the trained policy with the champion, paired on dev; test (HumanEval) is only
+reported. tasks/summary.py says how the next cycle's challenger and champion are chosen.
 
 Every task is content-keyed (tasks/caching.py) and persists its result under the run, so running
 the same cycle again after a crash re-executes only what had not finished. The flow body only
-calls tasks and publishes artifacts; each stage's task lives in its module under tasks/
-(problems, sampling, execution, debugging, memory, pairs, training, evaluation, summary).
+calls tasks and publishes artifacts; each stage's task lives in its module under tasks/.
 
 Outputs of cycle n live in `<store>/<run>/cycle-<n>/<stage>/`; evaluations of a policy in
-`<store>/<run>/evaluations/<policy id>/` (a policy is evaluated once per run, whatever the cycle).
+`<store>/<run>/evaluations/<policy id>/<split>/` (a policy is evaluated once per run).
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks.debugging import debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
+from tasks.explore import explore_task, monitor_task
 from tasks.memory import consolidate_task
 from tasks.pairs import mine_pairs_task
 from tasks.policy import Policy
-from tasks.problems import load_problems_task
-from tasks.records import CycleContext
+from tasks.problems import draw_train_task, load_problems_task
+from tasks.records import CycleContext, Shard
 from tasks.sampling import sample_task
 from tasks.schema import Config
 from tasks.summary import CycleResult, summarize_task
@@ -43,62 +49,78 @@ from tasks.training import TrainResult, train_task
 # Result storage: the parent flow runs this flow with `result_storage=<run>/.results`, which
 # every task inherits (where `content_key` finds a finished task's result).
 @flow(name="cycle", flow_run_name="{ctx.run_id}-cycle-{ctx.cycle}")
-def cycle_flow(config: Config, ctx: CycleContext, current: Policy, best: Policy) -> CycleResult:
+def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: Policy,
+               start: Policy, earlier_pairs: list[Shard]) -> CycleResult:
+    """One cycle. `start`: the run's start policy (the report's baseline); `earlier_pairs`: the
+    pairs of the run's earlier cycles (the collapse probe's examples)."""
     log = get_run_logger()
     run = Path(ctx.run_dir)
     cfg = config
-    agent_policy = {"current": current, "best": best}
+    agent_policy = {"current": challenger, "best": champion}
 
-    problems = load_problems_task(cfg.problems, str(run / "problems"))
-    log.info("cycle %d: %d training and %d evaluation problems; policy %s", ctx.cycle,
-             problems.train.rows, problems.eval.rows, current.id)
+    problems = load_problems_task(cfg.problems, str(run / "problems"), cfg.memory.embedder)
+    held_out = problems.held_out_ids
+    train = draw_train_task(ctx, problems.pool, cfg.problems)
+    log.info("cycle %d: %d training problems (of a pool of %d), %d dev, %d test; challenger %s, "
+             "champion %s", ctx.cycle, train.rows, problems.pool.rows, problems.dev.rows,
+             problems.test.rows, challenger.id, champion.id)
+
+    exploration = explore_task(ctx, train, challenger, cfg.sampling.specialists, cfg.sampling,
+                               cfg.sandbox, cfg.explore)
+    specialists = exploration.specialists
 
     # one engine per policy: agents sharing a policy (both, on cycle 1) sample in one task
     by_policy: dict[str, tuple[Policy, list]] = {}
     for agent in cfg.sampling.agents:
         policy = agent_policy[agent.policy]
         by_policy.setdefault(policy.id, (policy, []))[1].append(agent)
-    specialists = cfg.sampling.specialists
-    samples = [sample_task(ctx, problems.train, policy, agents, specialists, cfg.sampling,
-                           cfg.memory)
+    samples = [sample_task(ctx, train, policy, agents, specialists, cfg.sampling, cfg.memory,
+                           held_out)
                for policy, agents in by_policy.values()]
 
-    executed = execute_task(ctx, samples, problems.train, cfg.sandbox)
+    executed = execute_task(ctx, samples, train, cfg.sandbox)
     debugged = []
     if cfg.debug.max_turns > 0:
-        debugged = [debug_task(ctx, executed, problems.train, policy, agents, specialists,
+        debugged = [debug_task(ctx, executed, train, policy, agents, specialists,
                                cfg.sampling, cfg.sandbox, cfg.debug.max_turns)
                     for policy, agents in by_policy.values()]
     attempt_shards = [executed] + debugged
+    monitoring = monitor_task(ctx, attempt_shards, cfg.explore.n_star)
 
     memory = None
     if cfg.memory.enabled:
-        memory = consolidate_task(ctx, attempt_shards, problems.train, problems.eval_ids,
-                                  cfg.memory.embedder)
+        memory = consolidate_task(ctx, attempt_shards, train, held_out, cfg.memory.embedder)
 
-    pairs = mine_pairs_task(ctx, attempt_shards, cfg.pairs)
+    pairs = mine_pairs_task(ctx, attempt_shards, cfg.pairs, challenger.base,
+                            cfg.training.dpo.get("max_length"), held_out)
 
     trained: TrainResult | None = None
     if pairs.trainable:
-        trained = train_task(ctx, pairs.pairs, current, cfg.training)
+        trained = train_task(ctx, pairs.pairs, challenger, cfg.training, held_out, earlier_pairs)
     else:
         log.warning("cycle %d mined no trainable pairs (dropped: %s): the policy is not trained "
                     "this cycle", ctx.cycle, pairs.dropped)
 
-    def evaluation(policy: Policy) -> EvalResult:
+    def evaluation(policy: Policy, split: str) -> EvalResult:
         # keyed by policy, not by cycle: cycle n's new policy is cycle n+1's starting point
-        return evaluate_task(policy, problems.eval, cfg.problems.eval, cfg.evaluation,
-                             cfg.sampling, cfg.sandbox, ctx.dtype,
-                             str(run / "evaluations" / policy.id))
+        shard, suite = ((problems.dev, cfg.problems.dev) if split == "dev"
+                        else (problems.test, cfg.problems.test))
+        return evaluate_task(policy, shard, suite, split, cfg.evaluation, cfg.sampling,
+                             cfg.sandbox, ctx.dtype, str(run / "evaluations" / policy.id / split))
 
-    before = evaluation(current)
-    after = evaluation(trained.policy) if trained else None
+    roles = {"start": start, "challenger": challenger, "champion": champion}
+    if trained:
+        roles["new"] = trained.policy
+    dev = {role: evaluation(policy, "dev") for role, policy in roles.items()}
+    test = {role: evaluation(policy, "test") for role, policy in roles.items()
+            if role != "champion"}
     decision: Decision | None = None
-    if after is not None:
-        decision = promote_task(ctx, after, before, cfg.evaluation.tolerance)
+    if trained:
+        decision = promote_task(ctx, dev["new"], dev["champion"], trained.metrics,
+                                cfg.evaluation)
 
-    result = summarize_task(ctx, current, attempt_shards, memory, pairs, trained, before, after,
-                            decision)
+    result = summarize_task(ctx, challenger, champion, attempt_shards, exploration, monitoring,
+                            memory, pairs, trained, dev, test, decision)
     publish_artifacts(result)
     log.info("cycle %d: %s", ctx.cycle, result.decision)
     return result
@@ -115,20 +137,27 @@ def _key(run_id: str, cycle: int, what: str) -> str:
 
 
 def summary_markdown(r: CycleResult) -> str:
-    after = f"{r.eval_after.pass1_greedy:.3f}" if r.eval_after else "not evaluated (no training)"
+    m = r.monitoring
     lines = [
         f"# {r.run_id}, cycle {r.cycle}",
         "",
-        f"- started from policy `{r.started_from.id}`"
+        f"- challenger `{r.started_from.id}`, champion `{r.champion.id}`"
         + (f", trained `{r.trained.id}`" if r.trained else ""),
+        f"- temperatures (explore scale {r.exploration.scale:g}): "
+        + ", ".join(f"{s.name} {s.temperature:g}" for s in r.exploration.specialists),
         f"- attempts: {r.attempts}; fixed by self-debug: {r.fixed_by_debug}",
+        f"- B-STaR: pass@k {', '.join(f'{k}: {v:.3f}' for k, v in m.pass_at_k.items())}; "
+        f"distinct passing programs per problem {m.distinct_passing:.2f}; reward AUC "
+        f"{'-' if m.reward_auc is None else f'{m.reward_auc:.3f}'}; balance {m.balance:.3f}",
         f"- memories written: {r.memory.written if r.memory else 0} "
         f"(duplicates {r.memory.duplicates if r.memory else 0}; memory version "
         f"{r.memory_version})",
-        "- pairs: " + ", ".join(f"{k} {v}" for k, v in r.pairs.items()),
-        f"- evaluation ({r.eval_before.suite}, {r.eval_before.problems} problems), greedy pass@1:"
-        f" before {r.eval_before.pass1_greedy:.3f}, after {after}",
+        "- pairs: " + ", ".join(f"{k} {v}" for k, v in r.pairs.items())
+        + f" ({r.pairs_cross_prompt} with a rejected answer from another prompt)",
+        f"- dev ({r.dev.problems} problems) greedy pass@1 {r.dev.pass1_greedy:.3f}; test "
+        f"({r.test.suite}, {r.test.problems}) greedy pass@1 {r.test.pass1_greedy:.3f}",
         f"- **{'promoted' if r.promoted else 'not promoted'}**: {r.decision}",
+        f"- next cycle: challenger `{r.next_challenger.id}`, champion `{r.next_champion.id}`",
         f"- files: `{r.directory}`",
     ]
     return "\n".join(lines) + "\n"
@@ -141,18 +170,21 @@ def publish_artifacts(r: CycleResult) -> None:
                           description="first tries vs after self-debug, per agent x specialist")
     create_table_artifact(key=_key(r.run_id, r.cycle, "pairs"),
                           table=[{"kind": k, "pairs": v} for k, v in r.pairs.items()]
+                          + [{"kind": "cross-prompt (counted in the kinds above)",
+                              "pairs": r.pairs_cross_prompt}]
                           + [{"kind": f"dropped: {k}", "pairs": v}
                              for k, v in r.pairs_dropped.items()],
                           description="preference pairs by kind, and what was dropped why")
-    rows = [{"policy": r.eval_before.policy_id, "role": "before",
-             "pass@1 greedy": r.eval_before.pass1_greedy,
-             **{f"pass@{k}": v for k, v in r.eval_before.pass_at_k.items()}}]
-    if r.eval_after:
-        rows.append({"policy": r.eval_after.policy_id, "role": "after",
-                     "pass@1 greedy": r.eval_after.pass1_greedy,
-                     **{f"pass@{k}": v for k, v in r.eval_after.pass_at_k.items()}})
-    create_table_artifact(key=_key(r.run_id, r.cycle, "evaluation"), table=rows,
-                          description="held-out evaluation before and after training")
+    create_table_artifact(key=_key(r.run_id, r.cycle, "evaluation"), table=r.report,
+                          description="dev and test, paired against the start policy and the "
+                                      "cycle's starting point: score difference with its 95% "
+                                      "bootstrap CI, sign-flip and McNemar p-values")
+    if r.exploration.rows:
+        create_table_artifact(key=_key(r.run_id, r.cycle, "explore"),
+                              table=[{**row, "temperatures": str(row["temperatures"])}
+                                     for row in r.exploration.rows],
+                              description=f"temperature sweep: scale {r.exploration.scale:g} "
+                                          "chosen by the balance score")
     create_markdown_artifact(key=_key(r.run_id, r.cycle, "promotion"),
                              markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: "
                                       f"{r.decision}\n", description="the promotion decision")

@@ -50,8 +50,9 @@ def record_promotion(store: Path, result: CycleResult) -> None:
     """Append the promotion once (a resumed run does not append it twice)."""
     path = store / "promoted.jsonl"
     entry = {"run": result.run_id, "cycle": result.cycle,
-             "policy": result.next_policy.model_dump(mode="json"),
-             "pass1_greedy": result.eval_after.pass1_greedy if result.eval_after else None}
+             "policy": result.next_champion.model_dump(mode="json"),
+             "dev_pass1_greedy": result.dev.pass1_greedy,
+             "test_pass1_greedy": result.test.pass1_greedy}
     old = path.read_text() if path.exists() else ""
     for line in old.splitlines():
         if line.strip():
@@ -133,25 +134,46 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
         day = scheduled.strftime("%Y%m%d") if scheduled else None
     run_id, run_dir, meta = open_run(cfg, start, run_id, day)
     log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
-    current = best = Policy.model_validate(meta["start_policy"])
-    best_score: float | None = None
+    origin = challenger = champion = Policy.model_validate(meta["start_policy"])
     memory_version = meta["memory_version"]
-    results = []
+    results: list[CycleResult] = []
     # every task of the run persists its result under the run: set once, inherited by the tasks
     cycle = cycle_flow.with_options(result_storage=run_dir / ".results")
     for n in range(1, cfg.run.cycles + 1):
         ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
                            memory_version=memory_version)
-        result = cycle(cfg, ctx, current, best)
+        result = cycle(cfg, ctx, challenger, champion, origin,
+                       [r.pairs_file for r in results])
         results.append(result)
-        if best_score is None:
-            best_score = result.eval_before.pass1_greedy
         if result.promoted:
             record_promotion(store_of(cfg), result)
-            current = result.next_policy
-            if result.eval_after.pass1_greedy > best_score:
-                best, best_score = current, result.eval_after.pass1_greedy
+        challenger, champion = result.next_challenger, result.next_champion
         memory_version = result.memory_version
+        publish_run_report(run_id, run_dir, results)
     write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
     return results
+
+
+def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -> None:
+    """`<run>/report.md` and `<run>/scores.png`: every cycle's dev and test scores, and a
+    run-level Prefect artifact showing both."""
+    import base64
+
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.report import markdown_table, plot_scores, run_table
+
+    first = results[0]
+    cycles = [{"cycle": 0, "policy": first.start_dev.policy_id, "dev": first.start_dev,
+               "test": first.start_test, "promoted": False}] + [
+        {"cycle": r.cycle, "policy": (r.trained or r.started_from).id, "dev": r.dev,
+         "test": r.test, "promoted": r.promoted} for r in results]
+    table = markdown_table(run_table(cycles))
+    png = plot_scores(cycles, run_dir / "scores.png", f"{run_id}: dev and test over cycles")
+    (run_dir / "report.md").write_text(f"# {run_id}\n\n![scores](scores.png)\n\n{table}")
+    image = base64.b64encode(png.read_bytes()).decode()
+    key = "".join(c if c.isalnum() else "-" for c in f"{run_id}-scores".lower())
+    create_markdown_artifact(key=key, markdown=f"# {run_id}\n\n"
+                             f"![scores](data:image/png;base64,{image})\n\n{table}",
+                             description="dev and test scores of every cycle (cycle 0: start)")

@@ -51,7 +51,7 @@ from tasks.schema import SECTIONS, Config
 # ---------------------------------------------------------------------------------------------
 
 CONFIG_DIR = REPO_ROOT / "configs"
-PRESETS = ("default", "smoke", "tiny")
+PRESETS = ("default", "smoke", "tiny", "efficacy")
 
 
 class ConfigError(ValueError):

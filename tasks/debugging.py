@@ -46,7 +46,8 @@ def debug_prompt(problem: Problem, failed: Attempt, specialist: SpecialistConfig
 def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], backend: Backend,
                tokenizer, policy_id: str, agents: Sequence[AgentConfig],
                specialists: Sequence[SpecialistConfig], sampling: SamplingConfig,
-               sandbox_cfg: SandboxConfig, box: Sandbox, max_turns: int) -> list[Attempt]:
+               sandbox_cfg: SandboxConfig, box: Sandbox, max_turns: int,
+               run_id: str = "") -> list[Attempt]:
     """Debug turns for the failing first tries of these agents x specialists; returns the new
     attempts."""
     agent_of = {a.name: a for a in agents}
@@ -68,7 +69,8 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
             prompts.append(debug_prompt(problems[failed.problem_id], failed, specialist,
                                         tokenizer))
             settings.append(settings_for(sampling, specialist.temperature, 1,
-                                         seed_for(agent, specialist.name, failed.cycle, turn),
+                                         seed_for(agent, specialist.name, run_id, failed.cycle,
+                                                  turn),
                                          specialist.prompt_style))
         outs = backend.generate(prompts, settings)
         fixes = []
@@ -108,6 +110,6 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
         backend = open_backend(policy, sampling.backend, ctx.dtype)
         with open_sandbox(sandbox) as box:
             fixes = self_debug(attempts, rows, backend, backend.tokenizer, policy.id, agents,
-                               specialists, sampling, sandbox, box, max_turns)
+                               specialists, sampling, sandbox, box, max_turns, ctx.run_id)
     name = "+".join(a.name for a in agents)
     return write_rows(Path(ctx.stage_dir("debug")) / f"{name}.jsonl", fixes)

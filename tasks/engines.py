@@ -123,7 +123,10 @@ class OpenVINOBackend:
 
     Every prompt is one request; its n samples fork from one prefill (`num_return_sequences`)
     and its seed is derived from the settings' seed and the prompt's position among the prompts
-    with the same settings, so a prompt's candidates do not depend on what else is in the batch.
+    with the same settings, so a prompt's random draws do not depend on what else is in the batch.
+    Its logits may, in the last bits (the batch's composition changes the int8 kernels' blocking):
+    where two tokens are nearly tied a candidate can differ (tests: at least 90% identical on the
+    toy model, whose right and wrong answers are near-ties by construction).
     Prompts are plain text: the chat template, when a specialist uses one, was applied by
     `render` already.
     """

@@ -47,7 +47,7 @@ def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
                          "sampled for")
     return [Request(id=a.id, code=a.code, tests=problems[a.problem_id].tests,
                     entry_point=problems[a.problem_id].entry_point, timeout_s=cfg.timeout_s,
-                    context=problems[a.problem_id].context)
+                    context=problems[a.problem_id].context, held_out=cfg.held_out)
             for a in attempts]
 
 
@@ -66,6 +66,8 @@ def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: San
                            f"candidates (first: {broken[0].id}: {broken[0].feedback})")
     return [a.model_copy(update=dict(status=verdicts[a.id].status, passed=verdicts[a.id].passed,
                                      total=verdicts[a.id].total,
+                                     held_out_passed=verdicts[a.id].held_out_passed,
+                                     held_out_total=verdicts[a.id].held_out_total,
                                      feedback=verdicts[a.id].feedback,
                                      duration_s=verdicts[a.id].duration_s))
             for a in attempts]

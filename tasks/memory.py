@@ -35,6 +35,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from prefect import task
 from pydantic import BaseModel, ConfigDict
@@ -355,7 +356,8 @@ class Memory:
     # -- retrieval ------------------------------------------------------------------------------
 
     def retrieve(self, queries: list[str], k: int, version: int | None = None,
-                 exclude_problem_ids: list[str | None] | None = None) -> list[list[str]]:
+                 exclude_problem_ids: list[str | None] | None = None,
+                 never: Sequence[str] = ()) -> list[list[str]]:
         """For each query (a problem prompt), the code of its k nearest memories, nearest first.
 
         `exclude_problem_ids` is aligned with `queries`: element i is the id of the problem query
@@ -364,6 +366,8 @@ class Memory:
         version (from `version()` or `ConsolidationStats.version`), so a re-run sees exactly the
         memory the first run saw; None reads the latest, 0 means "before any memory". Ties in
         distance (memories of one problem share its prompt's vector) go to the smaller code hash.
+        `never`: problem ids no query may be shown (the run's dev and test problems: the memory
+        is shared by every run of a store, and another run may have trained on them).
         """
         if k < 0:
             raise ValueError(f"k={k}: ask for 0 or more memories per query")
@@ -396,9 +400,11 @@ class Memory:
         results = []
         for vector, exclude in zip(vectors, excludes):
             search = table.search(vector).distance_type("cosine")
-            if exclude is not None:
+            banned = sorted(set(never) | ({exclude} if exclude is not None else set()))
+            if banned:
                 # Prefilter: drop the excluded rows first, so k results remain when there are k.
-                search = search.where(f"problem_id != {_sql_string(exclude)}", prefilter=True)
+                listed = ", ".join(map(_sql_string, banned))
+                search = search.where(f"problem_id NOT IN ({listed})", prefilter=True)
             rows = search.select(["code", "code_hash", "_distance"]).limit(k).to_list()
             rows.sort(key=lambda r: (r["_distance"], r["code_hash"]))
             results.append([r["code"] for r in rows])

@@ -14,11 +14,16 @@ Run alone, from the repository root:
 
 Three kinds of rows:
 
-- `best_vs_worse`: per problem, over the first tries (turn 0). Chosen is the best candidate
-  (highest reward; ties to a passing status, then fewer debug turns, then shorter code, then id);
-  rejected are candidates whose reward is strictly lower, by at least `min_reward_gap`. With
-  `hard_negatives` the rejected most similar to the chosen code come first, else the lowest
-  rewards; at most `max_pairs_per_problem`, each with a distinct rejected response.
+- `best_vs_worse`: per problem, over the first tries (turn 0). Chosen always passes every test
+  (a failing "best" would be imitated by the SFT term); rejected are candidates whose reward is
+  strictly lower, by at least `min_reward_gap`. Pairs come from one prompt (one specialist with
+  its retrieved examples) whenever a prompt has both a passing and a worse candidate: per such
+  prompt, its best passing candidate (ties: fewer debug turns, shorter code, id) against the worse
+  ones beside it, the prompts taking turns. Only when no prompt has both is the best passing
+  candidate set against worse ones written under other prompts; those pairs carry
+  `same_prompt=False` and are counted (`Mined.cross_prompt`). With `hard_negatives` the rejected
+  most similar to the chosen code come first, else the lowest rewards; at most
+  `max_pairs_per_problem`, each with a distinct rejected response.
 - `debug`: per failed attempt that got fixes. Prompt = the debug prompt the fix was written under,
   chosen = the best passing fix, rejected = a non-passing fix under the same prompt, or, when there
   is none, the failed attempt's own response (the debug prompt shows exactly that code failing, so
@@ -33,13 +38,16 @@ same reason.
 
 Reasons for dropped items (keys of `Mined.dropped`; each counts what is named):
 
-- per problem: `all_passed`, `all_failed` (every reward 0), `equal_rewards` (no signal);
+- per problem: `all_passed`, `all_failed` (every reward 0), `no_passing_chosen` (partial
+  credit only: no candidate passes every test);
 - per problem or failed attempt whose best candidate has an empty response: `empty_chosen`;
 - per failed attempt whose fixes all fail: `no_passing_fix`;
 - per would-be rejected candidate: `below_reward_gap`, `not_worse`, `style_mismatch` (one response
   fenced with ``` and the other not: different prompt styles), `identical_responses`,
   `duplicate_rejected`, `prompt_mismatch` (a failing fix written under another debug prompt than
-  the chosen fix), `over_max_pairs_per_problem`.
+  the chosen fix), `over_max_pairs_per_problem`;
+- per chosen or rejected whose training sequence (prompt + completion) is longer than
+  `training.dpo.max_length` tokens: `over_max_length` (trl would cut or drop it unannounced).
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import difflib
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 from prefect import task
 from pydantic import BaseModel, ConfigDict
@@ -83,6 +91,9 @@ class Pair(BaseModel):
     chosen_id: str  # attempt ids, for lineage
     rejected_id: str | None  # None for kind "sft"
     similarity: float | None = None  # difflib ratio of the two programs' code; None for "sft"
+    # the rejected answer was written under the chosen one's prompt (False for the cross-prompt
+    # fallbacks, including a debug pair's "repeat the broken code"); None for "sft"
+    same_prompt: bool | None = None
 
 
 assert tuple(Pair.model_fields)[: len(PAIR_COLUMNS)] == PAIR_COLUMNS
@@ -96,6 +107,7 @@ class Mined(BaseModel):
     pairs: list[Pair]
     dropped: dict[str, int]  # reason -> count, only reasons that occurred, sorted by name
     by_kind: dict[str, int]  # every kind of KINDS -> count of pairs (0 included)
+    cross_prompt: int = 0  # pairs whose rejected answer was written under another prompt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +115,29 @@ class Mined(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-def mine_pairs(attempts: list[Attempt], cfg: PairsConfig) -> Mined:
-    """Pairs from executed attempts. The same attempts in any order give the same result."""
+Fits = Callable[[str, str], bool]
+"""`fits(prompt, completion)`: whether the training sequence prompt + completion fits
+`training.dpo.max_length` (see `token_budget`)."""
+
+
+def token_budget(tokenizer, max_length: int | None) -> Fits | None:
+    """`fits` for a tokenizer and `training.dpo.max_length`, counted as trl counts a sequence:
+    the tokens of prompt + completion + end-of-sequence. None when there is no limit."""
+    if max_length is None:
+        return None
+    eos = tokenizer.eos_token or ""
+
+    def fits(prompt: str, completion: str) -> bool:
+        return len(tokenizer(prompt + completion + eos)["input_ids"]) <= max_length
+    return fits
+
+
+def mine_pairs(attempts: list[Attempt], cfg: PairsConfig, fits: Fits | None = None) -> Mined:
+    """Pairs from executed attempts. The same attempts in any order give the same result.
+
+    With `fits`, a pair whose chosen or rejected sequence is longer than the training limit is
+    never mined (counted as `over_max_length`), rather than cut or dropped later by the trainer
+    without a word."""
     by_id = _check(attempts, need_parents=cfg.debug_pairs)
     dropped: Counter[str] = Counter()
     pairs: list[Pair] = []
@@ -114,7 +147,7 @@ def mine_pairs(attempts: list[Attempt], cfg: PairsConfig) -> Mined:
         if a.turn == 0:
             first_tries[a.problem_id].append(a)
     for problem_id in sorted(first_tries):
-        pairs += _first_try_pairs(first_tries[problem_id], cfg, dropped)
+        pairs += _first_try_pairs(first_tries[problem_id], cfg, dropped, fits)
 
     if cfg.debug_pairs:
         fixes: dict[str, list[Attempt]] = defaultdict(list)
@@ -122,12 +155,13 @@ def mine_pairs(attempts: list[Attempt], cfg: PairsConfig) -> Mined:
             if a.turn >= 1:
                 fixes[a.parent].append(a)
         for parent_id in sorted(fixes):
-            pairs += _debug_pairs(by_id[parent_id], fixes[parent_id], cfg, dropped)
+            pairs += _debug_pairs(by_id[parent_id], fixes[parent_id], cfg, dropped, fits)
 
     pairs.sort(key=lambda p: (p.problem_id, p.chosen_id, p.rejected_id or ""))
     kinds = Counter(p.kind for p in pairs)
     return Mined(pairs=pairs, dropped={r: n for r, n in sorted(dropped.items()) if n},
-                 by_kind={kind: kinds[kind] for kind in KINDS})
+                 by_kind={kind: kinds[kind] for kind in KINDS},
+                 cross_prompt=sum(p.same_prompt is False for p in pairs))
 
 
 def _check(attempts: Sequence[Attempt], need_parents: bool) -> dict[str, Attempt]:
@@ -165,11 +199,16 @@ def _rank(a: Attempt) -> tuple:
     return (-a.reward, not a.ok, a.turn, len(a.code), a.id)
 
 
-def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Counter) -> list[Pair]:
-    """`best_vs_worse` pairs (or one `sft` row) of one problem."""
+def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Counter,
+                     fits: Fits | None = None) -> list[Pair]:
+    """`best_vs_worse` pairs (or one `sft` row) of one problem.
+
+    Chosen always passes every test: a failing "best" would teach (and, through the SFT term,
+    imitate) wrong code. Pairs come from one prompt whenever a prompt has both a passing and a
+    worse candidate (same specialist, same retrieved examples); only when none has do the rejected
+    come from other prompts, and those pairs say so (`same_prompt=False`)."""
     ranked = sorted(candidates, key=_rank)
     best = ranked[0]
-    rewards = {a.reward for a in ranked}
     if all(a.ok for a in ranked):
         if not cfg.keep_sft:
             dropped["all_passed"] += 1
@@ -180,23 +219,38 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         return [Pair(prompt=best.prompt, chosen=best.response, rejected="",
                      problem_id=best.problem_id, kind="sft", chosen_reward=best.reward,
                      rejected_reward=0.0, chosen_id=best.id, rejected_id=None)]
-    if rewards == {0.0}:
+    if all(a.reward == 0.0 for a in ranked):
         dropped["all_failed"] += 1
         return []
-    if len(rewards) == 1:
-        dropped["equal_rewards"] += 1
+    if not best.ok:
+        dropped["no_passing_chosen"] += 1
         return []
-    if not best.response.strip():
-        dropped["empty_chosen"] += 1
-        return []
-    # Candidates as good as the best (another passing program) are not negatives; no drop.
-    worse = [a for a in ranked if a.reward < best.reward]
-    return [_pair(best, r, sim, "best_vs_worse") for r, sim in _pick_rejected(best, worse, cfg,
-                                                                              dropped)]
+    # per prompt, in rank order: its best passing candidate and the worse ones beside it
+    by_prompt: dict[str, list[Attempt]] = defaultdict(list)
+    for a in ranked:
+        by_prompt[a.prompt].append(a)
+    groups = []
+    for members in by_prompt.values():
+        chosen = next((a for a in members if a.ok), None)
+        worse = [a for a in members if chosen is not None and a.reward < chosen.reward]
+        if worse:
+            groups.append((chosen, worse))
+    if not groups:  # no prompt has both: the best answer against worse ones of other prompts
+        groups = [(best, [a for a in ranked if a.reward < best.reward])]
+    groups.sort(key=lambda g: _rank(g[0]))
+    usable = []
+    for chosen, worse in groups:
+        if not chosen.response.strip():
+            dropped["empty_chosen"] += 1
+        elif fits is not None and not fits(chosen.prompt, chosen.response):
+            dropped["over_max_length"] += 1
+        else:
+            usable.append((chosen, _eligible(chosen, worse, cfg, dropped, fits)))
+    return [_pair(c, r, sim, "best_vs_worse") for c, r, sim in _take(usable, cfg, dropped)]
 
 
-def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig,
-                 dropped: Counter) -> list[Pair]:
+def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig, dropped: Counter,
+                 fits: Fits | None = None) -> list[Pair]:
     """`debug` pairs of one failed attempt, from the fixes written for it."""
     passing = sorted((f for f in fixes if f.ok), key=_rank)
     if not passing:
@@ -206,6 +260,9 @@ def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig,
     if not best.response.strip():
         dropped["empty_chosen"] += 1
         return []
+    if fits is not None and not fits(best.prompt, best.response):
+        dropped["over_max_length"] += 1
+        return []
     failing = [f for f in fixes if not f.ok]
     same_prompt = [f for f in failing if f.prompt == best.prompt]
     # A failing fix under another prompt answered another question: it cannot be the rejected
@@ -214,20 +271,31 @@ def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig,
         dropped["prompt_mismatch"] += len(failing) - len(same_prompt)
     if not failing:
         same_prompt = [parent]  # "repeat the broken code": the wrong answer the prompt shows
-    return [_pair(best, r, sim, "debug") for r, sim in _pick_rejected(best, same_prompt, cfg,
-                                                                      dropped)]
+    return [_pair(c, r, sim, "debug")
+            for c, r, sim in _take([(best, _eligible(best, same_prompt, cfg, dropped, fits))],
+                                   cfg, dropped)]
 
 
-def _pick_rejected(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
-                   dropped: Counter) -> list[tuple[Attempt, float]]:
-    """The rejected candidates for `chosen`, best teachers first, with their code similarity."""
+def _eligible(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
+              dropped: Counter, fits: Fits | None = None) -> list[tuple[Attempt, float]]:
+    """The candidates that may be rejected against `chosen`, best teachers first, with their code
+    similarity; what may not is counted by reason."""
     eligible: list[tuple[Attempt, float]] = []
+    fenced = "```" in chosen.response
     for r in candidates:
         gap = chosen.reward - r.reward
         if gap <= 0:
             dropped["not_worse"] += 1
         elif gap < cfg.min_reward_gap - _EPS:
             dropped["below_reward_gap"] += 1
+        elif ("```" in r.response) != fenced:
+            # A fenced answer against a bare continuation differs in format, not correctness:
+            # DPO would learn the style of the prompt that produced it.
+            dropped["style_mismatch"] += 1
+        elif r.response.strip() == chosen.response.strip():
+            dropped["identical_responses"] += 1
+        elif fits is not None and not fits(chosen.prompt, r.response):
+            dropped["over_max_length"] += 1
         else:
             eligible.append((r, _similarity(chosen.code, r.code)))
     if cfg.hard_negatives:
@@ -236,25 +304,31 @@ def _pick_rejected(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsCon
         eligible.sort(key=lambda rs: (-rs[1], rs[0].reward, rs[0].id))
     else:
         eligible.sort(key=lambda rs: (rs[0].reward, rs[0].id))
+    return eligible
 
-    fenced = "```" in chosen.response
-    taken: list[tuple[Attempt, float]] = []
-    seen = {chosen.response.strip()}
-    for r, sim in eligible:
-        text = r.response.strip()
-        if ("```" in r.response) != fenced:
-            # A fenced answer against a bare continuation differs in format, not correctness:
-            # DPO would learn the style of the prompt that produced it.
-            dropped["style_mismatch"] += 1
-        elif text == chosen.response.strip():
-            dropped["identical_responses"] += 1
-        elif text in seen:
-            dropped["duplicate_rejected"] += 1
-        elif len(taken) >= cfg.max_pairs_per_problem:
-            dropped["over_max_pairs_per_problem"] += 1
-        else:
-            seen.add(text)
-            taken.append((r, sim))
+
+def _take(groups: list[tuple[Attempt, list[tuple[Attempt, float]]]], cfg: PairsConfig,
+          dropped: Counter) -> list[tuple[Attempt, Attempt, float]]:
+    """Up to `max_pairs_per_problem` (chosen, rejected, similarity), one from each group in turn
+    (so every prompt with a signal contributes before any contributes twice), each rejected
+    response distinct from the others and from every chosen one."""
+    seen = {chosen.response.strip() for chosen, _ in groups}
+    taken: list[tuple[Attempt, Attempt, float]] = []
+    queues = [(chosen, list(eligible)) for chosen, eligible in groups]
+    while any(queue for _, queue in queues):
+        for chosen, queue in queues:
+            while queue:
+                r, sim = queue.pop(0)
+                text = r.response.strip()
+                if text in seen:
+                    dropped["duplicate_rejected"] += 1
+                    continue
+                if len(taken) >= cfg.max_pairs_per_problem:
+                    dropped["over_max_pairs_per_problem"] += 1
+                    continue
+                seen.add(text)
+                taken.append((chosen, r, sim))
+                break
     return taken
 
 
@@ -268,7 +342,7 @@ def _pair(chosen: Attempt, rejected: Attempt, similarity: float, kind: str) -> P
     return Pair(prompt=chosen.prompt, chosen=chosen.response, rejected=rejected.response,
                 problem_id=chosen.problem_id, kind=kind, chosen_reward=chosen.reward,
                 rejected_reward=rejected.reward, chosen_id=chosen.id, rejected_id=rejected.id,
-                similarity=similarity)
+                similarity=similarity, same_prompt=rejected.prompt == chosen.prompt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +409,7 @@ class PairSet(BaseModel):
     pairs: Shard
     by_kind: dict[str, int]
     dropped: dict[str, int]
+    cross_prompt: int = 0
 
     @property
     def trainable(self) -> int:
@@ -342,15 +417,30 @@ class PairSet(BaseModel):
 
 
 @task(name="mine-pairs", **cached())
-def mine_pairs_task(ctx: CycleContext, attempts: list[Shard], pairs: PairsConfig) -> PairSet:
-    """Preference pairs from every attempt of the cycle, with a manifest of their lineage."""
+def mine_pairs_task(ctx: CycleContext, attempts: list[Shard], pairs: PairsConfig,
+                    tokenizer_dir: str, max_length: int | None,
+                    held_out_ids: tuple[str, ...]) -> PairSet:
+    """Preference pairs from every attempt of the cycle, each fitting `max_length` tokens of
+    the policy's tokenizer, with a manifest of their lineage. Refuses attempts at a held-out
+    (dev or test) problem: those never become training data."""
+    from tasks.problems import check_not_held_out
+
+    rows = read_attempts(attempts)
+    check_not_held_out([a.problem_id for a in rows], held_out_ids, "preference pairs")
+    fits = None
+    if max_length is not None:
+        from transformers import AutoTokenizer
+
+        fits = token_budget(AutoTokenizer.from_pretrained(tokenizer_dir), max_length)
     out_dir = Path(ctx.stage_dir("pairs"))
-    mined = mine_pairs(read_attempts(attempts), pairs)
+    mined = mine_pairs(rows, pairs, fits)
     shard = write_pairs(mined.pairs, out_dir / "pairs.jsonl")
     write_json(out_dir / "manifest.json",
                {"pairs": shard.model_dump(), "by_kind": mined.by_kind, "dropped": mined.dropped,
+                "cross_prompt": mined.cross_prompt, "max_length": max_length,
                 "parents": [s.sha256 for s in attempts], "config": pairs.model_dump()})
-    return PairSet(pairs=shard, by_kind=mined.by_kind, dropped=mined.dropped)
+    return PairSet(pairs=shard, by_kind=mined.by_kind, dropped=mined.dropped,
+                   cross_prompt=mined.cross_prompt)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -228,12 +228,18 @@ def load_policy(policy: Policy, dtype: str = "bfloat16", merge: bool = True):
     """(model, tokenizer) for a policy: the base with every adapter applied in order.
 
     With merge=True each adapter is merged into the weights (fast inference); training stacks a
-    new adapter on top of the merged model.
+    new adapter on top of the merged model. A policy with adapters is loaded, merged and kept in
+    float32 whatever `dtype` says: merged into bf16 weights, 5-40% of a LoRA update at our sizes
+    is rounded away (an update smaller than half a bf16 step of its weight vanishes), so the
+    policy sampled and trained on would not be the policy that was trained. Base-only policies
+    load in `dtype`. `merged_matches_unmerged` in the tests checks the logits.
     """
     _offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if policy.adapters:
+        dtype = "float32"
     torch_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
     tokenizer = AutoTokenizer.from_pretrained(policy.base)
     model = AutoModelForCausalLM.from_pretrained(policy.base, dtype=torch_dtype)

@@ -59,7 +59,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Iterable, Iterator, Literal, NoReturn, Sequence
 
 from prefect import task
 from pydantic import BaseModel, ConfigDict
@@ -67,7 +67,7 @@ from pydantic import BaseModel, ConfigDict
 from tasks.caching import cached
 from tasks.names import SUITES
 from tasks.paths import data_dir
-from tasks.records import Shard, write_atomic, write_rows
+from tasks.records import CycleContext, Shard, write_atomic, write_json, write_rows
 from tasks.schema import ProblemsConfig
 
 # ---------------------------------------------------------------------------------------------
@@ -588,25 +588,166 @@ def check_disjoint(train: list[Problem], evaluation: list[Problem]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class ProblemSets(BaseModel):
-    """The training and evaluation problems of a run, as shards of its store."""
+class LeakError(ValueError):
+    """A held-out (dev or test) problem reached a stage that must never see it."""
+
+
+def check_not_held_out(problem_ids: Iterable[str], held_out: Iterable[str], what: str) -> None:
+    """Raise `LeakError` when any of `problem_ids` is a held-out (dev or test) problem: the guard
+    every stage that learns (memory, pairs, training) runs on its input."""
+    leaked = sorted(set(problem_ids) & set(held_out))
+    if leaked:
+        raise LeakError(f"{len(leaked)} held-out (dev or test) problem(s) reached the {what}, "
+                        f"e.g. {', '.join(leaked[:3])}: dev and test problems never become "
+                        "training data; sample only the cycle's training problems (the "
+                        "draw-train task), and do not mix attempts of another run in")
+
+
+class Excluded(BaseModel):
+    """A problem decontamination took out, and the held-out problem it is too close to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    train: Shard
-    eval: Shard
-    eval_ids: tuple[str, ...]
+    id: str
+    set: Literal["train", "dev"]  # the set it was taken out of ("dev" when train and dev share
+    # a suite and it is too close to a test problem: it then leaves both)
+    near: str  # the dev or test problem it duplicates
+    near_set: Literal["dev", "test"]
+    similarity: float  # cosine of the two prompts' embeddings (1.0 for an exact match)
+    reason: str
+
+
+def near_duplicates(problems: Sequence[Problem], references: Sequence[Problem],
+                    threshold: float | None, embed=None) -> dict[str, tuple[str, float, str]]:
+    """For each problem that duplicates a reference: (reference id, similarity, reason).
+
+    Exact duplicates (same id, or same prompt ignoring case and whitespace) always count; with a
+    `threshold`, so does a cosine similarity ≥ threshold between the prompts' embeddings
+    (`embed(texts)` gives unit vectors)."""
+    found: dict[str, tuple[str, float, str]] = {}
+    by_prompt = {_normalized(r.prompt): r.id for r in references}
+    ids = {r.id for r in references}
+    for p in problems:
+        if p.id in ids:
+            found[p.id] = (p.id, 1.0, "same id")
+        elif _normalized(p.prompt) in by_prompt:
+            found[p.id] = (by_prompt[_normalized(p.prompt)], 1.0, "same prompt")
+    if threshold is None or not problems or not references:
+        return found
+    if embed is None:
+        raise ValueError("near-duplicate search needs an embedder (problems.near_duplicate is "
+                         "set): pass `embed`")
+    import torch
+
+    a = torch.tensor(embed([p.prompt for p in problems]))
+    b = torch.tensor(embed([r.prompt for r in references]))
+    best, where = (a @ b.T).max(dim=1)
+    for p, sim, j in zip(problems, best.tolist(), where.tolist()):
+        if p.id not in found and sim >= threshold - 1e-9:
+            found[p.id] = (references[j].id, round(sim, 4), f"embedding cosine ≥ {threshold:g}")
+    return found
+
+
+class Split(BaseModel):
+    """The three sets of a run: the training pool (each cycle draws from it), dev and test."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pool: list[Problem]
+    dev: list[Problem]
+    test: list[Problem]
+    excluded: list[Excluded]
+
+
+def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
+    """Test drawn first; dev from the dev suite minus near-duplicates of test; the training pool
+    from the training suite minus the dev problems and near-duplicates of dev or test.
+
+    `load(name)` reads a suite (default `load_suite`); `embed` as in `near_duplicates`."""
+    load = load or load_suite
+    test = select(load(cfg.test), cfg.test_n, cfg.test_seed)
+    excluded: list[Excluded] = []
+
+    def drop(problems, refs, from_set, ref_set):
+        near = near_duplicates(problems, refs, cfg.near_duplicate, embed)
+        excluded.extend(Excluded(id=pid, set=from_set, near=rid, near_set=ref_set,
+                                 similarity=sim, reason=why)
+                        for pid, (rid, sim, why) in sorted(near.items()))
+        return [p for p in problems if p.id not in near]
+
+    dev_suite = drop(load(cfg.dev), test, "dev", "test")
+    if cfg.dev_n > len(dev_suite):
+        raise ValueError(f"problems.dev_n is {cfg.dev_n}, but the dev suite {cfg.dev!r} has "
+                         f"{len(dev_suite)} problems after decontamination: lower dev_n")
+    dev = select(dev_suite, cfg.dev_n, cfg.dev_seed)
+    dev_ids = {p.id for p in dev}
+    if cfg.train == cfg.dev:
+        # one suite: the pool is what the dev draw left, already free of test's near-duplicates
+        # (listed once, under "dev"); the dev problems themselves are not duplicates
+        train_suite = [p for p in dev_suite if p.id not in dev_ids]
+    else:
+        train_suite = drop(load(cfg.train), test, "train", "test")
+    pool = drop(train_suite, dev, "train", "dev")
+    if not pool:
+        raise ValueError(f"no training problems are left in {cfg.train!r} after taking out the "
+                         "dev problems and near-duplicates: use a larger suite or a smaller "
+                         "problems.dev_n")
+    return Split(pool=pool, dev=dev, test=test, excluded=excluded)
+
+
+def draw_train(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: str,
+               cycle: int) -> list[Problem]:
+    """The training problems of one cycle: `train_n` of the pool (all of it when None), drawn
+    with a seed mixing `train_seed`, the run and the cycle when `rotate`, else `train_seed`."""
+    seed = cfg.train_seed
+    if cfg.rotate:
+        text = f"{cfg.train_seed}|{run_id}|{cycle}"
+        seed = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+    if cfg.train_n is not None and cfg.train_n > len(pool):
+        raise ValueError(f"problems.train_n is {cfg.train_n}, but the training pool has "
+                         f"{len(pool)} problems (after taking out dev problems and "
+                         "near-duplicates): lower train_n, or leave it unset to use them all")
+    return select(list(pool), cfg.train_n, seed)
+
+
+class ProblemSets(BaseModel):
+    """The problems of a run, as shards of its store: the training pool, dev and test."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pool: Shard
+    dev: Shard
+    test: Shard
+    held_out_ids: tuple[str, ...]  # dev + test: never memory, pairs or training data
+    excluded: int  # problems decontamination took out (decontamination.json lists them)
 
 
 @task(name="load-problems", **cached())
-def load_problems_task(problems: ProblemsConfig, out_dir: str) -> ProblemSets:
-    """Draw the training and evaluation problems and check they do not overlap."""
-    train = select(load_suite(problems.train), problems.train_n, problems.train_seed)
-    held_out = select(load_suite(problems.eval), problems.eval_n, problems.eval_seed)
-    check_disjoint(train, held_out)
-    return ProblemSets(train=write_rows(Path(out_dir) / "train.jsonl", train),
-                       eval=write_rows(Path(out_dir) / "eval.jsonl", held_out),
-                       eval_ids=tuple(p.id for p in held_out))
+def load_problems_task(problems: ProblemsConfig, out_dir: str, embedder: str) -> ProblemSets:
+    """Split the suites into the training pool, dev and test, without near-duplicates across
+    them; write each set and `decontamination.json` (what was excluded, and why)."""
+    embed = None
+    if problems.near_duplicate is not None:
+        from tasks.memory import Embedder
+
+        embed = Embedder(embedder).embed
+    split = split_problems(problems, embed)
+    out = Path(out_dir)
+    write_json(out / "decontamination.json",
+               {"near_duplicate": problems.near_duplicate, "embedder": embedder,
+                "excluded": [e.model_dump() for e in split.excluded]})
+    return ProblemSets(pool=write_rows(out / "pool.jsonl", split.pool),
+                       dev=write_rows(out / "dev.jsonl", split.dev),
+                       test=write_rows(out / "test.jsonl", split.test),
+                       held_out_ids=tuple(p.id for p in split.dev + split.test),
+                       excluded=len(split.excluded))
+
+
+@task(name="draw-train", task_run_name="draw-train[cycle={ctx.cycle}]", **cached())
+def draw_train_task(ctx: CycleContext, pool: Shard, problems: ProblemsConfig) -> Shard:
+    """This cycle's training problems, drawn from the pool."""
+    drawn = draw_train(pool.read(Problem), problems, ctx.run_id, ctx.cycle)
+    return write_rows(Path(ctx.stage_dir("problems")) / "train.jsonl", drawn)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class Attempt(BaseModel):
     status: str | None = None  # sandbox.contract.STATUSES
     passed: int = 0
     total: int = 0
+    held_out_passed: int = 0  # of the cases held out of feedback (`sandbox.held_out`)
+    held_out_total: int = 0
     feedback: str = ""
     duration_s: float = 0.0
 
@@ -59,8 +61,18 @@ class Attempt(BaseModel):
 
     @property
     def reward(self) -> float:
-        """Fraction of test cases passed (0 before execution)."""
+        """The execution reward (0 before execution): the fraction of test cases passed; for a
+        self-debug fix (turn ≥ 1), the fraction of the held-out cases, which no feedback ever
+        described: a fix earns nothing for special-casing a call it was shown."""
+        if self.turn > 0 and self.held_out_total:
+            return self.held_out_passed / self.held_out_total
         return self.passed / self.total if self.total else 0.0
+
+    @property
+    def visible_reward(self) -> float:
+        """Fraction of the cases feedback may describe (all of them when none are held out)."""
+        shown = self.total - self.held_out_total
+        return (self.passed - self.held_out_passed) / shown if shown else 0.0
 
 
 class CycleContext(BaseModel):

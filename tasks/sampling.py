@@ -33,9 +33,11 @@ from tasks.records import Attempt, CycleContext, Shard, attempt_id, digest, writ
 from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
 
 
-def seed_for(agent: AgentConfig, specialist: str, cycle: int, turn: int = 0) -> int:
-    """A deterministic seed per (agent, specialist, cycle, turn): 31 bits of a hash."""
-    return int(digest("seed", agent.seed, specialist, cycle, turn), 16) % (2 ** 31)
+def seed_for(agent: AgentConfig, specialist: str, run_id: str, cycle: int, turn: int = 0) -> int:
+    """A deterministic seed per (agent, specialist, run, cycle, turn): 31 bits of a hash. The run
+    id holds the day of a nightly run, so every night samples anew while a resumed run samples
+    the same candidates again."""
+    return int(digest("seed", agent.seed, specialist, run_id, cycle, turn), 16) % (2 ** 31)
 
 
 def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
@@ -48,11 +50,12 @@ def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
 def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: str,
            agents: Sequence[AgentConfig], specialists: Sequence[SpecialistConfig],
            cfg: SamplingConfig, cycle: int,
-           examples: Sequence[Sequence[str]] | None = None) -> list[Attempt]:
+           examples: Sequence[Sequence[str]] | None = None, run_id: str = "") -> list[Attempt]:
     """`cfg.samples_per_specialist` candidates per problem from every (agent, specialist), all
     generated in one call to the backend.
 
-    `examples[i]` are the retrieved memories shown with problem i (none when `examples` is None).
+    `examples[i]` are the retrieved memories shown with problem i (none when `examples` is None,
+    and never to a specialist with `retrieval: false`).
     """
     if examples is not None and len(examples) != len(problems):
         raise ValueError(f"{len(examples)} example lists for {len(problems)} problems: retrieval "
@@ -62,11 +65,12 @@ def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: 
         for specialist in specialists:
             style = specialist.prompt_style
             each = settings_for(cfg, specialist.temperature, cfg.samples_per_specialist,
-                                seed_for(agent, specialist.name, cycle), style)
+                                seed_for(agent, specialist.name, run_id, cycle), style)
+            shown = examples if specialist.retrieval else None
             for i, problem in enumerate(problems):
                 jobs.append((agent, specialist, problem))
                 prompts.append(render(problem.prompt, style, specialist.system_prompt, tokenizer,
-                                      examples=examples[i] if examples is not None else ()))
+                                      examples=shown[i] if shown is not None else ()))
                 settings.append(each)
     completions = backend.generate(prompts, settings)
     attempts = []
@@ -100,10 +104,10 @@ def run_name(stage: str) -> Callable[[], str]:
 @task(name="sample", task_run_name=run_name("sample"), **cached())
 def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list[AgentConfig],
                 specialists: list[SpecialistConfig], sampling: SamplingConfig,
-                memory: MemoryConfig) -> Shard:
+                memory: MemoryConfig, held_out_ids: tuple[str, ...]) -> Shard:
     """Candidates of every (agent, specialist) on one policy for every training problem, with
     retrieved examples from memory as of `ctx.memory_version` (what the previous cycle
-    consolidated). The policy is loaded once."""
+    consolidated), never of a held-out problem. The policy is loaded once."""
     rows = problems.read(Problem)
     examples = None
     if memory.enabled and memory.top_k > 0 and ctx.memory_version > 0:
@@ -111,10 +115,10 @@ def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list
 
         examples = Memory(ctx.memory_dir, memory.embedder).retrieve(
             [p.prompt for p in rows], memory.top_k, version=ctx.memory_version,
-            exclude_problem_ids=[p.id for p in rows])
+            exclude_problem_ids=[p.id for p in rows], never=held_out_ids)
     backend = open_backend(policy, sampling.backend, ctx.dtype)
     attempts = sample(rows, backend, backend.tokenizer, policy.id, agents, specialists, sampling,
-                      ctx.cycle, examples)
+                      ctx.cycle, examples, ctx.run_id)
     name = "+".join(a.name for a in agents)
     return write_rows(Path(ctx.stage_dir("sample")) / f"{name}.jsonl", attempts)
 

@@ -116,11 +116,20 @@ def _check_suite(value: str, what: str) -> str:
 
 
 class ProblemsConfig(BaseModel):
-    """Section `problems`: the training and evaluation problem sets (see tasks/problems.py).
+    """Section `problems`: three disjoint problem sets (see tasks/problems.py).
 
-    The two sets must not overlap: the run refuses training problems whose id or prompt appears in
-    the evaluation set (`tasks.problems.check_disjoint`), and this section refuses the same suite
-    on both sides.
+    - **train**: what the policy samples and learns from; a new draw of `train_n` every cycle
+      (`rotate`), from the training suite minus the dev problems and every near-duplicate of a dev
+      or test problem.
+    - **dev**: held-out problems that gate promotion and pick the champion (paired comparisons,
+      tasks/evaluation.py). Drawn once per run, from the dev suite minus near-duplicates of test
+      problems.
+    - **test**: reported every cycle, never used to choose anything: a set that selects policies
+      cannot also measure them.
+
+    Near-duplicates are found by embedding every prompt (`memory.embedder`); what was excluded,
+    and why, is written to `<run>/problems/decontamination.json`. Dev and test problems never
+    reach memory, pairs or training: each of those stages refuses them by id.
     """
 
     model_config = _STRICT
@@ -131,39 +140,67 @@ class ProblemsConfig(BaseModel):
     when the problems load, not here."""
 
     train_n: int | None = Field(None, ge=1)
-    """`int` or `None`, defaults to `None` (all of them). How many training problems to draw.
-    Range: 1 to the size of the set (checked when the problems load)."""
+    """`int` or `None`, defaults to `None` (the whole training pool). How many training problems
+    each cycle draws. Range: 1 to the size of the pool (checked when the problems load)."""
 
-    train_seed: int | None = None
-    """`int` or `None`, defaults to `None`. Seed of the draw of `train_n` problems. `None`: the
-    first `train_n` in file order; an int: a seeded random sample, kept in file order. Ignored
-    when `train_n` is `None`."""
+    train_seed: int = 0
+    """`int`, defaults to `0`. Seed of the training draw."""
 
-    eval: str = Field("humaneval", validate_default=True)  # checked against `train` too
-    """`str`, defaults to `"humaneval"`. Held-out evaluation problems, same forms as `train`. Must
-    differ from `train`. Evaluation problems never enter memory or training."""
+    rotate: bool = True
+    """`bool`, defaults to `True`. Draw a new set of `train_n` training problems every cycle: the
+    draw's seed mixes `train_seed`, the run id (which holds the day for a nightly run) and the
+    cycle, so cycles and nights see different problems while a resumed run draws the same ones.
+    `False`: the same `train_seed` draw every cycle."""
 
-    eval_n: int | None = Field(None, ge=1)
-    """`int` or `None`, defaults to `None` (all of them). How many evaluation problems to draw.
-    Range: 1 to the size of the set. Small values make promotion decisions noisy."""
+    dev: str = "mbpp"
+    """`str`, defaults to `"mbpp"`. Suite the dev problems come from, same forms as `train`. When
+    it is the training suite, the dev problems are taken out of the training pool."""
 
-    eval_seed: int | None = None
-    """`int` or `None`, defaults to `None`. Seed of the draw of `eval_n` problems, as
-    `train_seed`."""
+    dev_n: int = Field(100, ge=1)
+    """`int`, defaults to `100`. Dev problems, drawn once per run with `dev_seed`. Range: 1 to the
+    size of the dev suite after decontamination. Fewer problems make promotion decisions noisier
+    (and rarer: promotion needs a significant paired gain)."""
 
-    @field_validator("train")
+    dev_seed: int = 0
+    """`int`, defaults to `0`. Seed of the dev draw. Keep it fixed across nights: the champion of
+    one night is compared with the next night's policies on the same dev problems."""
+
+    test: str = Field("humaneval", validate_default=True)  # checked against `train` and `dev`
+    """`str`, defaults to `"humaneval"`. The test suite, reported every cycle. Must differ from
+    `train` and `dev`."""
+
+    test_n: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None` (all of them). How many test problems to draw. Range: 1
+    to the size of the set."""
+
+    test_seed: int | None = None
+    """`int` or `None`, defaults to `None`. Seed of the draw of `test_n` problems; `None`: the
+    first `test_n` in file order."""
+
+    near_duplicate: float | None = Field(0.75, gt=0, le=1)
+    """`float` or `None`, defaults to `0.75`. Cosine similarity of two prompts' embeddings at or
+    above which they count as the same problem: a training problem that close to a dev or test
+    problem leaves the training pool, and a dev problem that close to a test problem leaves the
+    dev suite. `None`: exact matches only (same id or same prompt, ignoring case and
+    whitespace). Range: 0 < s ≤ 1. At 0.75 (all-MiniLM-L6-v2), 16 MBPP problems are closer than
+    that to a HumanEval one, among them decimal-to-binary (0.83), second smallest (0.78),
+    counting primes (0.77) and monotonic (0.77); at 0.8 only 7 are."""
+
+    @field_validator("train", "dev")
     @classmethod
-    def _train(cls, value: str) -> str:
+    def _suite(cls, value: str) -> str:
         return _check_suite(value, "suite")
 
-    @field_validator("eval")
+    @field_validator("test")
     @classmethod
-    def _eval(cls, value: str, info) -> str:
+    def _test(cls, value: str, info) -> str:
         value = _check_suite(value, "suite")
-        if value == info.data.get("train"):
-            raise ValueError(f"{value!r} is also the training set (problems.train): evaluating "
-                             "on training problems inflates the score; use 'humaneval' for one "
-                             "and 'mbpp' for the other")
+        for other in ("train", "dev"):
+            if value == info.data.get(other):
+                raise ValueError(f"{value!r} is also the {other} suite (problems.{other}): the "
+                                 "test set must be a suite of its own, or problems would be "
+                                 "measured on what chose or trained the policy; use "
+                                 "'humaneval' for test and 'mbpp' for train and dev")
         return value
 
 
@@ -217,12 +254,17 @@ class SpecialistConfig(BaseModel):
     """`str`, required. The style instruction this specialist writes under. In `chat` style it is
     the system message; in `completion` style it precedes the problem as a comment. Pairs mined
     from this specialist's candidates keep the same rendering, so training sees what sampling
-    saw."""
+    saw. `""` (completion style, with `retrieval: false`) is exactly the evaluation format: the
+    problem as published, so training covers the distribution the policy is judged on."""
 
     temperature: float = Field(ge=0, le=2)
     """`float`, required. Sampling temperature. Range: 0 ≤ t ≤ 2; 0 is greedy (then
-    `samples_per_specialist` > 1 repeats one candidate). Reference values: logical 0.3, creative
-    0.7, skeptical 0.4, careful 0.5. Applied together with `sampling.top_p`."""
+    `samples_per_specialist` > 1 repeats one candidate). The defaults span 0.6 to 1.0. Applied
+    together with `sampling.top_p`, and rescaled each cycle by `explore` when it adapts."""
+
+    retrieval: bool = True
+    """`bool`, defaults to `True`. Show this specialist the memories retrieved for the problem
+    (`memory.top_k`). `False` keeps its prompt free of them, as evaluation prompts are."""
 
     prompt_style: Literal["completion", "chat"] = "completion"
     """`"completion"` or `"chat"`, defaults to `"completion"`. `completion`: the model continues
@@ -238,9 +280,10 @@ class SpecialistConfig(BaseModel):
     @field_validator("system_prompt")
     @classmethod
     def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("empty: give the specialist a one- or two-sentence style "
-                             "instruction, e.g. 'You are a careful Python programmer.'")
+        if value and not value.strip():
+            raise ValueError("only whitespace: give the specialist a one- or two-sentence style "
+                             "instruction, e.g. 'You are a careful Python programmer.', or \"\" "
+                             "for the evaluation format (no instruction at all)")
         return value
 
 
@@ -254,33 +297,38 @@ class AgentConfig(BaseModel):
     `-`; unique."""
 
     policy: Literal["current", "best"]
-    """`"current"` or `"best"`, required. Which policy the agent samples from: `current` is the
-    policy this cycle trains from (the newest one), `best` the best promoted so far. On cycle 1
-    both are `policy.base`."""
+    """`"current"` or `"best"`, required. Which policy the agent samples from. `current`, the
+    *challenger*: the policy this cycle trains from, i.e. the newest trained policy unless it
+    collapsed or was significantly worse than the champion on dev (then the champion again).
+    `best`, the *champion*: the promoted policy with the best dev result (promotion needs a
+    significant dev gain over the champion). On a run's first cycle both are the start policy."""
 
     seed: int
-    """`int`, required. Sampling seed. Unique across agents: on cycle 1 both policies are the base
-    model, and the seeds are what makes the agents' candidates differ."""
+    """`int`, required. Sampling seed, mixed with the run id (which holds the day for a nightly
+    run), the specialist, the cycle and the debug turn. Unique across agents: when both agents
+    sample one policy, the seeds are what makes their candidates differ."""
 
 
 DEFAULT_SPECIALISTS = (
-    ("logical", 0.3, "You are a logical Python programmer. Reason step by step about what the "
+    # the evaluation format: the problem as published, no instruction, no retrieved examples
+    ("plain", 0.8, "", False),
+    ("logical", 0.6, "You are a logical Python programmer. Reason step by step about what the "
                      "specification requires, then write a correct, straightforward "
-                     "implementation."),
-    ("creative", 0.7, "You are a creative Python programmer. Look for an elegant or unusual "
-                      "approach, and make sure it still meets the specification exactly."),
-    ("skeptical", 0.4, "You are a skeptical Python programmer. Question every assumption and "
-                       "handle edge cases such as empty inputs, zero, negative numbers and "
-                       "duplicates."),
-    ("careful", 0.5, "You are a careful Python programmer. Follow the specification to the "
+                     "implementation.", True),
+    ("creative", 1.0, "You are a creative Python programmer. Look for an elegant or unusual "
+                      "approach, and make sure it still meets the specification exactly.", True),
+    ("careful", 0.8, "You are a careful Python programmer. Follow the specification to the "
                      "letter, keep the code simple, and double-check names, types and return "
-                     "values."),
+                     "values.", True),
 )
+"""(name, temperature, system prompt, retrieval). Temperatures 0.6 to 1.0: at 0.3 two samples
+are often identical, and self-training needs distinct candidates (B-STaR); `explore` rescales
+them every cycle."""
 
 
 def _default_specialists() -> list[SpecialistConfig]:
-    return [SpecialistConfig(name=name, temperature=t, system_prompt=prompt)
-            for name, t, prompt in DEFAULT_SPECIALISTS]
+    return [SpecialistConfig(name=name, temperature=t, system_prompt=prompt, retrieval=rag)
+            for name, t, prompt, rag in DEFAULT_SPECIALISTS]
 
 
 def _default_agents() -> list[AgentConfig]:
@@ -300,9 +348,9 @@ class SamplingConfig(BaseModel):
     names and seeds unique."""
 
     specialists: list[SpecialistConfig] = Field(default_factory=_default_specialists)
-    """`list` of specialists, defaults to logical (0.3), creative (0.7), skeptical (0.4) and
-    careful (0.5), all in `completion` style. At least one; names unique. Every agent runs every
-    specialist."""
+    """`list` of specialists, defaults to plain (0.8; the evaluation format: no instruction, no
+    retrieved examples), logical (0.6), creative (1.0) and careful (0.8), all in `completion`
+    style. At least one; names unique. Every agent runs every specialist."""
 
     samples_per_specialist: int = Field(1, ge=1)
     """`int`, defaults to `1`. Candidates each (agent, specialist) writes per problem. Range: ≥ 1.
@@ -381,6 +429,13 @@ class SandboxConfig(BaseModel):
     """`int`, defaults to `1024`. Address-space limit of one candidate process, in MiB; above it
     the verdict is `resource_exceeded`. Range: ≥ 64. The container may use
     `workers × memory_mb + 512` MiB in all."""
+
+    held_out: float = Field(0.34, ge=0, lt=1)
+    """`float`, defaults to `0.34`. Fraction of each problem's test cases (assert sites) held out
+    of feedback: the sandbox never describes their failures, and a self-debug fix earns its reward
+    on them alone, so special-casing a call the feedback showed earns nothing. Which cases are
+    held out is fixed per problem (a hash of the tests); at least one when the fraction is > 0
+    and the problem has two or more cases, never all. Range: 0 ≤ f < 1; 0 holds none out."""
 
     runtime: Literal["runc", "runsc"] = "runc"
     """`str`, defaults to `"runc"`. The container runtime: `runc` (Docker's default) or `runsc`
@@ -464,6 +519,61 @@ class PairsConfig(BaseModel):
     passed (no preference signal) as chosen-only rows (kind `sft`) in the pair file. They are
     meant for the SFT term (hence `training.sft_weight` > 0), but the DPO trainer does not read
     them yet: for now they are a record of the easy problems, not training data."""
+
+
+class ExploreConfig(BaseModel):
+    """Section `explore`: B-STaR's balance of exploration and exploitation
+    (https://arxiv.org/abs/2412.17256). Every cycle the challenger samples `problems` of its
+    training problems with the specialists' temperatures scaled by each of `scales`; the scale
+    whose candidates have the best balance score `mean_i min(n'_i / n_star, 1) * n'_i / n_i`
+    (n_i candidates passing every visible case, n'_i of them passing the held-out ones too) is the
+    cycle's. See tasks/explore.py."""
+
+    model_config = _STRICT
+
+    adapt: bool = True
+    """`bool`, defaults to `True`. Run the sweep every cycle. `False`: sample at the configured
+    temperatures."""
+
+    problems: int = Field(12, ge=1)
+    """`int`, defaults to `12`. Training problems of the cycle the sweep samples (a seeded draw).
+    Range: ≥ 1."""
+
+    samples: int = Field(2, ge=1)
+    """`int`, defaults to `2`. Candidates per specialist and problem at each scale. Range: ≥ 1.
+    The sweep costs `len(scales) × problems × len(specialists) × samples` candidates."""
+
+    scales: list[float] = Field(default_factory=lambda: [0.75, 1.0, 1.25], min_length=1)
+    """`list[float]`, defaults to `[0.75, 1.0, 1.25]`. Factors applied to every specialist's
+    temperature; each > 0. Ties in balance go to the factor nearest 1."""
+
+    min_temperature: float = Field(0.2, ge=0, le=2)
+    """`float`, defaults to `0.2`. Lowest temperature a scaled specialist may get."""
+
+    max_temperature: float = Field(1.4, gt=0, le=2)
+    """`float`, defaults to `1.4`. Highest temperature a scaled specialist may get; ≥
+    `min_temperature`."""
+
+    n_star: int = Field(8, ge=1)
+    """`int`, defaults to `8`. n* of the balance score: how many correct candidates per problem
+    count as enough exploration."""
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, scales: list[float]) -> list[float]:
+        bad = [v for v in scales if v <= 0]
+        if bad:
+            raise ValueError(f"{bad}: every scale must be > 0 (it multiplies a temperature)")
+        return sorted(set(scales))
+
+    @field_validator("max_temperature")
+    @classmethod
+    def _bounds(cls, value: float, info) -> float:
+        low = info.data.get("min_temperature")
+        if low is not None and value < low:
+            raise ValueError(f"{value} is below min_temperature ({low}): raise it or lower "
+                             "min_temperature")
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,35 +703,58 @@ class TrainingConfig(BaseModel):
 
 
 class EvaluationConfig(BaseModel):
-    """Section `evaluation`: held-out evaluation of each new policy against the previous one, and
-    the promotion rule."""
+    """Section `evaluation`: held-out evaluation (dev and test) of every policy, the promotion
+    gate on dev, and the collapse guard. See tasks/evaluation.py."""
 
     model_config = _STRICT
 
-    n_samples: int = Field(1, ge=1)
-    """`int`, defaults to `1`. Samples per problem. 1: pass@1 from greedy decoding only; > 1 adds
-    `n_samples` sampled candidates per problem for the unbiased pass@k estimator
-    `1 - C(n-c, k) / C(n, k)` (Chen et al., https://arxiv.org/abs/2107.03374). Range: ≥ 1."""
+    n_samples: int = Field(4, ge=0)
+    """`int`, defaults to `4`. Sampled candidates per problem besides the greedy one. They give
+    sampled pass@1, the unbiased pass@k estimator `1 - C(n-c, k) / C(n, k)` (Chen et al.,
+    https://arxiv.org/abs/2107.03374), the diversity of passing programs, and a per-problem score
+    (fraction of the 1 + n candidates passing) with less variance than greedy alone. Range: ≥ 0;
+    0 evaluates greedy pass@1 only."""
 
     k: list[int] = Field(default_factory=lambda: [1], min_length=1)
     """`list[int]`, defaults to `[1]`. The k of the pass@k values reported. Each 1 ≤ k ≤
-    `n_samples`; kept sorted, without repeats. Greedy pass@1 is always reported as well."""
+    `n_samples`; kept sorted, without repeats. Ignored when `n_samples` is 0."""
 
-    temperature: float = Field(0.8, gt=0, le=2)
-    """`float`, defaults to `0.8`. Temperature of the samples drawn when `n_samples` > 1 (with
-    `sampling.top_p`); unused otherwise, since pass@1 is greedy. Range: 0 < t ≤ 2."""
+    temperature: float = Field(0.4, gt=0, le=2)
+    """`float`, defaults to `0.4`. Temperature of the sampled candidates (with `sampling.top_p`).
+    Range: 0 < t ≤ 2."""
 
-    tolerance: float = Field(0.0, ge=0, le=1)
-    """`float`, defaults to `0.0`. Promotion rule: the new policy is promoted when its greedy
-    pass@1 ≥ the previous policy's − `tolerance` (both on the same problems). Range: 0 to 1; 0
-    promotes only when it is not worse."""
+    promote: Literal["significant", "non_inferior"] = "significant"
+    """`"significant"` or `"non_inferior"`, defaults to `"significant"`. The promotion rule, on
+    dev, paired by problem. `significant`: the one-sided paired sign-flip test of "new better"
+    gives p < `level`. `non_inferior`: the lower end of the 95% bootstrap CI of the mean paired
+    difference is above −`margin`. Either way identical results, an unchanged policy and a
+    collapsed one never promote."""
+
+    level: float = Field(0.05, gt=0, lt=1)
+    """`float`, defaults to `0.05`. Significance level of `promote: significant`. Range: 0 < α <
+    1."""
+
+    margin: float = Field(0.02, ge=0, le=1)
+    """`float`, defaults to `0.02`. Non-inferiority margin of `promote: non_inferior`, in units of
+    the per-problem score (a fraction). Range: 0 to 1."""
+
+    max_diversity_drop: float = Field(0.5, ge=0, le=1)
+    """`float`, defaults to `0.5`. Collapse guard: promotion is refused when the distinct passing
+    programs per solved dev problem (among the `n_samples`) fall below (1 − this) × the
+    champion's. Range: 0 to 1; 1 turns the check off."""
+
+    max_likelihood_drop: float = Field(0.5, ge=0)
+    """`float`, defaults to `0.5`. Collapse guard: promotion is refused when earlier cycles'
+    chosen solutions lose more than this many nats per token of log-likelihood under the new
+    policy, against the policy it was trained from (measured by the training stage). Range:
+    ≥ 0."""
 
     @field_validator("k")
     @classmethod
     def _k(cls, k: list[int], info) -> list[int]:
         n = info.data.get("n_samples")
-        if n is None:  # n_samples itself is invalid and already reported
-            return k
+        if not n:  # n_samples is 0 (no pass@k) or itself invalid and already reported
+            return sorted(set(k))
         bad = [v for v in k if not 1 <= v <= n]
         if bad:
             raise ValueError(f"{bad} out of range: pass@k needs 1 ≤ k ≤ n_samples (= {n}); "
@@ -634,7 +767,7 @@ class EvaluationConfig(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 SECTIONS = ("run", "problems", "policy", "sampling", "sandbox", "debug", "memory", "pairs",
-            "training", "evaluation")
+            "explore", "training", "evaluation")
 
 
 def _digest(value: Any) -> str:
@@ -663,6 +796,8 @@ class Config(BaseModel):
     """Semantic memory and retrieval."""
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     """Preference-pair mining."""
+    explore: ExploreConfig = Field(default_factory=ExploreConfig)
+    """B-STaR temperature adaptation."""
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     """LoRA DPO + SFT; `training.dpo` goes to trl's DPOConfig."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

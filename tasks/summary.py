@@ -1,9 +1,16 @@
 """The summary of a cycle: what it did, in one record the parent flow chains on, the CLI prints
 and the Prefect UI shows (flows/cycle.py publishes it as artifacts).
 
-Takes: the cycle's attempts (first tries and debug turns), its memory consolidation, pairs,
-training, evaluations and promotion decision. Gives: a `CycleResult`, also written to
-`<run>/cycle-<n>/summary.json`.
+Takes: the cycle's attempts (first tries and debug turns), its exploration choice and B-STaR
+monitoring, memory consolidation, pairs, training, the dev and test evaluations of the policies
+involved and the promotion decision. Gives: a `CycleResult`, also written to
+`<run>/cycle-<n>/summary.json`, which names the next cycle's challenger and champion:
+
+- promoted (a significant dev gain over the champion, no collapse): the new policy becomes both;
+- not promoted, but neither collapsed nor significantly worse than the champion on dev (the 95%
+  CI of the paired difference lies below 0): the new policy stays the challenger, so gains too
+  small for one cycle's test can accumulate; the champion stays;
+- otherwise (or nothing trained): the challenger goes back to the champion.
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.evaluation import Decision, EvalResult
+from tasks.evaluation import Decision, EvalResult, compare_results
 from tasks.execution import pass_rates
+from tasks.explore import Exploration, Monitoring
 from tasks.memory import ConsolidationStats
 from tasks.pairs import PairSet
 from tasks.policy import Policy
 from tasks.records import CycleContext, Shard, read_attempts, write_json
+from tasks.report import paired_rows
 from tasks.training import TrainResult
 
 NOTHING_TRAINED = "no trainable pairs were mined, so nothing was trained"
@@ -32,47 +41,86 @@ class CycleResult(BaseModel):
 
     run_id: str
     cycle: int
-    started_from: Policy
+    started_from: Policy  # the challenger this cycle trained from
+    champion: Policy  # the champion this cycle compared against
     trained: Policy | None  # None when no pairs were mined (nothing to train on)
     promoted: bool
-    next_policy: Policy  # where the next cycle starts: the new policy if promoted
+    next_challenger: Policy
+    next_champion: Policy
     decision: str
     pass_rates: list[dict]  # per agent x specialist, before and after debug
     attempts: int
     fixed_by_debug: int
+    exploration: Exploration
+    monitoring: Monitoring
     memory: ConsolidationStats | None
     memory_version: int
     pairs: dict[str, int]
     pairs_dropped: dict[str, int]
+    pairs_cross_prompt: int
+    pairs_file: Shard
     training: dict[str, float]
-    eval_before: EvalResult
-    eval_after: EvalResult | None
+    dev: EvalResult  # the policy the cycle ended with (trained, else the challenger), on dev
+    test: EvalResult  # the same policy on test
+    start_dev: EvalResult  # the run's start policy on dev (the report's baseline)
+    start_test: EvalResult
+    report: list[dict]  # paired against the start policy and the cycle's starting point
     directory: str
 
 
+def significantly_worse(new: EvalResult, champion: EvalResult) -> bool:
+    """The 95% CI of the paired dev difference lies entirely below 0."""
+    return compare_results(new, champion).score.ci_high < 0
+
+
+def next_policies(champion: Policy, trained: Policy | None, decision: Decision | None,
+                  new_dev: EvalResult | None, champion_dev: EvalResult) -> tuple[Policy, Policy]:
+    """(next challenger, next champion), by the rules of the module docstring."""
+    if trained is None or decision is None:
+        return champion, champion
+    if decision.promoted:
+        return trained, trained
+    if not decision.collapse and not significantly_worse(new_dev, champion_dev):
+        return trained, champion
+    return champion, champion
+
+
 @task(name="summarize", **cached())
-def summarize_task(ctx: CycleContext, current: Policy, attempts: list[Shard],
+def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
+                   attempts: list[Shard], exploration: Exploration, monitoring: Monitoring,
                    memory: ConsolidationStats | None, pairs: PairSet,
-                   trained: TrainResult | None, before: EvalResult, after: EvalResult | None,
-                   decision: Decision | None) -> CycleResult:
-    """Pass rates per agent x specialist (first tries and after self-debug) and the cycle's
-    outcome, written to `<run>/cycle-<n>/summary.json`."""
+                   trained: TrainResult | None, dev: dict[str, EvalResult],
+                   test: dict[str, EvalResult], decision: Decision | None) -> CycleResult:
+    """The cycle's outcome and report, written to `<run>/cycle-<n>/summary.json`.
+
+    `dev` and `test` hold the results of the roles "start" (the run's start policy),
+    "challenger", "champion" and, when trained, "new"."""
     out_dir = str(Path(ctx.run_dir) / f"cycle-{ctx.cycle}")
     rows = read_attempts(attempts)
     rates = pass_rates(rows)
     promoted = bool(decision and decision.promoted)
+    final = "new" if trained else "challenger"
+    report = []
+    for split, results in (("dev", dev), ("test", test)):
+        report += paired_rows(results[final], {"start": results["start"],
+                                               "cycle start": results["challenger"]})
+    next_challenger, next_champion = next_policies(
+        champion, trained.policy if trained else None, decision,
+        dev.get("new"), dev["champion"])
     result = CycleResult(
-        run_id=ctx.run_id, cycle=ctx.cycle, started_from=current,
+        run_id=ctx.run_id, cycle=ctx.cycle, started_from=challenger, champion=champion,
         trained=trained.policy if trained else None, promoted=promoted,
-        next_policy=trained.policy if (trained and promoted) else current,
+        next_challenger=next_challenger, next_champion=next_champion,
         decision=decision.reason if decision else NOTHING_TRAINED,
         pass_rates=[{"agent": a, "specialist": s, **row} for (a, s), row in rates.items()],
         attempts=len(rows),
         fixed_by_debug=sum(r["passed_after_debug"] - r["passed_first"] for r in rates.values()),
+        exploration=exploration, monitoring=monitoring,
         memory=memory, memory_version=memory.version if memory else ctx.memory_version,
-        pairs=pairs.by_kind,
-        pairs_dropped=pairs.dropped,
+        pairs=pairs.by_kind, pairs_dropped=pairs.dropped, pairs_cross_prompt=pairs.cross_prompt,
+        pairs_file=pairs.pairs,
         training=dict(trained.metrics, steps=trained.steps) if trained else {},
-        eval_before=before, eval_after=after, directory=out_dir)
+        dev=dev[final], test=test[final], start_dev=dev["start"], start_test=test["start"],
+        report=report, directory=out_dir)
     write_json(Path(out_dir) / "summary.json", result.model_dump(mode="json"))
     return result

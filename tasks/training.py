@@ -115,13 +115,60 @@ def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path):
     return model, AutoTokenizer.from_pretrained(source)
 
 
+def epoch_means(log_history: Sequence[dict]) -> dict[str, float]:
+    """trl's per-step training metrics averaged over every logged step (`mean_<name>`): reward
+    accuracy and margins over the whole epoch, not the last step's few pairs."""
+    logs = [entry for entry in log_history if "loss" in entry]
+    out = {}
+    for key in ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
+                "nll_loss", "logps/chosen", "logps/rejected"):
+        values = [float(entry[key]) for entry in logs if key in entry]
+        if values:
+            out["mean_" + key.replace("/", "_")] = sum(values) / len(values)
+    return out
+
+
+def completion_logps(model, tokenizer, examples: Sequence[tuple[str, str]]) -> list[float]:
+    """Mean per-token log-likelihood of each completion after its prompt."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for prompt, completion in examples:
+            start = len(tokenizer(prompt)["input_ids"])
+            ids = tokenizer(prompt + completion, return_tensors="pt")["input_ids"]
+            if ids.shape[1] <= start:
+                continue
+            logits = model(input_ids=ids).logits[0, start - 1:-1].float()
+            target = ids[0, start:]
+            logp = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).mean()
+            out.append(float(logp))
+    return out
+
+
+def earlier_chosen_logps(model, tokenizer, earlier: Sequence[tuple[str, str]]) -> dict:
+    """The collapse probe: mean per-token log-likelihood of earlier cycles' chosen solutions
+    under the new policy (adapter on) and the one it was trained from (adapter off), and the drop
+    (positive: the new policy finds them less likely)."""
+    model.eval()
+    after = completion_logps(model, tokenizer, earlier)
+    with model.disable_adapter():
+        before = completion_logps(model, tokenizer, earlier)
+    if not after:
+        return {}
+    mean_after, mean_before = sum(after) / len(after), sum(before) / len(before)
+    return {"earlier_chosen_logp_before": mean_before, "earlier_chosen_logp_after": mean_after,
+            "earlier_chosen_drop": mean_before - mean_after, "earlier_chosen_n": len(after)}
+
+
 def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: str,
           out_dir: str | Path, seed: int = 0, pairs_sha256: str = "", config_hash: str = "",
-          callbacks: Sequence = ()) -> TrainResult:
+          callbacks: Sequence = (), earlier: Sequence[tuple[str, str]] = ()) -> TrainResult:
     """Train a new adapter on the pairs; resume from `<out_dir>/checkpoints` when one is there.
 
     `callbacks` are transformers `TrainerCallback`s (progress reporting, or a test stopping the
-    run to show that it resumes).
+    run to show that it resumes). `earlier`: (prompt, chosen) of earlier cycles, whose likelihood
+    before and after training goes into the metrics (the collapse guard reads the drop).
     """
     _offline()
     # bitsandbytes warns at import that an optional CPU kernel package is missing; NF4 works
@@ -172,14 +219,11 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         with completions_scored_only(COMPLETIONS_ONLY):
             output = trainer.train(resume_from_checkpoint=resume)
 
-    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
-    last = logs[-1] if logs else {}
     metrics = {"train_loss": float(output.training_loss),
-               "train_runtime_s": float(output.metrics.get("train_runtime", 0.0))}
-    for key in ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
-                "nll_loss", "logps/chosen", "logps/rejected"):
-        if key in last:
-            metrics["last_" + key.replace("/", "_")] = float(last[key])
+               "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
+               **epoch_means(trainer.state.log_history)}
+    if earlier:
+        metrics.update(earlier_chosen_logps(trainer.model, tokenizer, earlier))
 
     staging = out / ".adapter-staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -222,19 +266,41 @@ def _result_from(adapter_dir: Path, policy: Policy) -> TrainResult:
 # Prefect task
 
 
+EARLIER_PROBE = 32  # earlier chosen solutions whose likelihood the collapse probe follows
+
+
+def earlier_examples(shards: Sequence[Shard], n: int = EARLIER_PROBE) -> list[tuple[str, str]]:
+    """(prompt, chosen) of earlier cycles' pairs: n of them, spread by a hash of their text so
+    the sample does not favour one cycle or one problem."""
+    import hashlib
+
+    from tasks.pairs import Pair
+
+    seen = {(p.prompt, p.chosen) for shard in shards for p in shard.read(Pair)}
+    ranked = sorted(seen, key=lambda pc: hashlib.sha256("\0".join(pc).encode()).hexdigest())
+    return ranked[:n]
+
+
 @task(name="train", task_run_name="train[policy={policy.id}]", **cached())
-def train_task(ctx: CycleContext, pairs: Shard, policy: Policy,
-               training: TrainingConfig) -> TrainResult:
+def train_task(ctx: CycleContext, pairs: Shard, policy: Policy, training: TrainingConfig,
+               held_out_ids: tuple[str, ...], earlier: list[Shard]) -> TrainResult:
     """A new adapter on this cycle's pairs. Not retried: a failure here is not transient. Run
-    it again (resume the run) and it continues from its last checkpoint."""
+    it again (resume the run) and it continues from its last checkpoint.
+
+    Refuses pairs of a held-out (dev or test) problem. `earlier`: the pairs of the run's earlier
+    cycles, for the collapse probe (see `earlier_chosen_logps`)."""
+    from tasks.pairs import Pair
+    from tasks.problems import check_not_held_out
     from tasks.records import digest
 
+    check_not_held_out([p.problem_id for p in pairs.read(Pair)], held_out_ids, "training data")
     config_hash = digest(training.model_dump(mode="json"))
     # a directory per input: a finished adapter (or a checkpoint) of other inputs is never reused
     where = Path(ctx.stage_dir("train")) / digest(pairs.sha256, policy.id, config_hash,
                                                   ctx.dtype, ctx.seed)[:12]
     return train(pairs.path, policy, training, ctx.dtype, where, ctx.seed,
-                 pairs_sha256=pairs.sha256, config_hash=config_hash)
+                 pairs_sha256=pairs.sha256, config_hash=config_hash,
+                 earlier=earlier_examples(earlier))
 
 
 def main(argv: list[str] | None = None) -> None:

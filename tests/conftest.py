@@ -34,7 +34,7 @@ def toy(tmp_path_factory):
 
     from tasks.config import load_config
     from tasks.policy import provision_tiny
-    from tests.toy import EVAL, TRAIN, teach, write_suite
+    from tests.toy import DEV, EVAL, TRAIN, teach, write_suite
 
     root = tmp_path_factory.mktemp("toy")
     tiny = load_config("tiny")
@@ -43,7 +43,9 @@ def toy(tmp_path_factory):
     config = tiny.model_dump(mode="json")
     config["policy"]["base"] = str(model)
     config["problems"] = {"train": str(write_suite(TRAIN, root / "train.jsonl")),
-                          "eval": str(write_suite(EVAL, root / "eval.jsonl"))}
+                          "dev": str(write_suite(DEV, root / "dev.jsonl")), "dev_n": len(DEV),
+                          "test": str(write_suite(EVAL, root / "test.jsonl")),
+                          "near_duplicate": None}
     config["evaluation"] = {"n_samples": 2, "k": [1, 2]}
     config["training"]["checkpoint_steps"] = 1
     config["training"]["dpo"]["gradient_accumulation_steps"] = 1

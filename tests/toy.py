@@ -29,6 +29,14 @@ TRAIN = [
      "def check(candidate):\n    assert candidate(1) == -1\n    assert candidate(0) == 0\n"
      "    assert candidate(-2) == 2\n"),
 ]
+DEV = [
+    ("triple", "def triple(x: int) -> int:", "Return three times x.", "return 3 * x",
+     "return x + 3",
+     "def check(candidate):\n    assert candidate(1) == 3\n    assert candidate(2) == 6\n"),
+    ("second", "def second(xs: list) -> int:", "Return the second element of xs.",
+     "return xs[1]", "return xs[0]",
+     "def check(candidate):\n    assert candidate([1, 2]) == 2\n    assert candidate([4, 5, 6]) == 5\n"),
+]
 EVAL = [
     ("square", "def square(x: int) -> int:", "Return x squared.", "return x * x", "return x + x",
      "def check(candidate):\n    assert candidate(3) == 9\n    assert candidate(2) == 4\n"),
@@ -62,7 +70,7 @@ def teach(base: Path, out: Path, system_prompts: list[str], steps: int = 150) ->
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     rows = []  # (prompt, answer): the loss is on the answer only, which keeps steps cheap
-    for _, sig, doc, right, wrong, _ in TRAIN + EVAL:
+    for _, sig, doc, right, wrong, _ in TRAIN + DEV + EVAL:
         for system in system_prompts + [""]:
             prompt = render(prompt_of(sig, doc), "completion", system)
             for body in (right, wrong):

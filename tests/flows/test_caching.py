@@ -68,7 +68,8 @@ def test_editing_a_stage_module_reruns_it_and_its_dependents_only(toy, tmp_path)
         f.write("\n# an edit of the pairs stage\n")
     second = run_cycle(copy, toy / "toy.yaml", store, prefect_home)
 
-    for upstream in ("load-problems", "sample[", "execute", "consolidate"):
+    for upstream in ("load-problems", "draw-train", "explore", "sample[", "execute", "monitor",
+                     "consolidate"):
         assert set(stage(second, upstream)) == {"Cached"}, (upstream, second)
     assert "Cached" in stage(second, "evaluate[policy=")  # the policy the cycle started from
     assert stage(second, "mine-pairs") == ["Completed"], second

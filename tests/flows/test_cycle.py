@@ -59,7 +59,7 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     second = task_states(f"{run_id}-cycle-1")
     for name, s in second.items():
         if name.startswith(("sample[", "execute", "debug[", "consolidate", "mine-pairs",
-                            "load-problems")):
+                            "load-problems", "draw-train", "explore", "monitor")):
             assert s == "Cached", (name, s)
     assert second["train[policy=" + cfg_policy_id(run_dir) + "]"] == "Completed"
 
@@ -72,9 +72,23 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     assert manifest["parents"]["policy"] == one.started_from.id
     assert manifest["data"]["rows"] == one.pairs["best_vs_worse"] + one.pairs["debug"]
     assert one.memory is not None and one.memory.written > 0
-    assert two.started_from == one.next_policy  # cycle 2 starts from what cycle 1 promoted
+    # cycle 2 starts from the challenger and champion cycle 1 named
+    assert (two.started_from, two.champion) == (one.next_challenger, one.next_champion)
     assert two.memory_version >= one.memory_version > 0
-    assert one.eval_before.problems == 2 and set(one.eval_before.pass_at_k) == {1, 2}
+    assert (one.dev.split, one.dev.problems, set(one.dev.pass_at_k)) == ("dev", 2, {1, 2})
+    assert (one.test.split, one.test.problems) == ("test", 2)
+    assert {(r["split"], r["against"]) for r in one.report} == {
+        ("dev", "start"), ("dev", "cycle start"), ("test", "start"), ("test", "cycle start")}
+    assert one.exploration.rows and one.exploration.scale in (0.5, 1.0)
+    assert one.monitoring.problems == 4
+    # the raw per-problem outcomes behind every number, and the run's report and plot
+    raw = json.loads((run_dir / "evaluations" / one.trained.id / "dev" / "result.json")
+                     .read_text())
+    assert len(raw["outcomes"]) == 2 and raw["split"] == "dev"
+    assert (run_dir / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| cycle |" in (run_dir / "report.md").read_text()
+    decontamination = json.loads((run_dir / "problems" / "decontamination.json").read_text())
+    assert decontamination["excluded"] == []
     summary = json.loads((run_dir / "cycle-1" / "summary.json").read_text())
     assert summary["decision"] == one.decision
     if one.promoted:  # the store remembers it, for the next night
@@ -104,8 +118,9 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     key = results[0].run_id.lower()
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    for what in ("summary", "pass-rates", "pairs", "evaluation", "promotion"):
+    for what in ("summary", "pass-rates", "pairs", "evaluation", "explore", "promotion"):
         assert f"{key}-cycle-1-{what}" in keys
+    assert f"{key}-scores" in keys
     assert results[0].memory is None and results[0].fixed_by_debug == 0
 
 
@@ -116,7 +131,7 @@ def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):
     overrides = [f"run.store={tmp_path}"]
     state = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides, return_state=True)
     result = state.result()
-    assert result.problems == 2 and result.suite.endswith("eval.jsonl")
+    assert result.problems == 2 and result.suite.endswith("test.jsonl")
     assert result.policy_id == base_policy(str(toy / "model")).id
     assert set(result.pass_at_k) == {1, 2}
     assert (tmp_path / "evaluations").is_dir()
@@ -124,6 +139,8 @@ def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):
     other = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides,
                           suite=str(toy / "train.jsonl"), n=1)
     assert other.problems == 1
+    dev = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides, split="dev")
+    assert (dev.split, dev.problems) == ("dev", 2) and dev.suite.endswith("dev.jsonl")
     failed = evaluate_flow(config=str(toy / "toy.yaml"), overrides=overrides,
                            adapters=[str(tmp_path)], return_state=True)
     assert failed.is_failed()

@@ -37,14 +37,19 @@ def test_default_preset_is_the_nightly_workload():
     assert config.policy.dtype == "bfloat16"
     assert config.run.cycles == 1
     assert (config.problems.train, config.problems.train_n) == ("mbpp", 128)  # a night on 2 cores
-    assert (config.problems.eval, config.problems.eval_n) == ("humaneval", None)
+    assert (config.problems.dev, config.problems.dev_n) == ("mbpp", 100)
+    assert (config.problems.test, config.problems.test_n) == ("humaneval", None)
     assert [a.name for a in config.sampling.agents] == ["A", "B"]
     assert [(s.name, s.temperature) for s in config.sampling.specialists] == [
-        ("logical", 0.3), ("creative", 0.7), ("skeptical", 0.4), ("careful", 0.5)]
+        ("plain", 0.8), ("logical", 0.6), ("creative", 1.0), ("careful", 0.8)]
+    # one specialist writes in the evaluation format: no instruction, no retrieved examples
+    assert (config.sampling.specialists[0].system_prompt,
+            config.sampling.specialists[0].retrieval) == ("", False)
     assert config.sampling.samples_per_specialist == 2
     assert config.sampling.max_new_tokens == 384
     assert config.debug.max_turns == 2
-    assert (config.evaluation.n_samples, config.evaluation.k) == (1, [1])
+    assert (config.evaluation.n_samples, config.evaluation.promote) == (4, "significant")
+    assert config.explore.adapt and config.sandbox.held_out == 0.34
     assert config.training.dpo["learning_rate"] == 5e-5  # a float, not the string "5.0e-5"
 
 
@@ -61,7 +66,7 @@ def test_smoke_preset_is_small():
     config = load_config("smoke")
     assert config.policy.base == "qwen2.5-coder-0.5b-instruct"
     assert (config.problems.train_n, config.problems.train_seed) == (6, 0)
-    assert (config.problems.eval_n, config.problems.eval_seed) == (8, 0)
+    assert (config.problems.dev_n, config.problems.test_n, config.problems.test_seed) == (8, 8, 0)
     assert len(config.sampling.agents) == 2
     assert [(s.name, s.temperature) for s in config.sampling.specialists] == [
         ("logical", 0.3), ("creative", 0.7)]
@@ -71,13 +76,14 @@ def test_smoke_preset_is_small():
     assert config.training.dpo["num_train_epochs"] == 1
     assert config.training.dpo["max_length"] == 512
     assert config.training.dpo["learning_rate"] == 5e-5  # merged over the defaults
-    assert config.evaluation.n_samples == 1
+    assert config.evaluation.n_samples == 0
 
 
 def test_tiny_preset_is_for_tests():
     config = load_config("tiny")
     assert (config.policy.base, config.policy.dtype) == ("tiny", "float32")
-    assert (config.problems.train_n, config.problems.eval_n) == (4, 3)
+    assert (config.problems.train_n, config.problems.dev_n, config.problems.test_n) == (4, 3, 3)
+    assert config.problems.near_duplicate is None
     assert len(config.sampling.specialists) == 2
     assert (config.sampling.max_new_tokens, config.sampling.batch_size) == (32, 4)
     assert config.debug.max_turns == 1
@@ -106,7 +112,7 @@ def test_config_path_of_a_missing_file_lists_the_presets(tmp_path):
         config_path(str(tmp_path / "nightly.yaml"))
     message = str(caught.value)
     assert "nightly.yaml" in message and "does not exist" in message
-    assert "default, smoke, tiny" in message
+    assert "default, smoke, tiny, efficacy" in message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,12 +199,14 @@ def test_a_missing_required_key_in_a_list_item(tmp_path):
 
 
 def test_problem_suites_are_names_or_jsonl_paths(tmp_path):
-    assert load_config(write(tmp_path, "problems: {train: MBPP, eval: mine.jsonl}\n")) \
+    assert load_config(write(tmp_path, "problems: {train: MBPP, test: mine.jsonl}\n")) \
         .problems.train == "mbpp"
     [problem] = problems_of(write(tmp_path, "problems: {train: mbpp.json}\n", "b.yaml"))
     assert problem.startswith("problems.train: suite 'mbpp.json' is not a problem suite")
     [problem] = problems_of(write(tmp_path, "problems: {train: humaneval}\n", "c.yaml"))
-    assert problem.startswith("problems.eval: 'humaneval' is also the training set")
+    assert problem.startswith("problems.test: 'humaneval' is also the train suite")
+    [problem] = problems_of(write(tmp_path, "problems: {dev: humaneval}\n", "d.yaml"))
+    assert problem.startswith("problems.test: 'humaneval' is also the dev suite")
 
 
 def test_evaluation_k_must_fit_n_samples(tmp_path):
@@ -304,7 +312,7 @@ def test_overrides_set_values_in_sections_mappings_and_lists():
 
 def test_an_override_reaches_into_a_list_the_file_does_not_set(tmp_path):
     config = load_config(write(tmp_path, ""), ["sampling.specialists.3.temperature=0.1"])
-    assert [s.temperature for s in config.sampling.specialists] == [0.3, 0.7, 0.4, 0.1]
+    assert [s.temperature for s in config.sampling.specialists] == [0.8, 0.6, 1.0, 0.1]
 
 
 def test_a_bad_override_value_names_the_override(tmp_path):

@@ -130,6 +130,10 @@ def test_retrieve_nearest_first_without_own_problem_and_as_of_a_version(tmp_path
     # A problem's own memory is never handed back to it, and k stays filled from the rest.
     assert memory.retrieve([REVERSE.prompt, SUM.prompt], k=1,
                            exclude_problem_ids=["rev", None]) == [[SUM_CODE], [SUM_CODE]]
+    # Another run's dev or test problems (the memory is shared by a store) are never shown.
+    assert memory.retrieve([QUERY_REVERSE, QUERY_SUM], k=2, never=["sum"]) == \
+        [[REVERSE_CODE], [REVERSE_CODE]]
+    assert memory.retrieve([QUERY_SUM], k=2, exclude_problem_ids=["rev"], never=["sum"]) == [[]]
     # Read as of the first consolidation: the sum memory did not exist yet.
     assert memory.retrieve([QUERY_SUM], k=2, version=first.version) == [[REVERSE_CODE]]
     assert memory.retrieve([QUERY_SUM], k=2, version=0) == [[]]

@@ -77,24 +77,94 @@ def test_reward_ties_go_to_the_shorter_code():
         assert pair.chosen_id == short.id
 
 
-def test_partial_credit_is_a_signal():
+def test_a_failing_best_is_never_chosen():
+    # rewards {0, 3/10}: the "best" fails, and the SFT term would imitate wrong code
     some = att(specialist="a", passed=3, total=10)
     none = att(specialist="b", passed=0, total=10)
-    [pair] = mine_pairs([some, none], cfg()).pairs
-    assert (pair.chosen_id, pair.rejected_id) == (some.id, none.id)
-    assert pair.chosen_reward == pytest.approx(0.3)
+    mined = mine_pairs([some, none], cfg())
+    assert mined.pairs == []
+    assert mined.dropped == {"no_passing_chosen": 1}
+    # with a passing candidate, the partial-credit one is a rejected answer like any other
+    full = att(specialist="c", passed=10, total=10)
+    mined = mine_pairs([some, none, full], cfg(max_pairs_per_problem=5))
+    assert {p.chosen_id for p in mined.pairs} == {full.id}
+    assert all(p.chosen_reward == 1.0 for p in mined.pairs)
+
+
+def test_the_rejected_answer_comes_from_the_chosen_prompt_when_one_exists():
+    # two samples under each of two prompts; only prompt "b" has a pass and a fail together
+    a_fail = att(specialist="a", sample=0, passed=0)
+    a_part = att(specialist="a", sample=1, passed=2)
+    b_pass = att(specialist="b", sample=0, passed=4)
+    b_fail = att(specialist="b", sample=1, passed=1)
+    mined = mine_pairs([a_fail, a_part, b_pass, b_fail], cfg(max_pairs_per_problem=1,
+                                                              hard_negatives=False))
+    [pair] = mined.pairs
+    assert (pair.chosen_id, pair.rejected_id) == (b_pass.id, b_fail.id)
+    assert pair.same_prompt and mined.cross_prompt == 0
+    # the lowest reward (a_fail) would have been taken across prompts before this rule
+    assert pair.rejected_reward == 0.25
+
+
+def test_every_prompt_with_a_signal_contributes_before_any_contributes_twice():
+    a_pass, a_fail = att(specialist="a", sample=0, passed=4), att(specialist="a", sample=1,
+                                                                   passed=0)
+    b_pass, b_fail = att(specialist="b", sample=0, passed=4), att(specialist="b", sample=1,
+                                                                   passed=1)
+    a_fail2 = att(specialist="a", sample=2, passed=2)
+    pairs = mine_pairs([a_pass, a_fail, a_fail2, b_pass, b_fail],
+                       cfg(max_pairs_per_problem=2)).pairs
+    # one pair from each prompt, although prompt "a" alone has two worse candidates
+    assert sorted(p.chosen_id for p in pairs) == [a_pass.id, b_pass.id]
+    assert all(p.same_prompt for p in pairs)
+
+
+def test_cross_prompt_fallbacks_are_marked_and_counted():
+    best = att(specialist="careful", passed=4)
+    worse = att(specialist="creative", passed=1)
+    mined = mine_pairs([worse, best], cfg())
+    [pair] = mined.pairs
+    assert pair.same_prompt is False and mined.cross_prompt == 1
+
+
+def test_pairs_longer_than_the_training_limit_are_dropped_with_a_reason():
+    best = att(specialist="a", sample=0, passed=4, response="    return 1\n")
+    short = att(specialist="a", sample=1, passed=0, response="    return 0\n")
+    long = att(specialist="a", sample=2, passed=1, response="    x = 0\n" * 50 + "    return x\n")
+
+    def fits(prompt: str, completion: str) -> bool:  # a character budget stands for tokens
+        return len(prompt + completion) <= 60
+    mined = mine_pairs([best, short, long], cfg(max_pairs_per_problem=5), fits)
+    assert [p.rejected_id for p in mined.pairs] == [short.id]
+    assert mined.dropped == {"over_max_length": 1}
+    mined = mine_pairs([best, short], cfg(), lambda prompt, completion: False)
+    assert mined.pairs == [] and mined.dropped == {"over_max_length": 1}
+
+
+def test_the_token_budget_counts_prompt_completion_and_end_of_sequence():
+    from tasks.pairs import token_budget
+
+    class Tok:  # one token per character, as simple as a tokenizer gets
+        eos_token = "$"
+
+        def __call__(self, text):
+            return {"input_ids": list(text)}
+    fits = token_budget(Tok(), 10)
+    assert fits("abcd", "efghi")  # 4 + 5 + 1 = 10
+    assert not fits("abcd", "efghij")
+    assert token_budget(Tok(), None) is None
 
 
 def test_problems_without_signal_are_skipped_with_their_reason():
     attempts = [
         att("all_pass", "a", passed=4), att("all_pass", "b", passed=4),
         att("all_fail", "a", passed=0), att("all_fail", "b", passed=0, status="timeout"),
-        att("equal", "a", passed=2), att("equal", "b", passed=2),
+        att("partial", "a", passed=2), att("partial", "b", passed=1),
         att("good", "a", passed=4), att("good", "b", passed=0, status="syntax_error"),
     ]
     mined = mine_pairs(attempts, cfg())
     assert [p.problem_id for p in mined.pairs] == ["good"]
-    assert mined.dropped == {"all_passed": 1, "all_failed": 1, "equal_rewards": 1}
+    assert mined.dropped == {"all_passed": 1, "all_failed": 1, "no_passing_chosen": 1}
 
 
 def test_keep_sft_keeps_the_best_of_an_all_passed_problem():
@@ -301,3 +371,25 @@ def test_run_alone_from_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 rows" in out and "sft=1" in out and "dropped: all_failed=1\n" in out
     assert len(load_pair_dataset(tmp_path / "pairs.jsonl")) == 2
+
+
+def test_pairs_and_training_refuse_a_held_out_problem(tmp_path):
+    """The leak guard of the two stages that turn attempts into training data."""
+    from tasks.pairs import mine_pairs_task
+    from tasks.policy import Policy
+    from tasks.problems import LeakError
+    from tasks.records import CycleContext, write_rows
+    from tasks.schema import TrainingConfig
+    from tasks.training import train_task
+
+    ctx = CycleContext(run_id="r", run_dir=str(tmp_path), cycle=1, dtype="float32", seed=0,
+                       memory_dir=str(tmp_path / "memory"), memory_version=0)
+    attempts = [att("mbpp_9", "a", passed=4), att("mbpp_9", "b", passed=0)]
+    shard = write_rows(tmp_path / "attempts.jsonl", attempts)
+    with pytest.raises(LeakError, match="mbpp_9"):
+        mine_pairs_task.fn(ctx, [shard], cfg(), "unused", None, ("mbpp_9",))
+    mined = mine_pairs_task.fn(ctx, [shard], cfg(), "unused", None, ("HumanEval/0",))
+    assert mined.trainable == 1
+    policy = Policy(base=str(tmp_path), base_hash="0")
+    with pytest.raises(LeakError, match="training data"):
+        train_task.fn(ctx, mined.pairs, policy, TrainingConfig(), ("mbpp_9",), [])

@@ -50,6 +50,37 @@ def test_an_adapter_changes_the_policy_and_its_name(tiny, tmp_path):
     assert Policy.model_validate_json(adapted.model_dump_json()) == adapted
 
 
+def test_the_merged_policy_computes_what_the_unmerged_adapter_does(tiny, tmp_path):
+    """No lost update: asked for bf16, a policy with adapters is still merged and kept in fp32,
+    so its logits are the unmerged adapter's; merged into bf16 weights, a small LoRA update
+    (the size training makes) would be partly rounded away."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model, tokenizer = load_policy(tiny, dtype="float32")
+    ids = tokenizer("def add(a, b):\n    return", return_tensors="pt").input_ids
+    base_logits = model(ids).logits.detach()
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=[
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 2e-3)  # a small update, as a few DPO steps give
+    peft_model.save_pretrained(tmp_path / "adapter")
+    adapted = tiny.with_adapter(tmp_path / "adapter")
+
+    base, _ = load_policy(tiny, dtype="float32")
+    unmerged = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    reference = unmerged(ids).logits.detach()
+    assert (reference - base_logits).abs().max() > 1e-3  # the update is there to lose
+
+    merged, _ = load_policy(adapted, dtype="bfloat16")
+    assert next(merged.parameters()).dtype == torch.float32
+    logits = merged(ids).logits.detach().float()
+    assert (logits - reference).abs().max() < 1e-4
+
+
 def test_unknown_base_is_a_clear_error(tmp_path):
     with pytest.raises(PolicyError) as info:
         resolve_base(str(tmp_path / "no-model-here"))

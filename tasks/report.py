@@ -1,0 +1,121 @@
+"""Reports: what a cycle's policy scores on dev and test, paired against the run's start and the
+cycle's own starting point, and a plot of the scores across cycles.
+
+Takes: `EvalResult`s (tasks/evaluation.py), whose per-problem outcomes are the raw numbers.
+Gives: `paired_rows` (one row per held-out set and baseline: both scores, the paired difference
+of the per-problem score with its bootstrap 95% CI, the sign-flip and McNemar p-values),
+`run_table` (one row per cycle) and `plot_scores` (a PNG of dev and test pass@1 over cycles with
+95% CIs). Nothing here chooses anything: promotion is tasks/evaluation.py's `decide`, on dev.
+
+Recompute any number from the files: every evaluation writes its outcomes to
+`<run>/evaluations/<policy id>/<split>/result.json`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Sequence
+
+from tasks.evaluation import EvalResult, compare_results
+from tasks.stats import paired_bootstrap_ci
+
+
+def paired_rows(new: EvalResult, baselines: dict[str, EvalResult]) -> list[dict]:
+    """`new` against each baseline (same split): the row of a cycle's report table."""
+    rows = []
+    for name, old in baselines.items():
+        p = compare_results(new, old)
+        s, g = p.score, p.greedy
+        rows.append({
+            "split": new.split, "against": name, "policy": new.policy_id[:8],
+            "baseline": old.policy_id[:8], "problems": s.n,
+            "greedy pass@1": round(g.new_mean, 4), "baseline greedy": round(g.old_mean, 4),
+            "sampled pass@1": _r(new.pass1_sampled), "baseline sampled": _r(old.pass1_sampled),
+            "score diff": round(s.diff, 4), "CI low": round(s.ci_low, 4),
+            "CI high": round(s.ci_high, 4), "p (sign flip)": round(s.p_two_sided, 4),
+            "McNemar b:c": f"{g.b}:{g.c}", "McNemar p": round(g.mcnemar_p, 4)})
+    return rows
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def score_ci(result: EvalResult, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean per-problem score of one result and its bootstrap CI."""
+    scores = [o.score for o in result.outcomes]
+    low, high = paired_bootstrap_ci(scores, level=level)
+    return sum(scores) / len(scores), low, high
+
+
+def run_table(cycles: Sequence[dict]) -> list[dict]:
+    """One row per cycle from `{"cycle", "policy", "dev", "test", "promoted"}` dicts (the dev and
+    test `EvalResult` of the policy each cycle ended with)."""
+    rows = []
+    for c in cycles:
+        row = {"cycle": c["cycle"], "policy": c["policy"][:8], "promoted": c["promoted"]}
+        for split in ("dev", "test"):
+            r: EvalResult = c[split]
+            mean, low, high = score_ci(r)
+            row.update({f"{split} greedy": round(r.pass1_greedy, 4),
+                        f"{split} sampled": _r(r.pass1_sampled),
+                        f"{split} score": round(mean, 4),
+                        f"{split} CI": f"[{low:.3f}, {high:.3f}]"})
+        rows.append(row)
+    return rows
+
+
+def plot_scores(cycles: Sequence[dict], path: str | Path, title: str) -> Path:
+    """A PNG of dev and test per-problem score (greedy + sampled) and greedy pass@1 over cycles,
+    with 95% bootstrap CIs of the score; cycle 0 is the start policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    xs = [c["cycle"] for c in cycles]
+    for split, colour in (("dev", "tab:blue"), ("test", "tab:orange")):
+        stats = [score_ci(c[split]) for c in cycles]
+        means = [m for m, _, _ in stats]
+        errors = [[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]]
+        ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, color=colour,
+                    label=f"{split} score (greedy + samples), 95% CI")
+        ax.plot(xs, [c[split].pass1_greedy for c in cycles], linestyle="--", marker="x",
+                color=colour, alpha=0.6, label=f"{split} greedy pass@1")
+    for c in cycles:
+        if c["promoted"]:
+            ax.axvline(c["cycle"], color="grey", alpha=0.25, linewidth=6)
+    ax.set_xlabel("cycle (0: start policy; grey: promoted)")
+    ax.set_ylabel("pass rate")
+    ax.set_xticks(xs)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    from tasks.records import write_atomic
+
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """Rows as a GitHub-flavoured markdown table (for the README and artifacts)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:g}"
+        return "" if v is None else str(v)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
