@@ -660,12 +660,14 @@ class Split(BaseModel):
 
 
 def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
-    """Test drawn first; dev from the dev suite minus near-duplicates of test; the training pool
-    from the training suite minus the dev problems and near-duplicates of dev or test.
+    """Test drawn first; dev from the dev suite minus near-duplicates of any test-suite problem;
+    the training pool from the training suite minus the dev problems and near-duplicates of dev
+    problems or of any test-suite problem (the whole suite, also when `test_n` draws fewer).
 
     `load(name)` reads a suite (default `load_suite`); `embed` as in `near_duplicates`."""
     load = load or load_suite
-    test = select(load(cfg.test), cfg.test_n, cfg.test_seed)
+    test_suite = load(cfg.test)
+    test = select(test_suite, cfg.test_n, cfg.test_seed)
     excluded: list[Excluded] = []
 
     def drop(problems, refs, from_set, ref_set):
@@ -675,7 +677,9 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
                         for pid, (rid, sim, why) in sorted(near.items()))
         return [p for p in problems if p.id not in near]
 
-    dev_suite = drop(load(cfg.dev), test, "dev", "test")
+    # against the whole test suite, not only the drawn test problems: a smaller test draw today
+    # must not leave near-duplicates of the rest of the suite in training data
+    dev_suite = drop(load(cfg.dev), test_suite, "dev", "test")
     if cfg.dev_n > len(dev_suite):
         raise ValueError(f"problems.dev_n is {cfg.dev_n}, but the dev suite {cfg.dev!r} has "
                          f"{len(dev_suite)} problems after decontamination: lower dev_n")
@@ -686,7 +690,7 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
         # (listed once, under "dev"); the dev problems themselves are not duplicates
         train_suite = [p for p in dev_suite if p.id not in dev_ids]
     else:
-        train_suite = drop(load(cfg.train), test, "train", "test")
+        train_suite = drop(load(cfg.train), test_suite, "train", "test")
     pool = drop(train_suite, dev, "train", "dev")
     if not pool:
         raise ValueError(f"no training problems are left in {cfg.train!r} after taking out the "

@@ -179,9 +179,9 @@ class ProblemsConfig(BaseModel):
 
     near_duplicate: float | None = Field(0.75, gt=0, le=1)
     """`float` or `None`, defaults to `0.75`. Cosine similarity of two prompts' embeddings at or
-    above which they count as the same problem: a training problem that close to a dev or test
-    problem leaves the training pool, and a dev problem that close to a test problem leaves the
-    dev suite. `None`: exact matches only (same id or same prompt, ignoring case and
+    above which they count as the same problem: a training problem that close to a dev problem,
+    or to any problem of the test suite (drawn or not), leaves the training pool, and a dev
+    problem that close to a test-suite problem leaves the dev suite. `None`: exact matches only (same id or same prompt, ignoring case and
     whitespace). Range: 0 < s ≤ 1. At 0.75 (all-MiniLM-L6-v2), 16 MBPP problems are closer than
     that to a HumanEval one, among them decimal-to-binary (0.83), second smallest (0.78),
     counting primes (0.77) and monotonic (0.77); at 0.8 only 7 are."""
