@@ -66,12 +66,11 @@ def write_results(results, cfg, out: Path, elapsed_s: float) -> None:
     from tasks.evaluation import compare_results
     from tasks.report import markdown_table, plot_scores, run_table
 
+    from tasks.summary import run_cycles
+
     out.mkdir(parents=True, exist_ok=True)
     first = results[0]
-    cycles = [{"cycle": 0, "policy": first.start_dev.policy_id, "dev": first.start_dev,
-               "test": first.start_test, "promoted": False}]
-    cycles += [{"cycle": r.cycle, "policy": (r.trained or r.started_from).id, "dev": r.dev,
-                "test": r.test, "promoted": r.promoted} for r in results]
+    cycles = run_cycles(results)
 
     with open(out / "outcomes.csv", "w", newline="") as f:
         writer = csv.writer(f)

@@ -163,15 +163,13 @@ def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -
     from prefect.artifacts import create_markdown_artifact
 
     from tasks.report import markdown_table, plot_scores, run_table
+    from tasks.summary import run_cycles
 
-    first = results[0]
-    cycles = [{"cycle": 0, "policy": first.start_dev.policy_id, "dev": first.start_dev,
-               "test": first.start_test, "promoted": False}] + [
-        {"cycle": r.cycle, "policy": (r.trained or r.started_from).id, "dev": r.dev,
-         "test": r.test, "promoted": r.promoted} for r in results]
+    cycles = run_cycles(results)
     table = markdown_table(run_table(cycles))
     png = plot_scores(cycles, run_dir / "scores.png", f"{run_id}: dev and test over cycles")
-    (run_dir / "report.md").write_text(f"# {run_id}\n\n![scores](scores.png)\n\n{table}")
+    write_atomic(run_dir / "report.md",
+                 f"# {run_id}\n\n![scores](scores.png)\n\n{table}".encode())
     image = base64.b64encode(png.read_bytes()).decode()
     key = "".join(c if c.isalnum() else "-" for c in f"{run_id}-scores".lower())
     create_markdown_artifact(key=key, markdown=f"# {run_id}\n\n"

@@ -124,3 +124,13 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
         report=report, directory=out_dir)
     write_json(Path(out_dir) / "summary.json", result.model_dump(mode="json"))
     return result
+
+
+def run_cycles(results: list[CycleResult]) -> list[dict]:
+    """The rows of a run's report: cycle 0 (the start policy) and the policy each cycle ended
+    with, with their dev and test results (tasks/report.py's `run_table` and `plot_scores`)."""
+    first = results[0]
+    return [{"cycle": 0, "policy": first.start_dev.policy_id, "dev": first.start_dev,
+             "test": first.start_test, "promoted": False}] + [
+        {"cycle": r.cycle, "policy": (r.trained or r.started_from).id, "dev": r.dev,
+         "test": r.test, "promoted": r.promoted} for r in results]
