@@ -56,10 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.evaluation import compare_results, evaluate
     from tasks.execution import open_sandbox
     from tasks.memory import Embedder
-    from tasks.pairs import mine_pairs, token_budget, write_pairs
+    from tasks.pairs import mine_pairs, read_attempt_files, token_budget, write_pairs
     from tasks.policy import base_policy
     from tasks.problems import split_problems
-    from tasks.pairs import read_attempt_files
     from tasks.report import markdown_table
     from tasks.training import train
     from transformers import AutoTokenizer

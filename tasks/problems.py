@@ -659,6 +659,16 @@ class Split(BaseModel):
     excluded: list[Excluded]
 
 
+def _memoized(embed):
+    seen: dict[str, list[float]] = {}
+
+    def once(texts: list[str]) -> list[list[float]]:
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        seen.update(zip(new, embed(new)) if new else ())
+        return [seen[t] for t in texts]
+    return once
+
+
 def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
     """Test drawn first; dev from the dev suite minus near-duplicates of any test-suite problem;
     the training pool from the training suite minus the dev problems and near-duplicates of dev
@@ -666,6 +676,8 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
 
     `load(name)` reads a suite (default `load_suite`); `embed` as in `near_duplicates`."""
     load = load or load_suite
+    if embed is not None:  # each prompt is embedded once, though it meets several sets
+        embed = _memoized(embed)
     test_suite = load(cfg.test)
     test = select(test_suite, cfg.test_n, cfg.test_seed)
     excluded: list[Excluded] = []

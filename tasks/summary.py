@@ -21,7 +21,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
-from tasks.evaluation import Decision, EvalResult, compare_results
+from tasks.evaluation import Decision, EvalResult
 from tasks.execution import pass_rates
 from tasks.explore import Exploration, Monitoring
 from tasks.memory import ConsolidationStats
@@ -68,19 +68,15 @@ class CycleResult(BaseModel):
     directory: str
 
 
-def significantly_worse(new: EvalResult, champion: EvalResult) -> bool:
-    """The 95% CI of the paired dev difference lies entirely below 0."""
-    return compare_results(new, champion).score.ci_high < 0
-
-
-def next_policies(champion: Policy, trained: Policy | None, decision: Decision | None,
-                  new_dev: EvalResult | None, champion_dev: EvalResult) -> tuple[Policy, Policy]:
-    """(next challenger, next champion), by the rules of the module docstring."""
+def next_policies(champion: Policy, trained: Policy | None,
+                  decision: Decision | None) -> tuple[Policy, Policy]:
+    """(next challenger, next champion), by the rules of the module docstring. "Significantly
+    worse" reads the decision's own dev comparison of the new policy with the champion."""
     if trained is None or decision is None:
         return champion, champion
     if decision.promoted:
         return trained, trained
-    if not decision.collapse and not significantly_worse(new_dev, champion_dev):
+    if not decision.collapse and not decision.dev.score.ci_high < 0:
         return trained, champion
     return champion, champion
 
@@ -105,8 +101,7 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
         report += paired_rows(results[final], {"start": results["start"],
                                                "cycle start": results["challenger"]})
     next_challenger, next_champion = next_policies(
-        champion, trained.policy if trained else None, decision,
-        dev.get("new"), dev["champion"])
+        champion, trained.policy if trained else None, decision)
     result = CycleResult(
         run_id=ctx.run_id, cycle=ctx.cycle, started_from=challenger, champion=champion,
         trained=trained.policy if trained else None, promoted=promoted,

@@ -149,14 +149,14 @@ def test_the_next_challenger_and_champion():
     same = result("new", [False, True] * 20)
     worse = result("new", [False] * 40)
     promoted = decide(better, champ_dev, CFG)
-    assert promoted.promoted and next_policies(champ, new, promoted, better, champ_dev) == \
+    assert promoted.promoted and next_policies(champ, new, promoted) == \
         (new, new)
     # not significant, not worse: the new policy keeps training, the champion stays
     kept = decide(same, champ_dev, CFG)
-    assert next_policies(champ, new, kept, same, champ_dev) == (new, champ)
+    assert next_policies(champ, new, kept) == (new, champ)
     # significantly worse, or collapsed: back to the champion
-    assert next_policies(champ, new, decide(worse, champ_dev, CFG), worse, champ_dev) == \
+    assert next_policies(champ, new, decide(worse, champ_dev, CFG)) == \
         (champ, champ)
     collapsed = decide(same, champ_dev, CFG, ["diversity fell"])
-    assert next_policies(champ, new, collapsed, same, champ_dev) == (champ, champ)
-    assert next_policies(champ, None, None, None, champ_dev) == (champ, champ)
+    assert next_policies(champ, new, collapsed) == (champ, champ)
+    assert next_policies(champ, None, None) == (champ, champ)
