@@ -599,7 +599,7 @@ TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
 """Keys `training.dpo` may not hold, and which of our fields (or the training stage) sets each."""
 
 DEFAULT_DPO: dict[str, Any] = {
-    "learning_rate": 5e-5,
+    "learning_rate": 2e-4,
     "beta": 0.1,
     "num_train_epochs": 1,
     "per_device_train_batch_size": 1,
@@ -655,7 +655,7 @@ class TrainingConfig(BaseModel):
     # -- passed through --------------------------------------------------------------------------
 
     dpo: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_DPO))
-    """`dict`, defaults to `{learning_rate: 5e-5, beta: 0.1, num_train_epochs: 1,
+    """`dict`, defaults to `{learning_rate: 2e-4, beta: 0.1, num_train_epochs: 1,
     per_device_train_batch_size: 1, gradient_accumulation_steps: 4, max_length: 768,
     precompute_ref_log_probs: true}`: one pair per forward pass (on 2 CPU cores, batches of 4
     pairs grouped by length cost 1.8x more per pair: `benchmarks/training_throughput.py`), four

@@ -50,7 +50,7 @@ def test_default_preset_is_the_nightly_workload():
     assert config.debug.max_turns == 2
     assert (config.evaluation.n_samples, config.evaluation.promote) == (4, "significant")
     assert config.explore.adapt and config.sandbox.held_out == 0.34
-    assert config.training.dpo["learning_rate"] == 5e-5  # a float, not the string "5.0e-5"
+    assert config.training.dpo["learning_rate"] == 2e-4  # a float, not the string "2.0e-4"
 
 
 def test_default_preset_spells_out_the_built_in_defaults():
@@ -75,7 +75,7 @@ def test_smoke_preset_is_small():
     assert config.debug.max_turns == 1
     assert config.training.dpo["num_train_epochs"] == 1
     assert config.training.dpo["max_length"] == 512
-    assert config.training.dpo["learning_rate"] == 5e-5  # merged over the defaults
+    assert config.training.dpo["learning_rate"] == 2e-4  # merged over the defaults
     assert config.evaluation.n_samples == 0
 
 
@@ -271,7 +271,7 @@ def test_sft_weight_decides_the_trl_loss():
 def test_dpo_keys_merge_over_the_defaults(tmp_path):
     dpo = load_config(write(tmp_path, "training: {dpo: {beta: 0.3}}\n")).training.dpo
     assert dpo["beta"] == 0.3
-    assert dpo["learning_rate"] == 5e-5  # not trl's 1e-6
+    assert dpo["learning_rate"] == 2e-4  # not trl's 1e-6
 
 
 def test_sections_are_checked_against_each_other(tmp_path):
