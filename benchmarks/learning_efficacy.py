@@ -84,12 +84,20 @@ def write_results(results, cfg, out: Path, elapsed_s: float) -> None:
                                      o.distinct_passing])
 
     last = cycles[-1]
+    # the run's deliverable is its champion (the best promoted policy on dev); the last trained
+    # policy is shown too, promoted or not
+    champion = results[-1].next_champion.id
+    finals = [("last trained", last)] + [
+        ("champion", c) for c in cycles[1:] if c["policy"] == champion and c is not last]
+    chosen = ("the start policy: nothing was promoted" if champion == cycles[0]["policy"]
+              else f"`{champion}`")
     final_rows = []
-    for split in ("dev", "test"):
-        p = compare_results(last[split], cycles[0][split])
+    for (which, final), split in ((f, sp) for f in finals for sp in ("dev", "test")):
+        p = compare_results(final[split], cycles[0][split])
         s, g = p.score, p.greedy
         final_rows.append({
-            "split": split, "problems": s.n, "start score": round(s.old_mean, 4),
+            "policy": f"{which} (cycle {final['cycle']})", "split": split, "problems": s.n,
+            "start score": round(s.old_mean, 4),
             "final score": round(s.new_mean, 4), "diff": round(s.diff, 4),
             "95% CI": f"[{s.ci_low:+.4f}, {s.ci_high:+.4f}]",
             "p (better, sign flip)": round(s.p_greater, 4),
@@ -102,7 +110,8 @@ def write_results(results, cfg, out: Path, elapsed_s: float) -> None:
         "Per cycle (0 = the start policy; score = fraction of greedy + sampled candidates "
         "passing, per problem, averaged; CI: 95% bootstrap):\n\n"
         + markdown_table(run_table(cycles))
-        + "\nThe last cycle's policy against the start policy, paired by problem:\n\n"
+        + "\nAgainst the start policy, paired by problem: the last cycle's trained policy, and the "
+        f"champion at the end ({chosen}) when it is another:\n\n"
         + markdown_table(final_rows))
     plot_scores(cycles, out / "scores.png", f"{first.run_id}: dev and test over cycles")
     (out / "run.json").write_text(json.dumps({
