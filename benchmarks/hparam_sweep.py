@@ -5,9 +5,10 @@ Takes the executed attempts of a finished cycle (`<run>/cycle-<n>/execute/attemp
 `debug/*.jsonl` beside it), so every setting learns from the same candidates; only attempts at
 problems of the training pool are kept (not dev's, nor their near-duplicates). Each point changes
 one thing against the defaults (learning rate, epochs, warmup, LoRA on the MLP too, pairs per
-problem, the SFT weight). Per point: pairs mined, seconds of training, the epoch's mean reward
-accuracy and margin, and dev: greedy and sampled pass@1, the per-problem score's paired
-difference against the start policy with its 95% bootstrap CI and the one-sided sign-flip p.
+problem, the SFT weight, LD-DPO's down-weighting of the longer answer's tail). Per point: pairs
+mined, seconds of training (the trainer's runtime), the epoch's mean reward accuracy and margin,
+and dev: greedy and sampled pass@1, the per-problem score's paired difference against the start
+policy with its 95% bootstrap CI and the one-sided sign-flip p.
 
     python benchmarks/hparam_sweep.py --cycle-dir STORE/RUN/cycle-1 [--points default,mlp] \
         [--samples 2] [--out benchmarks/results/hparam_sweep]
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +41,9 @@ POINTS = {
                                      "up_proj", "down_proj"]}, {}, {}),
     "pairs4": ({}, {}, {"max_pairs_per_problem": 4}),
     "sft0.2": ({"sft_weight": 0.2}, {}, {}),
+    # LD-DPO (https://arxiv.org/abs/2409.06411): tokens past the shorter answer's length count
+    # half, against the length bias the efficacy run measured (chosen answers are shorter)
+    "ld0.5": ({}, {"ld_alpha": 0.5}, {}),
 }
 
 
@@ -110,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         pcfg = cfg.pairs.model_copy(update=pairs_cfg)
         mined = mine_pairs(attempts, pcfg, token_budget(tokenizer, tcfg.dpo.get("max_length")))
         shard = write_pairs(mined.pairs, where / "pairs.jsonl")
-        started = time.monotonic()
         trained = train(shard.path, start, tcfg, cfg.policy.dtype, where / "train", cfg.run.seed,
                         pairs_sha256=shard.sha256)
-        seconds = time.monotonic() - started
+        # the trainer's own measure, kept in the adapter's manifest: right for a point trained
+        # in an earlier invocation too
+        seconds = trained.metrics.get("train_runtime_s", 0.0)
         result = dev_result(trained.policy, where)
         p = compare_results(result, base_dev)
         rows.append({"point": name, "pairs": shard.rows, "train s": round(seconds),
