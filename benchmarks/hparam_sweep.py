@@ -36,7 +36,8 @@ POINTS = {
     "lr5e-5": ({}, {"learning_rate": 5e-5}, {}),
     "default": ({}, {}, {}),
     "epochs2": ({}, {"num_train_epochs": 2}, {}),
-    "warmup": ({}, {"warmup_ratio": 0.1}, {}),
+    # transformers 5 dropped `warmup_ratio`: a `warmup_steps` below 1 is the fraction of steps
+    "warmup": ({}, {"warmup_steps": 0.1}, {}),
     "mlp": ({"lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj"]}, {}, {}),
     "pairs4": ({}, {}, {"max_pairs_per_problem": 4}),
