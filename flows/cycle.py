@@ -25,6 +25,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.lineage import artifact_key, lineage_markdown, materialize_lineage
 from tasks.debugging import debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
@@ -130,10 +131,7 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
 # Artifacts: what the Prefect UI shows for a cycle
 
 
-def _key(run_id: str, cycle: int, what: str) -> str:
-    """Artifact keys: lowercase letters, digits and dashes."""
-    raw = f"{run_id}-cycle-{cycle}-{what}".lower()
-    return "".join(c if c.isalnum() else "-" for c in raw)
+_key = artifact_key
 
 
 def summary_markdown(r: CycleResult) -> str:
@@ -159,11 +157,16 @@ def summary_markdown(r: CycleResult) -> str:
         f"- **{'promoted' if r.promoted else 'not promoted'}**: {r.decision}",
         f"- next cycle: challenger `{r.next_challenger.id}`, champion `{r.next_champion.id}`",
         f"- files: `{r.directory}`",
+        "",
+        "## Lineage",
+        "",
+        lineage_markdown(r),
     ]
     return "\n".join(lines) + "\n"
 
 
 def publish_artifacts(r: CycleResult) -> None:
+    materialize_lineage(r)
     create_markdown_artifact(key=_key(r.run_id, r.cycle, "summary"), markdown=summary_markdown(r),
                              description="what the cycle did")
     create_table_artifact(key=_key(r.run_id, r.cycle, "pass-rates"), table=r.pass_rates,

@@ -20,9 +20,10 @@ import json
 from pathlib import Path
 
 import yaml
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 
 from flows.cycle import cycle_flow
+from flows.lineage import RunLock, claim_flow_run, policy_tag, run_tags
 from tasks.config import load_config
 from tasks.policy import Policy, base_policy
 from tasks.records import CycleContext, digest, write_atomic, write_json
@@ -83,9 +84,16 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
     """Create the run (or reopen it): its id, directory and `run.json`.
 
     Reopening checks the configuration is the one the run was created with: a run is one
-    configuration, and its cached tasks were computed under it.
+    configuration, and its cached tasks were computed under it. A nightly run (`day`) is the
+    night's run of this configuration: a second flow run for the same day reopens it, even when
+    the first one promoted a policy (which would otherwise change where `start=promoted` begins).
     """
     store = store_of(cfg)
+    if run_id is None and day is not None:
+        for meta_path in sorted(store.glob(f"{cfg.run.name}-{day}-*/run.json")):
+            if json.loads(meta_path.read_text())["config_hash"] == cfg.hash():
+                run_id = meta_path.parent.name
+                break
     if run_id is not None and (store / run_id / "run.json").exists():
         meta = json.loads((store / run_id / "run.json").read_text())
         if meta["config_hash"] != cfg.hash():
@@ -98,10 +106,13 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
     run_dir = store / run_id
     if (run_dir / "run.json").exists():
         return open_run(cfg, start, run_id, day)
+    import datetime as dt
+
     from tasks.memory import Memory
 
     memory_dir = store / "memory"
     meta = {"run_id": run_id, "config_hash": cfg.hash(), "start": start,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "start_policy": policy.model_dump(mode="json"), "start_policy_id": policy.id,
             "memory_dir": str(memory_dir),
             "memory_version": Memory(memory_dir, cfg.memory.embedder).version()
@@ -133,7 +144,22 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
         scheduled = flow_run.scheduled_start_time
         day = scheduled.strftime("%Y%m%d") if scheduled else None
     run_id, run_dir, meta = open_run(cfg, start, run_id, day)
-    log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
+    with RunLock(run_dir, run_id):
+        claim = claim_flow_run(run_id, run_tags(run_id, cfg.run.name))
+        if claim.earlier:
+            publish_resume(run_id, claim)
+            log.info("run %s resumed (flow run %s); earlier flow runs: %s%s", run_id, claim.name,
+                     ", ".join(f"{n} ({s})" for n, s in claim.earlier),
+                     f"; marked Crashed: {', '.join(claim.crashed)}" if claim.crashed else "")
+        log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
+        with tags(*run_tags(run_id, cfg.run.name)):
+            results = run_cycles_of(cfg, run_id, run_dir, meta)
+        write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
+    return results
+
+
+def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[CycleResult]:
+    """Chain `run.cycles` cycles, each from the policies the previous one chose."""
     origin = challenger = champion = Policy.model_validate(meta["start_policy"])
     memory_version = meta["memory_version"]
     results: list[CycleResult] = []
@@ -143,16 +169,29 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
         ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
                            memory_version=memory_version)
-        result = cycle(cfg, ctx, challenger, champion, origin,
-                       [r.pairs_file for r in results])
+        with tags(policy_tag(challenger.id)):
+            result = cycle(cfg, ctx, challenger, champion, origin,
+                           [r.pairs_file for r in results])
         results.append(result)
         if result.promoted:
             record_promotion(store_of(cfg), result)
         challenger, champion = result.next_challenger, result.next_champion
         memory_version = result.memory_version
         publish_run_report(run_id, run_dir, results)
-    write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
     return results
+
+
+def publish_resume(run_id: str, claim) -> None:
+    """A markdown artifact on the resuming flow run: the run's earlier flow runs."""
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = "\n".join(f"| {name} | {state}{' (marked now)' if name in claim.crashed else ''} |"
+                      for name, state in claim.earlier)
+    create_markdown_artifact(
+        markdown=f"# {claim.name} resumes run {run_id}\n\nFinished tasks come from the cache; "
+                 f"the earlier flow runs of this run (filter on tag `run:{run_id}`):\n\n"
+                 f"| flow run | state |\n|---|---|\n{rows}\n",
+        description="what this flow run resumes")
 
 
 def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -> None:

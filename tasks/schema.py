@@ -829,5 +829,9 @@ class Config(BaseModel):
         return _digest(getattr(self, name).model_dump(mode="json"))
 
     def hash(self) -> str:
-        """First 16 hex digits of the sha256 of the whole configuration as canonical JSON."""
-        return _digest(self.model_dump(mode="json"))
+        """First 16 hex digits of the sha256 of the whole configuration as canonical JSON, less
+        `run.store`: where a run is stored is not what it is (the same configuration in two
+        stores samples the same candidates, and a store can move)."""
+        data = self.model_dump(mode="json")
+        data["run"].pop("store", None)
+        return _digest(data)

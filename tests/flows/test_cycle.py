@@ -107,21 +107,52 @@ def cfg_policy_id(run_dir: Path) -> str:
 
 
 def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
-    """The cycle's keyed artifacts: summary, pass rates, pairs, evaluation, promotion."""
+    """The cycle's keyed artifacts (summary, pass rates, pairs, evaluation, promotion), named and
+    tagged flow runs, a lineage a person can click through, and asset materializations."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, FlowRunFilter,
+                                                FlowRunFilterTags)
 
     from flows.self_training import self_training
 
     results = self_training(config=str(toy / "toy.yaml"),
                             overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
                                        "memory.enabled=false"])
-    key = results[0].run_id.lower()
+    r = results[0]
+    key = r.run_id.lower()
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
+        (summary,) = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"{key}-cycle-1-summary"])))
+        runs = {f.name: f for f in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"run:{r.run_id}"])))}
+        events = client.request("POST", "/events/filter", json={
+            "filter": {"event": {"prefix": ["prefect.asset.materialization"]},
+                       "any_resource": {"id_prefix": [f"file://{tmp_path}"]}},
+            "limit": 50}).json()["events"]
     for what in ("summary", "pass-rates", "pairs", "evaluation", "explore", "promotion"):
         assert f"{key}-cycle-1-{what}" in keys
     assert f"{key}-scores" in keys
-    assert results[0].memory is None and results[0].fixed_by_debug == 0
+    assert r.memory is None and r.fixed_by_debug == 0
+
+    # flow runs named after what they are, tagged with the run, the config and the policy
+    assert set(runs) == {r.run_id, f"{r.run_id}-cycle-1"}
+    assert {f"run:{r.run_id}", "config:tiny"} <= set(runs[r.run_id].tags)
+    assert f"policy:{r.started_from.id}" in runs[f"{r.run_id}-cycle-1"].tags
+
+    # the summary links each piece of the chain, and draws it
+    text = summary.data
+    for link in (f"/artifacts/key/{key}-cycle-1-pairs", f"/artifacts/key/{key}-cycle-1-evaluation",
+                 f"/artifacts/key/{key}-cycle-1-promotion", "manifest.json",
+                 "LanceDB version", "the run's start policy", "```mermaid", "pairs --> adapter"):
+        assert link in text, link
+
+    # asset materializations: the adapter was made from the pairs and the policy it trained from
+    made = {e["resource"]["prefect.resource.id"]: {x["prefect.resource.id"] for x in e["related"]}
+            for e in events if e["event"] == "prefect.asset.materialization.succeeded"}
+    adapter = "file://" + str(Path(r.trained.adapters[-1]).resolve())
+    assert adapter in made, sorted(made)
+    assert "file://" + str(Path(r.pairs_file.path).resolve()) in made[adapter]
 
 
 def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):

@@ -352,6 +352,8 @@ def test_section_hash_follows_only_its_own_section():
     assert changed.hash() != base.hash()
     assert load_config("tiny").hash() == base.hash()
     assert len(base.section_hash("training")) == 16
+    # where the run is stored is not part of what it is
+    assert load_config("tiny", ["run.store=/elsewhere"]).hash() == base.hash()
 
 
 def test_section_hash_of_an_unknown_section():

@@ -1,0 +1,341 @@
+"""What the Prefect UI shows about a run: flow run names, tags, and the flow runs a crash left.
+
+A *run* (the parent flow's run id, tasks/records.py) can take several flow runs: the first one,
+and one more each time it is resumed after a crash or a failed night. Every one of them, and every
+cycle subflow and task inside, carries the tag `run:<run id>`, so the UI's tag filter shows a
+run's whole history; `config:<name>` says which configuration it ran, and a cycle's runs carry
+`policy:<id>` of the policy that cycle started from. The parent flow run is named after the run
+(`<run id>`, then `<run id>-resume-<k>`), its cycles `<run id>-cycle-<n>`.
+
+A process killed with SIGKILL (or a machine that went down) cannot tell the server, so its flow
+runs would stay Running forever. Two things fix that:
+
+- *the run lock*: a run is open in at most one process. `<run>/.lock` carries a POSIX record lock
+  (`lockf`) for the life of the parent flow; the kernel releases it when the process dies, however
+  it dies, and unlike `flock` it is not inherited by forked workers that might outlive it. A
+  second process that tries to open the same run is refused with the holder's pid.
+- *the crash sweep*: a process that gets the lock knows that no live process owns the run, so every
+  flow run of the run still Running or Pending (and their task runs) is a leftover of a dead one.
+  They are set to Crashed, with a message naming the flow run that resumes them, and the resuming
+  flow run gets a `resumes` artifact linking back to them.
+
+A worker's flow runs are also watched by the server itself when the deployment is served with
+heartbeats (see prefect.yaml); the sweep covers runs started from the command line as well.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PARENT_FLOW = "self-training"
+
+
+class RunBusy(RuntimeError):
+    """The run is open in another live process."""
+
+
+def run_tag(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def run_tags(run_id: str, config_name: str) -> list[str]:
+    return [run_tag(run_id), f"config:{config_name}"]
+
+
+def policy_tag(policy_id: str) -> str:
+    return f"policy:{policy_id}"
+
+
+_HELD: set[Path] = set()  # record locks are per process: this process's own second open is refused here
+
+
+class RunLock:
+    """`<run>/.lock`, locked with `lockf` while a process has the run open (see the module doc)."""
+
+    def __init__(self, run_dir: Path, run_id: str):
+        self.path = Path(run_dir) / ".lock"
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.resolve() in _HELD:
+            raise RunBusy(f"run {self.run_id} is already open in this process")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EACCES or EAGAIN: another process holds it
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunBusy(f"run {self.run_id} is already open in another process ({holder}): "
+                          "wait for it to finish, or stop that process and resume the run") \
+                from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        _HELD.add(self.path.resolve())
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+            _HELD.discard(self.path.resolve())
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@dataclass
+class Claim:
+    """What `claim_flow_run` did: the name it gave the flow run and the runs it marked Crashed."""
+    name: str
+    earlier: list[tuple[str, str]] = field(default_factory=list)  # (name, state) of earlier runs
+    crashed: list[str] = field(default_factory=list)  # names of the flow runs set to Crashed
+
+
+def claim_flow_run(run_id: str, tags: list[str]) -> Claim:
+    """Name the current (parent) flow run after the run, tag it, and mark the flow runs a dead
+    process left Running as Crashed. Call with the run lock held."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType,
+                                                FlowRunFilterTags, TaskRunFilter,
+                                                TaskRunFilterFlowRunId, TaskRunFilterState,
+                                                TaskRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.runtime import flow_run
+    from prefect.states import Crashed
+
+    me = flow_run.id
+    live = [StateType.RUNNING, StateType.PENDING]
+    with get_client(sync_client=True) as client:
+        mine = client.read_flow_run(me)
+        earlier_parents = [r for r in client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])))
+            if str(r.id) != str(me)]
+        name = run_id if not earlier_parents else f"{run_id}-resume-{len(earlier_parents)}"
+        client.update_flow_run(me, name=name, tags=sorted(set(mine.tags) | set(tags)))
+        claim = Claim(name=name, earlier=[(r.name, r.state.name if r.state else "-")
+                                          for r in earlier_parents])
+        stale = [r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[run_tag(run_id)]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))))
+            if str(r.id) != str(me)]
+        message = (f"the process running it died; flow run {name} resumed run {run_id} "
+                   "(finished tasks come from the cache)")
+        for r in stale:
+            client.set_flow_run_state(r.id, Crashed(message=message), force=True)
+            claim.crashed.append(r.name)
+        if stale:
+            tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=[r.id for r in stale]),
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=live))))
+            for t in tasks:
+                client.set_task_run_state(t.id, Crashed(message=message), force=True)
+    return claim
+
+
+# ----------------------------------------------------------------------------------------------
+# `autodidact runs`: the runs of a store, with their state in the API
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    config: str
+    started: str
+    state: str
+    cycles: str
+    last_promotion: str
+
+
+def list_runs(store: Path, with_api: bool = True) -> list[RunRow]:
+    """Every run of the store, oldest first: what the files say, and the state of its newest
+    parent flow run when the API answers (`-` when it does not, or never saw the run)."""
+    import datetime as dt
+    import json
+
+    import yaml
+
+    from tasks.policy import Policy
+
+    promotions: dict[str, dict] = {}
+    path = store / "promoted.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                promotions[entry["run"]] = entry  # newest last
+    rows = []
+    for meta_path in store.glob("*/run.json"):
+        run_dir = meta_path.parent
+        meta = json.loads(meta_path.read_text())
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        created = meta.get("created") or dt.datetime.fromtimestamp(
+            meta_path.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+        done = sum(1 for _ in run_dir.glob("cycle-*/summary.json"))
+        promo = promotions.get(meta["run_id"])
+        rows.append(RunRow(
+            run_id=meta["run_id"], config=config["run"]["name"], started=created, state="-",
+            cycles=f"{done}/{config['run']['cycles']}",
+            last_promotion=(f"cycle {promo['cycle']}: "
+                            f"{Policy.model_validate(promo['policy']).id} "
+                            f"(dev {promo['dev_pass1_greedy']:.3f})" if promo else "-")))
+    rows.sort(key=lambda r: r.started)
+    if with_api and rows:
+        states = api_states([r.run_id for r in rows])
+        for r in rows:
+            r.state = states.get(r.run_id, "-")
+    return rows
+
+
+def api_states(run_ids: list[str]) -> dict[str, str]:
+    """The state name of each run's newest parent flow run, by run id."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
+                                                FlowRunFilterTags)
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(
+                any_=[run_tag(r) for r in run_ids])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC)
+    states: dict[str, str] = {}
+    for r in runs:
+        for tag in r.tags:
+            if tag.startswith("run:") and tag[4:] not in states:
+                states[tag[4:]] = r.state.name if r.state else "-"
+    return states
+
+
+def format_runs(rows: list[RunRow]) -> str:
+    header = ("run", "config", "started", "state", "cycles", "last promotion")
+    table = [header] + [(r.run_id, r.config, r.started, r.state, r.cycles, r.last_promotion)
+                        for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in table)
+
+
+# ----------------------------------------------------------------------------------------------
+# A cycle's lineage: the links of its summary, a Mermaid graph, asset materializations
+
+
+def artifact_key(run_id: str, cycle: int, what: str) -> str:
+    """Artifact keys: lowercase letters, digits and dashes."""
+    raw = f"{run_id}-cycle-{cycle}-{what}".lower()
+    return "".join(c if c.isalnum() else "-" for c in raw)
+
+
+def lineage_nodes(r) -> dict[str, tuple[str, str]]:
+    """What cycle `r` (a CycleResult) read and wrote: node -> (label, file or directory)."""
+    run = Path(r.directory).parent
+    nodes = {
+        "problems": (f"problems: {r.monitoring.problems} trained on", str(run / "problems")),
+        "challenger": (f"challenger {r.started_from.id}", _policy_path(r.started_from)),
+        "champion": (f"champion {r.champion.id}", _policy_path(r.champion)),
+        "attempts": (f"attempts: {r.attempts}", str(Path(r.directory) / "execute")),
+        "pairs": (f"pairs: {sum(r.pairs.values())}", r.pairs_file.path),
+        "evaluation": (f"dev {r.dev.pass1_greedy:.3f} / test {r.test.pass1_greedy:.3f}",
+                       str(run / "evaluations" / r.dev.policy_id)),
+        "decision": ("promoted" if r.promoted else "not promoted",
+                     str(Path(r.directory) / "promote" / "decision.json")),
+    }
+    if r.memory is not None:  # memory enabled: what the cycle consolidated into
+        nodes["memory"] = (f"memory version {r.memory_version}", _memory_dir(run))
+    if r.trained is not None:
+        nodes["adapter"] = (f"adapter {r.trained.id}", r.trained.adapters[-1])
+    return nodes
+
+
+def _policy_path(policy) -> str:
+    return policy.adapters[-1] if policy.adapters else policy.base
+
+
+def _memory_dir(run: Path) -> str:
+    import json
+
+    meta = run / "run.json"
+    return json.loads(meta.read_text())["memory_dir"] if meta.exists() else str(run / "memory")
+
+
+EDGES = [("problems", "attempts"), ("challenger", "attempts"), ("champion", "attempts"),
+         ("attempts", "memory"), ("attempts", "pairs"), ("pairs", "adapter"),
+         ("challenger", "adapter"), ("adapter", "evaluation"), ("evaluation", "decision")]
+
+
+def mermaid(r) -> str:
+    """The cycle's data flow as a Mermaid graph (the Prefect UI renders it in markdown)."""
+    nodes = lineage_nodes(r)
+    edges = [(a, b) for a, b in EDGES if a in nodes and b in nodes]
+    if "adapter" not in nodes:  # nothing trained: the challenger itself was evaluated
+        edges.append(("challenger", "evaluation"))
+    lines = ["```mermaid", "flowchart LR"]
+    lines += [f'  {key}["{label}"]' for key, (label, _) in nodes.items()]
+    lines += [f"  {a} --> {b}" for a, b in edges]
+    return "\n".join(lines + ["```"])
+
+
+def lineage_markdown(r) -> str:
+    """The links of a cycle's chain: each artifact of the cycle, the files, the policy it started
+    from (the previous cycle's summary) and a Mermaid graph of it all."""
+    key = lambda what: artifact_key(r.run_id, r.cycle, what)  # noqa: E731
+    came_from = (f"[cycle {r.cycle - 1}'s summary](/artifacts/key/"
+                 f"{artifact_key(r.run_id, r.cycle - 1, 'summary')})" if r.cycle > 1
+                 else "the run's start policy")
+    nodes = lineage_nodes(r)
+    rows = [
+        ("policy it started from", f"`{r.started_from.id}`, chosen by {came_from}",
+         nodes["challenger"][1]),
+        ("problem set", f"{r.monitoring.problems} training problems, dev {r.dev.problems}, "
+                        f"test {r.test.problems}", nodes["problems"][1]),
+        ("memory snapshot", f"LanceDB version {r.memory_version}"
+         + ("" if r.memory else " (memory disabled: nothing written)"),
+         nodes["memory"][1] if r.memory else "-"),
+        ("pairs dataset", f"[{sum(r.pairs.values())} pairs](/artifacts/key/{key('pairs')})",
+         nodes["pairs"][1]),
+        ("adapter and its manifest", f"`{r.trained.id}`" if r.trained else "none (no pairs)",
+         nodes["adapter"][1] + "/manifest.json" if r.trained else "-"),
+        ("evaluation", f"[dev and test](/artifacts/key/{key('evaluation')})",
+         nodes["evaluation"][1]),
+        ("decision", f"[{nodes['decision'][0]}](/artifacts/key/{key('promotion')})",
+         nodes["decision"][1]),
+    ]
+    table = "\n".join(f"| {a} | {b} | `{c}` |" for a, b, c in rows)
+    return (f"| link | what | file |\n|---|---|---|\n{table}\n\n{mermaid(r)}\n")
+
+
+def materialize_lineage(r) -> None:
+    """Asset materializations of the cycle's outputs, each with the assets it was made from, for
+    servers that draw asset graphs. Keys are `file://` URIs of the run store's files."""
+    from prefect.assets import materialize
+    from prefect.cache_policies import NO_CACHE
+
+    nodes = lineage_nodes(r)
+    uri = {k: "file://" + str(Path(path).resolve()) for k, (_, path) in nodes.items()}
+    for target in ("memory", "pairs", "adapter", "decision"):
+        if target not in nodes:
+            continue
+        deps = [uri[a] for a, b in EDGES if b == target and a in nodes]
+        if target == "decision":
+            deps = [uri["evaluation"]] + ([uri["adapter"]] if "adapter" in nodes else [])
+        record = materialize(uri[target], asset_deps=deps, cache_policy=NO_CACHE,
+                             task_run_name=f"lineage-{target}[cycle={r.cycle}]")(_record)
+        record(nodes[target][0])
+
+
+def _record(label: str) -> str:
+    """A materialization's task body: the asset was written by its stage; this records it."""
+    return label
