@@ -25,14 +25,11 @@ bench: setup
 clean-sandbox:
 	-docker rm -f $$(docker ps -aq --filter label=autodidact.sandbox=1) 2>/dev/null
 
-# Register the deployments of prefect.yaml (nightly-self-training, evaluate) with the local
-# Prefect server, then `make worker` runs them (leave it running, e.g. under systemd or tmux).
+# Aliases of `autodidact deploy` (register prefect.yaml's nightly and evaluate deployments on the
+# process work pool of the local Prefect server, or PREFECT_API_URL) and `autodidact worker` (runs
+# them: leave it running, e.g. under systemd or tmux).
 deploy: setup
-	$(AUTODIDACT) server
-	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool inspect autodidact-process >/dev/null 2>&1 || \
-	  PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool create autodidact-process --type process
-	AUTODIDACT_ROOT=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect --no-prompt deploy --all
+	$(AUTODIDACT) deploy
 
 worker: setup
-	$(AUTODIDACT) server
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect worker start --pool autodidact-process
+	$(AUTODIDACT) worker

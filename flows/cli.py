@@ -320,6 +320,46 @@ def cmd_server(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from flows.lineage import format_runs, list_runs
+    from flows.server import api_url, healthy
+    from tasks.paths import runs_dir
+
+    store = Path(args.store).expanduser() if args.store else runs_dir()
+    if not store.is_dir():
+        print(f"error: no run store at {store} (pass --store, or set AUTODIDACT_HOME)",
+              file=sys.stderr)
+        return 2
+    with_api = healthy(api_url())
+    if with_api:
+        os.environ["PREFECT_API_URL"] = api_url()
+    rows = list_runs(store, with_api=with_api)
+    if not rows:
+        print(f"no runs in {store}")
+        return 0
+    print(format_runs(rows))
+    if not with_api:
+        print(f"(state: the Prefect API at {api_url()} does not answer; `autodidact server` "
+              "starts the local one)")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from flows.server import deploy, ui_url
+
+    names = args.name or ["nightly-self-training", "evaluate"]
+    deploy(names)
+    print(f"deployed {', '.join(names)} to the pool `autodidact-process`; `autodidact worker` "
+          f"runs them. Deployments: {ui_url()}/deployments")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from flows.server import worker
+
+    return worker(once=args.once)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodidact", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -418,6 +458,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="store_true", help="stop the background server")
     g.add_argument("--foreground", action="store_true", help="run attached (Ctrl-C stops it)")
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("runs", help="the runs of the store: config, start, state, cycles done, "
+                                    "last promotion")
+    p.add_argument("--store", help="the run store (default: $AUTODIDACT_HOME/runs)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("deploy", help="register prefect.yaml's deployments (nightly at 02:00, "
+                                      "evaluate) on the process work pool")
+    p.add_argument("--name", action="append", help="a deployment of prefect.yaml to register (default: nightly and "
+                        "evaluate)")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("worker", help="a worker of the process pool: runs the deployments' flow "
+                                      "runs (leave it running: systemd, tmux)")
+    p.add_argument("--once", action="store_true", help="poll once, run what is due, exit")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -2,8 +2,8 @@
 
 Without a server each Prefect process spins up an ephemeral API (~12 s, and the runs vanish with
 it). The CLI instead points every command at one local server: `PREFECT_API_URL` if you set it
-(your own server), else `http://127.0.0.1:4200/api`, started in the background on first use with
-its SQLite database under `$AUTODIDACT_HOME/prefect` (`PREFECT_HOME`) and left running so the UI
+(your own server), else `http://127.0.0.1:4200/api` (`AUTODIDACT_SERVER_PORT` changes the
+port), started in the background on first use with its SQLite database under `$AUTODIDACT_HOME/prefect` (`PREFECT_HOME`) and left running so the UI
 can show what ran. `autodidact server --stop` stops it.
 
 This module must not import prefect: Prefect reads these settings when it is imported.
@@ -19,17 +19,25 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tasks.paths import home, logs_dir
+from tasks.paths import REPO_ROOT, home, logs_dir
 
-HOST, PORT = "127.0.0.1", 4200
+HOST = "127.0.0.1"
+POOL = "autodidact-process"  # the process work pool of prefect.yaml's deployments
+
+
+def port() -> int:
+    """The local server's port: `$AUTODIDACT_SERVER_PORT`, else 4200."""
+    return int(os.environ.get("AUTODIDACT_SERVER_PORT") or 4200)
 
 
 def prefect_home() -> Path:
-    return home() / "prefect"
+    """The local server's home (database, pid file): `$PREFECT_HOME`, else
+    `$AUTODIDACT_HOME/prefect`."""
+    return Path(os.environ.get("PREFECT_HOME") or home() / "prefect").expanduser()
 
 
 def api_url() -> str:
-    return os.environ.get("PREFECT_API_URL") or f"http://{HOST}:{PORT}/api"
+    return os.environ.get("PREFECT_API_URL") or f"http://{HOST}:{port()}/api"
 
 
 def ui_url() -> str:
@@ -49,7 +57,7 @@ def _env() -> dict[str, str]:
     env.setdefault("PREFECT_HOME", str(prefect_home()))
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("PREFECT_SERVER_API_HOST", HOST)
-    env.setdefault("PREFECT_SERVER_API_PORT", str(PORT))
+    env.setdefault("PREFECT_SERVER_API_PORT", str(port()))
     return env
 
 
@@ -72,7 +80,7 @@ def ensure_server(log=print, wait_s: float = 90.0) -> str:
         with open(logfile, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
-                 "--port", str(PORT)], stdout=out, stderr=subprocess.STDOUT, env=_env(),
+                 "--port", str(port())], stdout=out, stderr=subprocess.STDOUT, env=_env(),
                 start_new_session=True)  # outlives this command, so the UI stays up
         _pidfile().write_text(str(proc.pid))
         deadline = time.monotonic() + wait_s
@@ -106,4 +114,71 @@ def stop_server() -> bool:
 def serve_foreground() -> int:
     """Run the server attached to the terminal (Ctrl-C stops it)."""
     return subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
-                            "--port", str(PORT)], env=_env())
+                            "--port", str(port())], env=_env())
+
+
+def _prefect(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """The `prefect` CLI of this interpreter, against `api_url()`, from the checkout (where
+    prefect.yaml is)."""
+    env = {**os.environ, "PREFECT_API_URL": api_url(), "AUTODIDACT_ROOT": str(REPO_ROOT)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO_ROOT, env=env,
+                          check=check, **kwargs)
+
+
+def deploy(names: list[str]) -> None:
+    """Create the process work pool if missing and register the deployments of prefect.yaml
+    named `names` (`<flow>/<deployment>` or a deployment name)."""
+    ensure_server()
+    if _prefect("work-pool", "inspect", POOL, check=False, capture_output=True).returncode != 0:
+        _prefect("work-pool", "create", POOL, "--type", "process")
+    flags = [arg for name in names for arg in ("--name", name)]
+    _prefect("--no-prompt", "deploy", *flags)
+    ensure_zombie_automation()
+
+
+ZOMBIE_AUTOMATION = "autodidact: crash flow runs without heartbeats"
+
+
+def ensure_zombie_automation(heartbeat_s: int = 180) -> None:
+    """The server-side half of crash detection for flow runs started by a worker: flow runs of
+    deployments send a heartbeat every `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds (180 by default
+    in Prefect 3.8); this automation marks a flow run Crashed when three in a row are missing
+    (Prefect's "detect zombie flows" recipe). Runs started from the command line send none: their
+    leftovers are marked Crashed by the next start of the same run (flows/lineage.py)."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    try:
+        Automation.read(name=ZOMBIE_AUTOMATION)
+        return
+    except ValueError:  # not there yet
+        pass
+    Automation(
+        name=ZOMBIE_AUTOMATION,
+        description="A flow run that stops sending heartbeats (its process or machine died) is "
+                    "marked Crashed instead of staying Running.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.*"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=timedelta(seconds=3 * heartbeat_s)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message="no heartbeat for three intervals: the process "
+                                            "running it died; resume the run to finish it")],
+    ).create()
+
+
+def worker(once: bool = False) -> int:
+    """Run a worker of the process pool in the foreground (it runs the flow runs of the
+    deployments with this interpreter, from the checkout). `once`: poll once, run what is due and
+    exit when those flow runs have finished."""
+    ensure_server()
+    return _prefect("worker", "start", "--pool", POOL,
+                    *(["--run-once", "--limit", "1"] if once else []),
+                    check=False).returncode

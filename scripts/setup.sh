@@ -7,7 +7,8 @@
 #   2. a Docker engine that answers (as root: install Debian's docker.io and start dockerd,
 #      logging to .autodidact/logs/dockerd.log; otherwise say what to do)
 #   3. the sandbox image, built offline if missing (debootstrap; see sandbox/image.py)
-#   4. the problem sets fetched and cached under .autodidact/data, and the embedded models
+#   4. Debian's chromium (headless), which the test of the Prefect UI opens pages with
+#   5. the problem sets fetched and cached under .autodidact/data, and the embedded models
 #      (the default Qwen2.5-Coder-0.5B-Instruct, dequantized once; the tiny test model) under
 #      .autodidact/models
 set -euo pipefail
@@ -121,7 +122,16 @@ else
     "$VENV/bin/autodidact" sandbox build
 fi
 
-# -- 4. Problem sets and models --------------------------------------------------------------
+# -- 4. A headless browser for the UI test (tests/flows/test_nightly.py) ----------------------
+if ! command -v chromium >/dev/null 2>&1; then
+    if is_root; then
+        apt_install chromium
+    else
+        say "chromium is missing: the UI test will fail and say so (as root: apt-get install chromium)"
+    fi
+fi
+
+# -- 5. Problem sets and models --------------------------------------------------------------
 "$VENV/bin/autodidact" data fetch --quiet
 "$VENV/bin/autodidact" model provision --tiny --quiet
 say "ready"

@@ -1,0 +1,137 @@
+"""The nightly deployment end to end, as an operator runs it: a real Prefect server and a
+process worker on loopback (`autodidact server`, `deploy`, `worker`), the nightly deployment
+triggered with the toy config; a second trigger for the same scheduled day resumes that night's run
+from the cache instead of starting over."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A server of our own (its own database and port), stopped at the end."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), AUTODIDACT_SERVER_PORT=str(free_port()),
+               PYTHONPATH=str(ROOT))
+    started = cli("server", env=env)
+    assert started.returncode == 0, started.stderr
+    env["PREFECT_API_URL"] = started.stdout.split("API ")[1].split(";")[0]
+    yield env
+    cli("server", "--stop", env=env)
+
+
+def cli(*args, env, timeout=900):
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=timeout)
+
+
+def prefect(*args, env):
+    done = subprocess.run([sys.executable, "-m", "prefect", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(toy, tmp_path,
+                                                                              server):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId,
+                                                FlowRunFilterParentFlowRunId)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deployed = cli("deploy", env=server)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    store = tmp_path / "store"
+    params = ["-p", f"config={toy / 'toy.yaml'}",
+              "-p", f'overrides=["run.store={store}", "debug.max_turns=0"]']
+
+    def night() -> str:
+        out = prefect("deployment", "run", "self-training/nightly-self-training", *params,
+                      env=server)
+        flow_run_id = out.split("UUID: ")[1].split()[0]
+        worked = cli("worker", "--once", env=server)
+        assert worked.returncode == 0, worked.stdout[-3000:] + worked.stderr[-3000:]
+        return flow_run_id
+
+    first, second = night(), night()
+    with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            runs = [client.read_flow_run(i) for i in (first, second)]
+            cycles = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[runs[1].id])))
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[c.id for c in cycles]))) if cycles else []
+    assert [r.state.name for r in runs] == ["Completed", "Completed"], \
+        [(r.name, r.state.name, r.state.message) for r in runs]
+    (run_dir,) = [p.parent for p in store.glob("*/run.json")]  # one night, one run
+    run_id = run_dir.name
+    assert f"-{runs[0].expected_start_time.strftime('%Y%m%d')}-" in run_id  # the night's day
+    assert [r.name for r in runs] == [run_id, f"{run_id}-resume-1"]
+    assert f"run:{run_id}" in runs[1].tags
+    assert json.loads((run_dir / "cycle-1" / "summary.json").read_text())["cycle"] == 1
+
+    # the second trigger's cycle came from the cache: nothing sampled, executed or trained again
+    assert [c.name for c in cycles] == [f"{run_id}-cycle-1"]
+    work = {t.name: t.state.name for t in tasks
+            if t.name.startswith(("sample[", "execute", "mine-pairs", "train[", "evaluate["))}
+    assert work and set(work.values()) == {"Cached"}, work
+
+    with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
+        from prefect.automations import Automation
+
+        from flows.server import ZOMBIE_AUTOMATION
+        assert Automation.read(name=ZOMBIE_AUTOMATION).actions  # worker runs that die: Crashed
+
+    listed = cli("runs", "--store", str(store), env=server)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(run_id)]
+    assert "Completed" in row and "1/1" in row
+
+    # as a person sees it: the UI, in a real browser, shows the run, its cycle and its artifacts
+    ui = server["PREFECT_API_URL"].removesuffix("/api")
+    parent = browse(f"{ui}/runs/flow-run/{runs[0].id}", SCREENSHOT)
+    assert run_id in parent
+    subflows = browse(f"{ui}/runs/flow-run/{runs[0].id}?tab=Subflow%20Runs")
+    assert f"{run_id}-cycle-1" in subflows
+    artifacts = browse(f"{ui}/artifacts")
+    for what in ("summary", "pairs", "evaluation", "promotion"):
+        assert f"{run_id.lower()}-cycle-1-{what}" in artifacts, what
+    assert SCREENSHOT.read_bytes()[:4] == b"\x89PNG"
+
+
+SCREENSHOT = ROOT / "test-output" / "prefect-ui-run.png"  # kept: what the UI showed
+
+
+def browse(url: str, screenshot: Path | None = None) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (Debian's `chromium`)."""
+    import shutil
+
+    browser = shutil.which("chromium")
+    assert browser, "chromium is not installed: `make setup` installs Debian's chromium"
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--disable-dev-shm-usage", "--window-size=1400,1000", "--virtual-time-budget=20000"]
+    if screenshot is not None:
+        screenshot.parent.mkdir(exist_ok=True)
+        shot = subprocess.run(flags + [f"--screenshot={screenshot}", url], capture_output=True,
+                              text=True, timeout=180)
+        assert shot.returncode == 0, shot.stderr[-2000:]
+    dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True,
+                         timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
