@@ -33,7 +33,7 @@ from tasks.explore import explore_task, monitor_task
 from tasks.memory import consolidate_task
 from tasks.pairs import mine_pairs_task
 from tasks.policy import Policy
-from tasks.problems import draw_train_task, load_problems_task
+from tasks.problems import draw_train_task, load_problems_task, shard_train_task
 from tasks.records import CycleContext, Shard
 from tasks.sampling import sample_task
 from tasks.schema import Config
@@ -75,17 +75,24 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
     for agent in cfg.sampling.agents:
         policy = agent_policy[agent.policy]
         by_policy.setdefault(policy.id, (policy, []))[1].append(agent)
-    samples = [sample_task(ctx, train, policy, agents, specialists, cfg.sampling, cfg.memory,
-                           held_out)
-               for policy, agents in by_policy.values()]
-
-    executed = execute_task(ctx, samples, train, cfg.sandbox)
-    debugged = []
+    # Sampling, execution and self-debug of each shard of the problems (`sampling.shards`) are
+    # tasks of their own, submitted to the task runner (`run.task_runner`) so shards run side by
+    # side on its workers. One shard (the default) runs them one after another, as before.
+    parts = ([train] if cfg.sampling.shards == 1
+             else shard_train_task(ctx, train, cfg.sampling.shards))
+    executing = []
+    for part in parts:
+        samples = [sample_task.submit(ctx, part, policy, agents, specialists, cfg.sampling,
+                                      cfg.memory, held_out)
+                   for policy, agents in by_policy.values()]
+        executing.append(execute_task.submit(ctx, samples, part, cfg.sandbox))
+    debugging = []
     if cfg.debug.max_turns > 0:
-        debugged = [debug_task(ctx, executed, train, policy, agents, specialists,
-                               cfg.sampling, cfg.sandbox, cfg.debug.max_turns)
-                    for policy, agents in by_policy.values()]
-    attempt_shards = [executed] + debugged
+        debugging = [debug_task.submit(ctx, done, part, policy, agents, specialists, cfg.sampling,
+                                       cfg.sandbox, cfg.debug.max_turns)
+                     for part, done in zip(parts, executing)
+                     for policy, agents in by_policy.values()]
+    attempt_shards = [f.result() for f in executing] + [f.result() for f in debugging]
     monitoring = monitor_task(ctx, attempt_shards, cfg.explore.n_star)
 
     memory = None

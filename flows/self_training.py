@@ -164,7 +164,8 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[C
     memory_version = meta["memory_version"]
     results: list[CycleResult] = []
     # every task of the run persists its result under the run: set once, inherited by the tasks
-    cycle = cycle_flow.with_options(result_storage=run_dir / ".results")
+    cycle = cycle_flow.with_options(result_storage=run_dir / ".results",
+                                    task_runner=task_runner(cfg))
     for n in range(1, cfg.run.cycles + 1):
         ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
@@ -179,6 +180,21 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[C
         memory_version = result.memory_version
         publish_run_report(run_id, run_dir, results)
     return results
+
+
+def task_runner(cfg: Config):
+    """The cycle's task runner (`run.task_runner`): a thread pool as wide as `sampling.shards`
+    (one shard: one task at a time, as on a single machine), or a Dask cluster."""
+    if cfg.run.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if cfg.run.dask_address:
+            return DaskTaskRunner(address=cfg.run.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.run.dask_workers,
+                                              "threads_per_worker": 1, "processes": True})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=cfg.sampling.shards)
 
 
 def publish_resume(run_id: str, claim) -> None:

@@ -27,7 +27,7 @@ from tasks.engines import open_backend
 from tasks.execution import engine_failed, judge, open_sandbox
 from tasks.generation import Backend, extract, render
 from tasks.policy import Policy
-from tasks.problems import Problem
+from tasks.problems import Problem, shard_suffix
 from tasks.records import (Attempt, CycleContext, Shard, attempt_id, read_attempts,
                            write_rows)
 from tasks.sampling import run_name, seed_for, settings_for
@@ -111,5 +111,5 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
         with open_sandbox(sandbox) as box:
             fixes = self_debug(attempts, rows, backend, backend.tokenizer, policy.id, agents,
                                specialists, sampling, sandbox, box, max_turns, ctx.run_id)
-    name = "+".join(a.name for a in agents)
+    name = "+".join(a.name for a in agents) + shard_suffix(problems)
     return write_rows(Path(ctx.stage_dir("debug")) / f"{name}.jsonl", fixes)

@@ -21,7 +21,7 @@ from prefect import task
 from sandbox import Request, Sandbox
 from sandbox.engine import Limits, SandboxError
 from tasks.caching import cached
-from tasks.problems import Problem
+from tasks.problems import Problem, shard_suffix
 from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_rows
 from tasks.schema import SandboxConfig
 
@@ -124,11 +124,20 @@ def engine_failed(task, task_run, state) -> bool:
     return False
 
 
-@task(name="execute", retries=2, retry_delay_seconds=5, retry_condition_fn=engine_failed,
-      **cached())
+def _execute_name() -> str:
+    from prefect.runtime import task_run
+
+    shard = shard_suffix(task_run.parameters["problems"])
+    return f"execute[shard={shard[1:]}]" if shard else "execute"
+
+
+@task(name="execute", task_run_name=_execute_name, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=engine_failed, **cached())
 def execute_task(ctx: CycleContext, samples: list[Shard], problems: Shard,
                  sandbox: SandboxConfig) -> Shard:
-    """Every sampled candidate of the cycle judged in one sandbox."""
+    """Every sampled candidate of the cycle (or of one shard of its problems) judged in one
+    sandbox."""
     rows = {p.id: p for p in problems.read(Problem)}
-    return write_rows(Path(ctx.stage_dir("execute")) / "attempts.jsonl",
+    name = f"attempts{shard_suffix(problems)}.jsonl"
+    return write_rows(Path(ctx.stage_dir("execute")) / name,
                       execute(read_attempts(samples), rows, sandbox))

@@ -766,6 +766,27 @@ def draw_train_task(ctx: CycleContext, pool: Shard, problems: ProblemsConfig) ->
     return write_rows(Path(ctx.stage_dir("problems")) / "train.jsonl", drawn)
 
 
+@task(name="shard-train", task_run_name="shard-train[cycle={ctx.cycle}, shards={shards}]",
+      **cached())
+def shard_train_task(ctx: CycleContext, train: Shard, shards: int) -> list[Shard]:
+    """The cycle's training problems in `shards` parts (round robin, so each gets easy and hard
+    ones alike): `train.1.jsonl`, ... beside `train.jsonl`. One shard is the draw itself."""
+    if shards == 1:
+        return [train]
+    rows = train.read(Problem)
+    if shards > len(rows):
+        raise ValueError(f"sampling.shards={shards} but the cycle has {len(rows)} training "
+                         f"problems: use at most {len(rows)} shards")
+    where = Path(ctx.stage_dir("problems"))
+    return [write_rows(where / f"train.{i + 1}.jsonl", rows[i::shards]) for i in range(shards)]
+
+
+def shard_suffix(problems: Shard) -> str:
+    """`""` for the whole draw, `".<i>"` for its shard i: what a stage adds to its file names."""
+    stem = Path(problems.path).stem
+    return stem[len("train"):] if stem.startswith("train.") else ""
+
+
 # ---------------------------------------------------------------------------------------------
 # Run alone
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tasks.caching import cached
 from tasks.engines import open_backend
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
-from tasks.problems import Problem
+from tasks.problems import Problem, shard_suffix
 from tasks.records import Attempt, CycleContext, Shard, attempt_id, digest, write_rows
 from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
 
@@ -92,8 +92,9 @@ def run_name(stage: str) -> Callable[[], str]:
         args = task_run.parameters
         agents = "+".join(a.name for a in args["agents"])
         specialists = "+".join(s.name for s in args["specialists"])
+        shard = shard_suffix(args["problems"])
         return f"{stage}[policy={args['policy'].id[:8]}, agents={agents}, " \
-               f"specialists={specialists}]"
+               f"specialists={specialists}" + (f", shard={shard[1:]}]" if shard else "]")
     return name
 
 
@@ -119,7 +120,7 @@ def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list
     backend = open_backend(policy, sampling.backend, ctx.dtype)
     attempts = sample(rows, backend, backend.tokenizer, policy.id, agents, specialists, sampling,
                       ctx.cycle, examples, ctx.run_id)
-    name = "+".join(a.name for a in agents)
+    name = "+".join(a.name for a in agents) + shard_suffix(problems)
     return write_rows(Path(ctx.stage_dir("sample")) / f"{name}.jsonl", attempts)
 
 

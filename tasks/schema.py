@@ -58,6 +58,10 @@ def _unique(names: list[str], what: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+RUN_LOCATION = ("store", "task_runner", "dask_address", "dask_workers")
+"""Keys of `run` left out of `Config.hash()` (the run's identity)."""
+
+
 class RunConfig(BaseModel):
     """Section `run`: the identity of a run and where it stores its files."""
 
@@ -93,6 +97,23 @@ class RunConfig(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("empty: give a directory, or null for $AUTODIDACT_HOME/runs")
         return value
+
+    task_runner: Literal["threads", "dask"] = "threads"
+    """`str`, defaults to `"threads"`. Where a cycle's tasks run: `threads`, Prefect's thread pool
+    in the flow's process; `dask`, a Dask cluster through `prefect-dask`'s `DaskTaskRunner`: the
+    one at `dask_address`, or a local one of `dask_workers` worker processes started for the
+    cycle. What fans out are the shards of `sampling.shards` (sampling, execution and self-debug
+    of each shard are tasks of their own). Not part of the run's identity: the same run may be
+    resumed on another runner."""
+
+    dask_address: str | None = None
+    """`str` or `None`, defaults to `None`. The Dask scheduler (`tcp://host:8786`) when
+    `task_runner` is `dask`; `None` starts a local cluster. Every worker needs this checkout, its
+    environment, the Docker engine and the run store at the same path."""
+
+    dask_workers: int = Field(2, ge=1)
+    """`int`, defaults to `2`. Worker processes of the local Dask cluster (one thread each), when
+    `task_runner` is `dask` and no `dask_address` is given. Range: ≥ 1."""
 
     def store_dir(self) -> Path:
         """The run store directory: `store`, else `home()/runs` (read when called)."""
@@ -351,6 +372,13 @@ class SamplingConfig(BaseModel):
     """`list` of specialists, defaults to plain (0.8; the evaluation format: no instruction, no
     retrieved examples), logical (0.6), creative (1.0) and careful (0.8), all in `completion`
     style. At least one; names unique. Every agent runs every specialist."""
+
+    shards: int = Field(1, ge=1)
+    """`int`, defaults to `1`. The cycle's training problems are split into this many shards, each
+    sampled, executed and self-debugged by tasks of its own, so that a task runner with several
+    workers (`run.task_runner`) runs them side by side. One engine is loaded per shard and policy:
+    on one machine, 1 is fastest. Changes which candidates are drawn (each shard is its own
+    sampling call), so it is part of the run's identity. Range: ≥ 1."""
 
     samples_per_specialist: int = Field(1, ge=1)
     """`int`, defaults to `1`. Candidates each (agent, specialist) writes per problem. Range: ≥ 1.
@@ -813,6 +841,13 @@ class Config(BaseModel):
                             f"sampling.max_new_tokens ({self.sampling.max_new_tokens}): a pair is "
                             "prompt + completion, so longer candidates would be cut off in "
                             "training; raise max_length or lower max_new_tokens")
+        if self.problems.train_n is not None and self.sampling.shards > self.problems.train_n:
+            problems.append(f"sampling.shards ({self.sampling.shards}) exceeds problems.train_n "
+                            f"({self.problems.train_n}): a shard needs at least one problem; "
+                            "lower sampling.shards")
+        if self.run.task_runner == "threads" and self.run.dask_address:
+            problems.append("run.dask_address is set but run.task_runner is 'threads': set "
+                            "run.task_runner=dask to use that cluster, or drop the address")
         if self.pairs.keep_sft and self.training.sft_weight == 0:
             problems.append("pairs.keep_sft is true but training.sft_weight is 0: the kept "
                             "chosen-only examples would train nothing; set training.sft_weight "
@@ -830,8 +865,10 @@ class Config(BaseModel):
 
     def hash(self) -> str:
         """First 16 hex digits of the sha256 of the whole configuration as canonical JSON, less
-        `run.store`: where a run is stored is not what it is (the same configuration in two
-        stores samples the same candidates, and a store can move)."""
+        where and how the run executes (`RUN_LOCATION`: the store, the task runner): they are not
+        what the run is (the same configuration in two stores, or on two runners, samples the same
+        candidates, and a store can move)."""
         data = self.model_dump(mode="json")
-        data["run"].pop("store", None)
+        for how in RUN_LOCATION:
+            data["run"].pop(how, None)
         return _digest(data)

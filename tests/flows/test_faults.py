@@ -38,9 +38,11 @@ def outputs(store: Path) -> dict:
     (run_dir,) = [p.parent for p in store.glob("*/run.json")]
     cycle = run_dir / "cycle-1"
     out = {"pairs": (cycle / "pairs" / "pairs.jsonl").read_bytes(),
-           "attempts": (cycle / "execute" / "attempts.jsonl").read_bytes(),
            "decision": (cycle / "promote" / "decision.json").read_text(),
            "summary": json.loads((cycle / "summary.json").read_text())["decision"]}
+    for stage in ("sample", "execute", "debug"):  # every shard's candidates and verdicts
+        for f in sorted((cycle / stage).glob("*.jsonl")):
+            out[f"{stage}/{f.name}"] = f.read_bytes()
     adapters = sorted((cycle / "train").glob("*/adapter_model.safetensors"))
     out["adapter"] = [hashlib.sha256(a.read_bytes()).hexdigest() for a in adapters]
     for result in sorted((run_dir / "evaluations").glob("*/*/result.json")):

@@ -1,0 +1,45 @@
+"""Scale-out: a cycle's shards on a Dask cluster (prefect-dask's DaskTaskRunner, a local cluster
+of 2 worker processes) give the same outputs as the default thread pool."""
+
+import pytest
+
+from tests.flows.test_faults import outputs
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
+
+
+def test_a_cycle_on_a_dask_cluster_gives_the_outputs_of_the_default_runner(toy, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    from flows.self_training import self_training
+
+    common = ["run.cycles=1", "sampling.shards=2", "debug.max_turns=1"]
+    threads = self_training(config=str(toy / "toy.yaml"),
+                            overrides=common + [f"run.store={tmp_path / 'threads'}"])
+    from distributed import Client, LocalCluster, get_task_stream
+
+    # a cluster of our own, so the test can see what its workers ran
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster, \
+            Client(cluster) as client, get_task_stream(client) as stream:
+        dask = self_training(config=str(toy / "toy.yaml"),
+                             overrides=common + [f"run.store={tmp_path / 'dask'}",
+                                                 "run.task_runner=dask",
+                                                 f"run.dask_address={cluster.scheduler_address}"])
+        ran = stream.data
+    # 2 shards x (sample, execute, debug), each a task on the cluster, on both workers
+    assert len(ran) >= 6, ran
+    assert len({t["worker"] for t in ran}) == 2
+    assert threads[0].run_id == dask[0].run_id  # the runner is not part of the run's identity
+
+    expected, got = outputs(tmp_path / "threads"), outputs(tmp_path / "dask")
+    assert {k for k in expected if k.startswith("execute/")} == {
+        "execute/attempts.1.jsonl", "execute/attempts.2.jsonl"}  # two shards, each its own task
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs on Dask"
+
+    with get_client(sync_client=True) as api:
+        runs = api.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"run:{dask[0].run_id}"])))
+    assert {r.state.name for r in runs} == {"Completed"}
