@@ -112,6 +112,7 @@ def claim_flow_run(run_id: str, tags: list[str]) -> Claim:
                                                 TaskRunFilterFlowRunId, TaskRunFilterState,
                                                 TaskRunFilterStateType)
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.runtime import flow_run
     from prefect.states import Crashed
 
@@ -121,7 +122,8 @@ def claim_flow_run(run_id: str, tags: list[str]) -> Claim:
         mine = client.read_flow_run(me)
         earlier_parents = [r for r in client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])))
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC)
             if str(r.id) != str(me)]
         name = run_id if not earlier_parents else f"{run_id}-resume-{len(earlier_parents)}"
         client.update_flow_run(me, name=name, tags=sorted(set(mine.tags) | set(tags)))

@@ -35,6 +35,26 @@ class RunError(RuntimeError):
     pass
 
 
+class StoreFull(RunError):
+    """The run store's disk filled up mid-run."""
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether an exception (or one it was raised from) says the disk is full: an OSError with
+    ENOSPC or EDQUOT, or a library's own error quoting it (LanceDB, safetensors)."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def store_of(cfg: Config) -> Path:
     return cfg.run.store_dir()
 
@@ -153,7 +173,17 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
                      f"; marked Crashed: {', '.join(claim.crashed)}" if claim.crashed else "")
         log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
         with tags(*run_tags(run_id, cfg.run.name)):
-            results = run_cycles_of(cfg, run_id, run_dir, meta)
+            try:
+                results = run_cycles_of(cfg, run_id, run_dir, meta)
+            except Exception as exc:
+                if disk_full(exc):
+                    raise StoreFull(
+                        f"no space left on the disk of the run store ({run_dir}): {exc}. Free "
+                        f"space there (or move run.store), then resume: `autodidact resume "
+                        f"{run_id}`. Nothing half-written was kept: files are written under a "
+                        "temporary name and renamed, and a checkpoint cut short is discarded"
+                        ) from exc
+                raise
         write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
     return results
 

@@ -93,6 +93,14 @@ def connect():
             f"Generated code is never run outside the sandbox.") from None
 
 
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """What the Docker SDK raises when the engine is gone (refused, reset, API errors)."""
+    import docker
+    import requests
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
 class RunnerLost(Exception):
     """The runner stopped answering (or its stream broke) before every verdict arrived."""
 
@@ -208,11 +216,18 @@ class Sandbox:
         while len(verdicts) < len(requests):
             remaining = requests[len(verdicts):]
             try:
-                got = self._exec_batch(remaining)
-                cause = f"the sandbox runner stopped early: {self.last_runner_error}"
-            except RunnerLost as lost:
-                got, cause = lost.verdicts, lost.cause
-                self._replace()
+                try:
+                    got = self._exec_batch(remaining)
+                    cause = f"the sandbox runner stopped early: {self.last_runner_error}"
+                except RunnerLost as lost:
+                    got, cause = lost.verdicts, lost.cause
+                    self._replace()
+            except _engine_errors() as exc:  # the engine itself went away: nobody's verdict
+                raise SandboxError(
+                    f"the Docker engine stopped answering mid-batch ({type(exc).__name__}: "
+                    f"{exc}) with {len(requests) - len(verdicts)} of {len(requests)} candidates "
+                    "unjudged. None of them is scored: the stage retries and judges the batch "
+                    "again once the engine is back") from None
             verdicts.extend(got)
             if len(verdicts) == len(requests):
                 break

@@ -24,7 +24,7 @@ from prefect import task
 from sandbox import Sandbox
 from tasks.caching import cached
 from tasks.engines import open_backend
-from tasks.execution import engine_failed, judge, open_sandbox
+from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, extract, render
 from tasks.policy import Policy
 from tasks.problems import Problem, shard_suffix
@@ -94,8 +94,7 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
 # Prefect task
 
 
-@task(name="debug", task_run_name=run_name("debug"), retries=1, retry_delay_seconds=5,
-      retry_condition_fn=engine_failed, **cached())
+@task(name="debug", task_run_name=run_name("debug"), **ENGINE_RETRIES, **cached())
 def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Policy,
                agents: list[AgentConfig], specialists: list[SpecialistConfig],
                sampling: SamplingConfig, sandbox: SandboxConfig, max_turns: int) -> Shard:

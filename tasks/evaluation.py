@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox import Sandbox
 from tasks.caching import cached
-from tasks.execution import engine_failed, judge, open_sandbox
+from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, Settings, extract
 from tasks.policy import Policy
 from tasks.problems import Problem
@@ -248,8 +248,8 @@ def collapse_reasons(new: EvalResult, previous: EvalResult, training: dict[str, 
 # Prefect tasks
 
 
-@task(name="evaluate", task_run_name="evaluate[policy={policy.id}, split={split}]", retries=1,
-      retry_delay_seconds=5, retry_condition_fn=engine_failed, **cached())
+@task(name="evaluate", task_run_name="evaluate[policy={policy.id}, split={split}]",
+      **ENGINE_RETRIES, **cached())
 def evaluate_task(policy: Policy, problems: Shard, suite: str, split: str,
                   evaluation: EvaluationConfig, sampling: SamplingConfig, sandbox: SandboxConfig,
                   dtype: str, out_dir: str) -> EvalResult:

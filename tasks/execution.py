@@ -124,6 +124,13 @@ def engine_failed(task, task_run, state) -> bool:
     return False
 
 
+ENGINE_RETRIES = dict(retries=6, retry_delay_seconds=[5, 15, 30, 60, 120, 240],
+                      retry_condition_fn=engine_failed)
+"""Task options of the stages that use the sandbox: while the Docker engine is down (a restart
+of dockerd, a short outage) they retry for about 8 minutes, then fail with the SandboxError that
+says so, and `autodidact resume` goes on from there. Any other failure fails at once."""
+
+
 def _execute_name() -> str:
     from prefect.runtime import task_run
 
@@ -131,8 +138,7 @@ def _execute_name() -> str:
     return f"execute[shard={shard[1:]}]" if shard else "execute"
 
 
-@task(name="execute", task_run_name=_execute_name, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=engine_failed, **cached())
+@task(name="execute", task_run_name=_execute_name, **ENGINE_RETRIES, **cached())
 def execute_task(ctx: CycleContext, samples: list[Shard], problems: Shard,
                  sandbox: SandboxConfig) -> Shard:
     """Every sampled candidate of the cycle (or of one shard of its problems) judged in one

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
 from tasks.evaluation import pass_at_k
+from tasks.execution import ENGINE_RETRIES
 from tasks.policy import Policy
 from tasks.problems import Problem, select
 from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
@@ -144,7 +145,7 @@ def sweep(problems: Sequence[Problem], backend, policy_id: str,
                        rows=rows), judged
 
 
-@task(name="explore", task_run_name="explore[policy={policy.id}]", **cached())
+@task(name="explore", task_run_name="explore[policy={policy.id}]", **ENGINE_RETRIES, **cached())
 def explore_task(ctx: CycleContext, problems: Shard, policy: Policy,
                  specialists: list[SpecialistConfig], sampling: SamplingConfig,
                  sandbox: SandboxConfig, explore: ExploreConfig) -> Exploration:

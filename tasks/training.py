@@ -21,6 +21,7 @@ Run alone: `python -m tasks.training PAIRS.jsonl OUT_DIR --config tiny`.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import warnings
@@ -161,6 +162,24 @@ def earlier_chosen_logps(model, tokenizer, earlier: Sequence[tuple[str, str]]) -
             "earlier_chosen_drop": mean_before - mean_after, "earlier_chosen_n": len(after)}
 
 
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint that was written to the end, or None. transformers writes a
+    checkpoint's `trainer_state.json` after its weights, optimizer and RNG state, so one without
+    a readable state was cut short (the process killed, the disk full): it is removed, and
+    training resumes from the one before."""
+    if not checkpoints.is_dir():
+        return None
+    found = sorted((p for p in checkpoints.glob("checkpoint-*") if p.name[11:].isdigit()),
+                   key=lambda p: int(p.name[11:]), reverse=True)
+    for checkpoint in found:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return str(checkpoint)
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
 def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: str,
           out_dir: str | Path, seed: int = 0, pairs_sha256: str = "", config_hash: str = "",
           callbacks: Sequence = (), earlier: Sequence[tuple[str, str]] = ()) -> TrainResult:
@@ -175,7 +194,6 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     # without it (measured), so the warning is noise in every training log
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from peft import LoraConfig
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig, DPOTrainer
 
     from tasks.pairs import load_pair_dataset
@@ -215,7 +233,7 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
             trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
                                  processing_class=tokenizer, peft_config=lora,
                                  callbacks=list(callbacks) or None)
-        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        resume = last_complete_checkpoint(checkpoints)
         with completions_scored_only(COMPLETIONS_ONLY):
             output = trainer.train(resume_from_checkpoint=resume)
 

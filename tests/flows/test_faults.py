@@ -84,7 +84,7 @@ def reference(toy, tmp_path_factory):
 
     store = tmp_path_factory.mktemp("reference")
     self_training(config=str(toy / "toy.yaml"), overrides=OVERRIDES + [f"run.store={store}"])
-    return outputs(store)
+    return store
 
 
 @pytest.mark.parametrize("stage", ["sample[", "execute", "consolidate", "train[", "evaluate["])
@@ -127,7 +127,184 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_outputs(toy, reference, t
     assert resumed.state.name == "Completed"
     assert {f"run:{run_id}", f"config:{load_config(config).run.name}"} <= set(resumed.tags)
 
-    got = outputs(tmp_path)
-    assert got.keys() == reference.keys()
-    for key in reference:
-        assert got[key] == reference[key], f"{key} differs after a kill in {stage}"
+    expected, got = outputs(reference), outputs(tmp_path)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs after a kill in {stage}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The Docker engine going away mid-batch
+
+
+class EngineProxy:
+    """A Unix socket in front of the Docker engine's, which the test cuts (every connection
+    dropped, nothing listening: the engine is gone, as far as the client can tell) and restores."""
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock"):
+        self.path, self.engine = path, engine
+        self.listener = None
+        self.conns: list = []
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(self.path))
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.engine)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        import socket
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        import socket
+
+        self.listener.close()
+        self.path.unlink()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+SLOW = ("def check(candidate):\n    import time\n    time.sleep(0.25)\n"
+        "    assert candidate(2, 3) == 5\n")
+
+
+def test_the_engine_going_away_mid_batch_scores_no_candidate_and_the_stage_retries(tmp_path,
+                                                                                  monkeypatch):
+    import threading
+
+    import docker
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from tasks.config import load_config
+    from tasks.execution import execute, execute_task
+    from tasks.problems import Problem
+    from tasks.records import Attempt, CycleContext, write_rows
+
+    cfg = load_config("tiny").sandbox
+    problem = Problem(id="slow-add", prompt="def add(a, b):\n", entry_point="add", tests=SLOW)
+    bodies = ["    return a + b\n", "    return a - b\n"]
+    attempts = [Attempt(id=f"a{i}", problem_id=problem.id, cycle=1, agent="A", specialist="s",
+                        sample=i, turn=0, policy_id="p", prompt=problem.prompt,
+                        response=bodies[i % 2], code=problem.prompt + bodies[i % 2])
+                for i in range(40)]  # about 5 s of judging on 2 workers
+    samples = write_rows(tmp_path / "samples.jsonl", attempts)
+    problems = write_rows(tmp_path / "problems.jsonl", [problem])
+    expected = [(a.id, a.status, a.passed) for a in execute(attempts, {problem.id: problem}, cfg)]
+
+    engine = docker.from_env()
+    before = {c.id for c in engine.containers.list(all=True,
+                                                   filters={"label": "autodidact.sandbox=1"})}
+    proxy = EngineProxy(tmp_path / "docker.sock")
+    proxy.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{proxy.path}")
+    ctx = CycleContext(run_id="faults", run_dir=str(tmp_path / "run"), cycle=1,
+                       dtype="float32", seed=0, memory_dir=str(tmp_path / "memory"),
+                       memory_version=0)
+
+    @flow(name="judge-through-a-failing-engine")
+    def judge():
+        return execute_task(ctx, [samples], problems, cfg, return_state=True)
+
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(state=judge()))
+    try:
+        worker.start()
+        time.sleep(3)  # the container is up and the batch is being judged
+        proxy.cut()  # the engine goes away mid-batch
+        time.sleep(3)
+        proxy.start()  # and comes back before the retry
+        worker.join(timeout=600)
+        state = done["state"]
+        assert state.is_completed(), state.message
+        got = state.result().read(Attempt)
+        assert [(a.id, a.status, a.passed) for a in got] == expected  # nobody scored the outage
+        with get_client(sync_client=True) as client:
+            history = client.read_task_run_states(state.state_details.task_run_id)
+        # the cut hit the batch mid-way, the stage said so and retried
+        assert any(s.name in ("Retrying", "AwaitingRetry") for s in history), \
+            [s.name for s in history]
+        assert any("Docker engine stopped answering mid-batch" in (s.message or "")
+                   for s in history), [(s.name, s.message) for s in history]
+    finally:
+        try:
+            proxy.cut()
+        except OSError:
+            pass
+        for c in engine.containers.list(all=True, filters={"label": "autodidact.sandbox=1"}):
+            if c.id not in before:  # the container the outage stranded
+                c.remove(force=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run store's disk filling up
+
+
+def test_a_full_disk_is_a_clear_error_leaves_nothing_corrupt_and_resumes(toy, reference,
+                                                                         tmp_path):
+    """The store on a tmpfs half the size the run needs: the run fails saying the disk is full
+    and how to go on, every file it kept is whole, and with room again it resumes to the outputs
+    of a run that never ran out."""
+    from flows.self_training import StoreFull, self_training
+
+    assert os.geteuid() == 0, "this test mounts a tmpfs: run it as root (make test does, in CI)"
+    needed = sum(p.stat().st_size for p in reference.rglob("*") if p.is_file())
+    store = tmp_path / "store"
+    store.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={needed // 2}", "tmpfs", str(store)],
+                   check=True)
+    try:
+        overrides = OVERRIDES + [f"run.store={store}"]
+        with pytest.raises(StoreFull, match=r"no space left on the disk of the run store .*"
+                                            r"autodidact resume"):
+            self_training(config=str(toy / "toy.yaml"), overrides=overrides)
+        # nothing half-written: no temporary files, every record's file matches its hash
+        leftovers = [p for p in store.rglob(".*") if p.is_file() and p.name != ".lock"
+                     and ".results" not in p.parts and "memory" not in p.parts]
+        assert not leftovers, leftovers
+        for jsonl in store.rglob("*.jsonl"):
+            if "memory" not in jsonl.parts:
+                for line in jsonl.read_text().splitlines():
+                    json.loads(line)  # whole lines only
+        for checkpoint in store.rglob("checkpoint-*"):
+            json.loads((checkpoint / "trainer_state.json").read_text())
+
+        subprocess.run(["mount", "-o", f"remount,size={needed * 4}", str(store)], check=True)
+        self_training(config=str(toy / "toy.yaml"), overrides=overrides)
+        expected, got = outputs(reference), outputs(store)
+        assert got.keys() == expected.keys()
+        for key in expected:
+            assert got[key] == expected[key], f"{key} differs after the disk was full"
+    finally:
+        subprocess.run(["umount", "-l", str(store)], check=False)

@@ -147,3 +147,76 @@ def test_nothing_to_retrieve_gives_empty_lists(tmp_path):
     memory.consolidate([attempt(REVERSE, REVERSE_CODE)], PROBLEMS, "r1", set())
     assert memory.retrieve([QUERY_REVERSE, QUERY_SUM], k=0) == [[], []]
     assert memory.retrieve([QUERY_REVERSE], k=3) == [[REVERSE_CODE]]  # fewer than k exist
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from tasks.memory import Memory
+from tasks.records import Attempt
+attempts = [Attempt(id=f"big-{{i}}", problem_id="p", cycle=1, agent="A", specialist="s", sample=i,
+                    turn=0, policy_id="x", prompt="", response="", code="x = 1\\n" * 400,
+                    status="failed", passed=0, total=3, feedback="f" * 200)
+            for i in range({n})]
+print("writing", flush=True)
+Memory({db!r}).write_episodes(attempts, "r")
+print("written", flush=True)
+"""
+
+
+def test_a_write_killed_mid_way_leaves_no_half_written_rows_and_rewrites_cleanly(tmp_path):
+    """LanceDB commits a write by writing its version manifest last: a writer killed after its
+    data files but before the manifest leaves nothing the next reader sees, and the rewrite
+    (what a resumed consolidation does) inserts every row exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tasks.memory import EPISODES, Memory
+    from tasks.records import Attempt
+
+    root = str(Path(__file__).resolve().parents[2])
+    db = tmp_path / "memory"
+    first = Attempt(id="small", problem_id="p", cycle=1, agent="A", specialist="s", sample=0,
+                    turn=0, policy_id="x", prompt="", response="", code="y = 2\n",
+                    status="failed", passed=0, total=3, feedback="")
+    Memory(db).write_episodes([first], "r")  # the table exists, one row, one version
+    table_dir = db / f"{EPISODES}.lance"
+
+    def state():
+        return (len(list((table_dir / "data").glob("*.lance"))),
+                len(list((table_dir / "_versions").glob("*.manifest"))))
+
+    before = state()
+    n = 30_000  # about 80 MB of rows: a write long enough to be caught in the middle
+    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, db=str(db), n=n)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        deadline = time.monotonic() + 120
+        while True:  # new data files on disk, no new version yet: the write is half done
+            data, versions = state()
+            if data > before[0] and versions == before[1]:
+                os.kill(writer.pid, signal.SIGKILL)
+                break
+            assert versions == before[1], "the write committed before it could be caught"
+            assert time.monotonic() < deadline and writer.poll() is None
+            time.sleep(0.005)
+        writer.wait(timeout=30)
+    finally:
+        writer.kill()
+
+    memory = Memory(db)
+    assert memory.count(EPISODES) == 1  # the killed write is invisible: no half of it
+    attempts = [Attempt(id=f"big-{i}", problem_id="p", cycle=1, agent="A", specialist="s",
+                        sample=i, turn=0, policy_id="x", prompt="", response="",
+                        code="x = 1\n" * 400, status="failed", passed=0, total=3,
+                        feedback="f" * 200) for i in range(n)]
+    memory.write_episodes(attempts, "r")  # the resumed consolidation writes it again
+    import lancedb
+
+    ids = lancedb.connect(db).open_table(EPISODES).to_arrow().column("id").to_pylist()
+    assert len(ids) == n + 1 and len(set(ids)) == n + 1

@@ -125,3 +125,21 @@ def test_bad_trainer_options_name_the_key(tmp_path, tiny_cfg):
                                                        "no_such_option": 1}})
     with pytest.raises(TrainingError, match="no_such_option"):
         train(shard.path, base_policy(TINY_BASE), cfg, "float32", tmp_path / "t")
+
+
+def test_a_checkpoint_cut_short_is_discarded_and_training_resumes_from_the_one_before(tmp_path):
+    """A checkpoint whose trainer_state.json is missing or truncated (the process was killed, or
+    the disk filled, while transformers wrote it) is not resumed from."""
+    import json
+
+    from tasks.training import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, state in ((2, json.dumps({"global_step": 2})), (4, '{"global_st'), (6, None)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        (d / "adapter_model.safetensors").write_bytes(b"weights")
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]  # the cut ones: gone
