@@ -228,7 +228,9 @@ def cmd_resume(args) -> int:
         print(f"error: no run {args.run!r} in {store}"
               + (f"; runs there: {', '.join(runs)}" if runs else ""), file=sys.stderr)
         return 2
-    return _run_flow(str(config), [], run_id=args.run)
+    # the store as it is now: config.yaml names the one the run was created in, which may have
+    # moved since (where a run is stored is not part of its identity)
+    return _run_flow(str(config), [f"run.store={store}"], run_id=args.run)
 
 
 def cmd_evaluate(args) -> int:

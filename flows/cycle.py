@@ -80,11 +80,12 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
     # side on its workers. One shard (the default) runs them one after another, as before.
     parts = ([train] if cfg.sampling.shards == 1
              else shard_train_task(ctx, train, cfg.sampling.shards))
-    executing = []
+    sampling, executing = [], []
     for part in parts:
         samples = [sample_task.submit(ctx, part, policy, agents, specialists, cfg.sampling,
                                       cfg.memory, held_out)
                    for policy, agents in by_policy.values()]
+        sampling += samples
         executing.append(execute_task.submit(ctx, samples, part, cfg.sandbox))
     debugging = []
     if cfg.debug.max_turns > 0:
@@ -92,6 +93,10 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
                                        cfg.sandbox, cfg.debug.max_turns)
                      for part, done in zip(parts, executing)
                      for policy, agents in by_policy.values()]
+    # results in the order of the DAG: a failed stage raises its own error, not "NotReady" from
+    # a task downstream of it
+    for f in sampling:
+        f.result()
     attempt_shards = [f.result() for f in executing] + [f.result() for f in debugging]
     monitoring = monitor_task(ctx, attempt_shards, cfg.explore.n_star)
 

@@ -19,8 +19,9 @@ runs would stay Running forever. Two things fix that:
   They are set to Crashed, with a message naming the flow run that resumes them, and the resuming
   flow run gets a `resumes` artifact linking back to them.
 
-A worker's flow runs are also watched by the server itself when the deployment is served with
-heartbeats (see prefect.yaml); the sweep covers runs started from the command line as well.
+The server can also tell by itself: every flow run sends a heartbeat every 180 s, and the
+automation `autodidact deploy` (and the local server) installs marks a flow run that missed three
+Crashed (flows/server.py). The sweep needs no automation, and names the resume.
 """
 
 from __future__ import annotations
@@ -42,8 +43,26 @@ def run_tag(run_id: str) -> str:
     return f"run:{run_id}"
 
 
-def run_tags(run_id: str, config_name: str) -> list[str]:
-    return [run_tag(run_id), f"config:{config_name}"]
+def store_tag(store: Path) -> str:
+    """`store:<8 hex>` of the store's resolved path. A run id names a configuration and a start
+    policy, not a place, so the same run can exist in two stores: queries pair the two tags."""
+    import hashlib
+
+    return "store:" + hashlib.sha256(str(Path(store).resolve()).encode()).hexdigest()[:8]
+
+
+def run_tags(run_id: str, config_name: str, store: Path) -> list[str]:
+    return [run_tag(run_id), f"config:{config_name}", store_tag(store)]
+
+
+def _all(client, read, **filters) -> list:
+    """Every row of a read_* query, page by page (the API returns at most 200 at a time)."""
+    rows, page = [], 200
+    while True:
+        got = read(**filters, limit=page, offset=len(rows))
+        rows += got
+        if len(got) < page:
+            return rows
 
 
 def policy_tag(policy_id: str) -> str:
@@ -102,9 +121,10 @@ class Claim:
     crashed: list[str] = field(default_factory=list)  # names of the flow runs set to Crashed
 
 
-def claim_flow_run(run_id: str, tags: list[str]) -> Claim:
+def claim_flow_run(run_id: str, store: Path, tags: list[str]) -> Claim:
     """Name the current (parent) flow run after the run, tag it, and mark the flow runs a dead
-    process left Running as Crashed. Call with the run lock held."""
+    process left Running (and their task runs Running, Pending or waiting to retry) as Crashed.
+    Call with the run lock held."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
                                                 FlowRunFilterState, FlowRunFilterStateType,
@@ -118,30 +138,32 @@ def claim_flow_run(run_id: str, tags: list[str]) -> Claim:
 
     me = flow_run.id
     live = [StateType.RUNNING, StateType.PENDING]
+    this_run = FlowRunFilterTags(all_=[run_tag(run_id), store_tag(store)])
     with get_client(sync_client=True) as client:
         mine = client.read_flow_run(me)
-        earlier_parents = [r for r in client.read_flow_runs(
+        earlier_parents = [r for r in _all(
+            client, client.read_flow_runs,
             flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])),
+            flow_run_filter=FlowRunFilter(tags=this_run),
             sort=FlowRunSort.EXPECTED_START_TIME_ASC)
             if str(r.id) != str(me)]
         name = run_id if not earlier_parents else f"{run_id}-resume-{len(earlier_parents)}"
         client.update_flow_run(me, name=name, tags=sorted(set(mine.tags) | set(tags)))
         claim = Claim(name=name, earlier=[(r.name, r.state.name if r.state else "-")
                                           for r in earlier_parents])
-        stale = [r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[run_tag(run_id)]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))))
+        stale = [r for r in _all(client, client.read_flow_runs, flow_run_filter=FlowRunFilter(
+            tags=this_run, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))))
             if str(r.id) != str(me)]
         message = (f"the process running it died; flow run {name} resumed run {run_id} "
                    "(finished tasks come from the cache)")
         for r in stale:
             client.set_flow_run_state(r.id, Crashed(message=message), force=True)
             claim.crashed.append(r.name)
-        if stale:
-            tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
+        if stale:  # their task runs too, including those waiting to retry (Scheduled)
+            tasks = _all(client, client.read_task_runs, task_run_filter=TaskRunFilter(
                 flow_run_id=TaskRunFilterFlowRunId(any_=[r.id for r in stale]),
-                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=live))))
+                state=TaskRunFilterState(type=TaskRunFilterStateType(
+                    any_=live + [StateType.SCHEDULED]))))
             for t in tasks:
                 client.set_task_run_state(t.id, Crashed(message=message), force=True)
     return claim
@@ -195,25 +217,25 @@ def list_runs(store: Path, with_api: bool = True) -> list[RunRow]:
                             f"(dev {promo['dev_pass1_greedy']:.3f})" if promo else "-")))
     rows.sort(key=lambda r: r.started)
     if with_api and rows:
-        states = api_states([r.run_id for r in rows])
+        states = api_states([r.run_id for r in rows], store)
         for r in rows:
             r.state = states.get(r.run_id, "-")
     return rows
 
 
-def api_states(run_ids: list[str]) -> dict[str, str]:
-    """The state name of each run's newest parent flow run, by run id."""
+def api_states(run_ids: list[str], store: Path) -> dict[str, str]:
+    """The state name of each run's newest parent flow run in this store, by run id."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
                                                 FlowRunFilterTags)
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(
-                any_=[run_tag(r) for r in run_ids])),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC)
+        runs = _all(client, client.read_flow_runs,
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=[PARENT_FLOW])),
+                    flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(
+                        any_=[run_tag(r) for r in run_ids], all_=[store_tag(store)])),
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC)
     states: dict[str, str] = {}
     for r in runs:
         for tag in r.tags:
@@ -319,25 +341,57 @@ def lineage_markdown(r) -> str:
     return (f"| link | what | file |\n|---|---|---|\n{table}\n\n{mermaid(r)}\n")
 
 
+def asset_keys(r) -> dict[str, str]:
+    """Each lineage node's asset key: a URI of letters, digits and `/-._:` only (Prefect refuses
+    spaces and most punctuation, which file paths may hold; the path goes in the asset's
+    description). Policies are keyed by content id, so a cycle's adapter is the next cycle's
+    challenger: the graph runs across cycles."""
+    run = Path(r.directory).parent
+    where = f"autodidact://{store_tag(run.parent)[6:]}/{r.run_id}"
+    keys = {"problems": f"{where}/problems",
+            "challenger": f"autodidact://policy/{r.started_from.id}",
+            "champion": f"autodidact://policy/{r.champion.id}",
+            "attempts": f"{where}/cycle-{r.cycle}/attempts",
+            "memory": f"autodidact://{store_tag(run.parent)[6:]}/memory/v{r.memory_version}",
+            "pairs": f"{where}/cycle-{r.cycle}/pairs",
+            "evaluation": f"{where}/evaluations/{r.dev.policy_id}",
+            "decision": f"{where}/cycle-{r.cycle}/decision"}
+    if r.trained is not None:
+        keys["adapter"] = f"autodidact://policy/{r.trained.id}"
+    return keys
+
+
 def materialize_lineage(r) -> None:
-    """Asset materializations of the cycle's outputs, each with the assets it was made from, for
-    servers that draw asset graphs. Keys are `file://` URIs of the run store's files."""
-    from prefect.assets import materialize
-    from prefect.cache_policies import NO_CACHE
+    """Asset materializations of the cycle's outputs, each naming the assets it was made from,
+    for servers that draw asset graphs. Content-keyed like the stages, so a resumed cycle shows
+    them `Cached` and emits nothing twice. A failure here is logged, never the cycle's."""
+    from prefect import get_run_logger
+    from prefect.assets import Asset, AssetProperties, materialize
+
+    from tasks.caching import cached
 
     nodes = lineage_nodes(r)
-    uri = {k: "file://" + str(Path(path).resolve()) for k, (_, path) in nodes.items()}
-    for target in ("memory", "pairs", "adapter", "decision"):
-        if target not in nodes:
-            continue
-        deps = [uri[a] for a, b in EDGES if b == target and a in nodes]
-        if target == "decision":
-            deps = [uri["evaluation"]] + ([uri["adapter"]] if "adapter" in nodes else [])
-        record = materialize(uri[target], asset_deps=deps, cache_policy=NO_CACHE,
-                             task_run_name=f"lineage-{target}[cycle={r.cycle}]")(_record)
-        record(nodes[target][0])
+    try:
+        keys = asset_keys(r)
+        asset = {k: Asset(key=keys[k], properties=AssetProperties(
+            name=label, description=f"{label}: {path}"[:2000]))
+            for k, (label, path) in nodes.items()}
+        for target in ("memory", "pairs", "adapter", "decision"):
+            if target not in nodes:
+                continue
+            deps = [asset[a] for a, b in EDGES if b == target and a in nodes]
+            if target == "decision":
+                deps = [asset["evaluation"]] + ([asset["adapter"]] if "adapter" in nodes else [])
+            record = materialize(asset[target], asset_deps=deps,
+                                 task_run_name=f"lineage-{target}[cycle={r.cycle}]",
+                                 **cached())(_record)
+            record(asset[target].key, [d.key for d in deps])
+    except Exception as exc:  # an invalid key, an API hiccup: the lineage is extra
+        get_run_logger().warning("cycle %d: asset materializations not recorded: %s",
+                                 r.cycle, exc)
 
 
-def _record(label: str) -> str:
-    """A materialization's task body: the asset was written by its stage; this records it."""
-    return label
+def _record(key: str, deps: list[str]) -> str:
+    """A materialization's task body: the asset was written by its stage; this records where it
+    came from (the arguments make the cache key)."""
+    return key

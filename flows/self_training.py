@@ -35,6 +35,17 @@ class RunError(RuntimeError):
     pass
 
 
+def _nearly_full(path: Path) -> bool:
+    """Less than 16 MiB free where `path` lives: a failure then is the full disk's, whatever
+    error the library that hit it raised (torch.save's says only "file write failed")."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free < 16 * 2 ** 20
+    except OSError:
+        return False
+
+
 class StoreFull(RunError):
     """The run store's disk filled up mid-run."""
 
@@ -109,14 +120,15 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
     the first one promoted a policy (which would otherwise change where `start=promoted` begins).
     """
     store = store_of(cfg)
+    ours = {cfg.hash()} | cfg.legacy_hashes()
     if run_id is None and day is not None:
         for meta_path in sorted(store.glob(f"{cfg.run.name}-{day}-*/run.json")):
-            if json.loads(meta_path.read_text())["config_hash"] == cfg.hash():
+            if json.loads(meta_path.read_text())["config_hash"] in ours:
                 run_id = meta_path.parent.name
                 break
     if run_id is not None and (store / run_id / "run.json").exists():
         meta = json.loads((store / run_id / "run.json").read_text())
-        if meta["config_hash"] != cfg.hash():
+        if meta["config_hash"] not in ours:
             raise RunError(f"run {run_id} was created with another configuration (hash "
                            f"{meta['config_hash']}, this one {cfg.hash()}): resume it with "
                            f"`autodidact resume {run_id}`, or start a new run")
@@ -165,18 +177,19 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
         day = scheduled.strftime("%Y%m%d") if scheduled else None
     run_id, run_dir, meta = open_run(cfg, start, run_id, day)
     with RunLock(run_dir, run_id):
-        claim = claim_flow_run(run_id, run_tags(run_id, cfg.run.name))
+        run_labels = run_tags(run_id, cfg.run.name, store_of(cfg))
+        claim = claim_flow_run(run_id, store_of(cfg), run_labels)
         if claim.earlier:
             publish_resume(run_id, claim)
             log.info("run %s resumed (flow run %s); earlier flow runs: %s%s", run_id, claim.name,
                      ", ".join(f"{n} ({s})" for n, s in claim.earlier),
                      f"; marked Crashed: {', '.join(claim.crashed)}" if claim.crashed else "")
         log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
-        with tags(*run_tags(run_id, cfg.run.name)):
+        with tags(*run_labels):
             try:
                 results = run_cycles_of(cfg, run_id, run_dir, meta)
             except Exception as exc:
-                if disk_full(exc):
+                if disk_full(exc) or _nearly_full(run_dir):
                     raise StoreFull(
                         f"no space left on the disk of the run store ({run_dir}): {exc}. Free "
                         f"space there (or move run.store), then resume: `autodidact resume "

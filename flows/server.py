@@ -3,10 +3,12 @@
 Without a server each Prefect process spins up an ephemeral API (~12 s, and the runs vanish with
 it). The CLI instead points every command at one local server: `PREFECT_API_URL` if you set it
 (your own server), else `http://127.0.0.1:4200/api` (`AUTODIDACT_SERVER_PORT` changes the
-port), started in the background on first use with its SQLite database under `$AUTODIDACT_HOME/prefect` (`PREFECT_HOME`) and left running so the UI
-can show what ran. `autodidact server --stop` stops it.
+port), started in the background on first use with its SQLite database under
+`$AUTODIDACT_HOME/prefect` (or `PREFECT_HOME`) and left running so the UI can show what ran.
+`autodidact server --stop` stops it. `deploy` and `worker` run prefect.yaml's deployments on it.
 
-This module must not import prefect: Prefect reads these settings when it is imported.
+This module imports prefect only inside functions, after the environment is set: Prefect reads
+these settings when it is imported.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def ensure_server(log=print, wait_s: float = 90.0) -> str:
     """Reuse the API that answers at `api_url()`, or start the local one; set the environment of
     this process to use it. Returns the API URL."""
     url = api_url()
+    started = False
     if not healthy(url):
+        started = True
         if "PREFECT_API_URL" in os.environ:
             raise RuntimeError(f"PREFECT_API_URL={url} does not answer: start that server, or "
                                "unset PREFECT_API_URL to use the local one")
@@ -94,6 +98,8 @@ def ensure_server(log=print, wait_s: float = 90.0) -> str:
             time.sleep(0.5)
     os.environ["PREFECT_API_URL"] = url
     os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
+    if started:
+        ensure_zombie_automation()
     return url
 
 
@@ -133,7 +139,11 @@ def deploy(names: list[str]) -> None:
     if _prefect("work-pool", "inspect", POOL, check=False, capture_output=True).returncode != 0:
         _prefect("work-pool", "create", POOL, "--type", "process")
     flags = [arg for name in names for arg in ("--name", name)]
-    _prefect("--no-prompt", "deploy", *flags)
+    try:
+        _prefect("--no-prompt", "deploy", *flags)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"`prefect deploy {' '.join(flags)}` failed (exit {exc.returncode}); "
+                           "its output is above. Check the names against prefect.yaml") from None
     ensure_zombie_automation()
 
 
@@ -141,11 +151,11 @@ ZOMBIE_AUTOMATION = "autodidact: crash flow runs without heartbeats"
 
 
 def ensure_zombie_automation(heartbeat_s: int = 180) -> None:
-    """The server-side half of crash detection for flow runs started by a worker: flow runs of
-    deployments send a heartbeat every `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds (180 by default
-    in Prefect 3.8); this automation marks a flow run Crashed when three in a row are missing
-    (Prefect's "detect zombie flows" recipe). Runs started from the command line send none: their
-    leftovers are marked Crashed by the next start of the same run (flows/lineage.py)."""
+    """The server-side half of crash detection: every flow run sends a heartbeat every
+    `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds (180 by default in Prefect 3.8); this automation
+    marks a flow run Crashed when three in a row are missing (Prefect's "detect zombie flows"
+    recipe). Installed with the local server and by `autodidact deploy`; on a server without it,
+    the next start of the same run marks its leftovers Crashed (flows/lineage.py)."""
     from datetime import timedelta
 
     from prefect.automations import Automation

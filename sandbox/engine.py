@@ -224,10 +224,11 @@ class Sandbox:
                     self._replace()
             except _engine_errors() as exc:  # the engine itself went away: nobody's verdict
                 raise SandboxError(
-                    f"the Docker engine stopped answering mid-batch ({type(exc).__name__}: "
+                    f"the Docker engine stopped answering or failed mid-batch "
+                    f"({type(exc).__name__}: "
                     f"{exc}) with {len(requests) - len(verdicts)} of {len(requests)} candidates "
                     "unjudged. None of them is scored: the stage retries and judges the batch "
-                    "again once the engine is back") from None
+                    "again once the engine is back") from exc
             verdicts.extend(got)
             if len(verdicts) == len(requests):
                 break

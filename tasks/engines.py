@@ -20,10 +20,13 @@ An export takes about a minute for the default model, 15 s for the tiny one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -73,9 +76,35 @@ def openvino_model(policy: Policy, root: Path | None = None, log=print) -> Path:
     target = openvino_dir(policy, root)
     if (target / "manifest.json").exists():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target.with_name(target.name + ".lock")):  # shards export a policy once
+        if (target / "manifest.json").exists():  # another task exported it while we waited
+            return target
+        return _export(policy, target, log)
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _exclusive(path: Path):
+    """Held by one thread of one process at a time: a thread lock (record locks are per
+    process) plus a POSIX lock on `path` (other processes: Dask workers, a second run)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(path, threading.Lock())
+    with lock:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the record lock
+
+
+def _export(policy: Policy, target: Path, log) -> Path:
     cli = _exporter()
     _offline()
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         tmp = Path(tmp)
         source = Path(policy.base)

@@ -872,3 +872,14 @@ class Config(BaseModel):
         for how in RUN_LOCATION:
             data["run"].pop(how, None)
         return _digest(data)
+
+    def legacy_hashes(self) -> set[str]:
+        """The hash a run of this configuration carries when it was created before `hash()` left
+        out `RUN_LOCATION` and before the keys added with it (`run.task_runner`, `dask_*`,
+        `sampling.shards`, at their defaults): such runs can still be resumed."""
+        data = self.model_dump(mode="json")
+        if self.sampling.shards != 1 or self.run.task_runner != "threads":
+            return set()
+        run = {k: v for k, v in data["run"].items() if k not in RUN_LOCATION[1:]}
+        sampling = {k: v for k, v in data["sampling"].items() if k != "shards"}
+        return {_digest({**data, "run": run, "sampling": sampling})}

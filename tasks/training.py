@@ -234,8 +234,12 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
                                  processing_class=tokenizer, peft_config=lora,
                                  callbacks=list(callbacks) or None)
         resume = last_complete_checkpoint(checkpoints)
-        with completions_scored_only(COMPLETIONS_ONLY):
-            output = trainer.train(resume_from_checkpoint=resume)
+        try:
+            with completions_scored_only(COMPLETIONS_ONLY):
+                output = trainer.train(resume_from_checkpoint=resume)
+        except BaseException:
+            last_complete_checkpoint(checkpoints)  # a checkpoint cut short does not stay behind
+            raise
 
     metrics = {"train_loss": float(output.training_loss),
                "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),

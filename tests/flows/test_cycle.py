@@ -10,6 +10,7 @@ One run goes through three lives, as a failed night does:
 """
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, FlowRunFilter,
                                                 FlowRunFilterTags)
 
+    from flows.lineage import store_tag
     from flows.self_training import self_training
 
     results = self_training(config=str(toy / "toy.yaml"),
@@ -125,11 +127,19 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
         (summary,) = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=[f"{key}-cycle-1-summary"])))
         runs = {f.name: f for f in client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[f"run:{r.run_id}"])))}
-        events = client.request("POST", "/events/filter", json={
-            "filter": {"event": {"prefix": ["prefect.asset.materialization"]},
-                       "any_resource": {"id_prefix": [f"file://{tmp_path}"]}},
-            "limit": 50}).json()["events"]
+            tags=FlowRunFilterTags(all_=[f"run:{r.run_id}", store_tag(tmp_path)])))}
+
+    def materializations() -> dict[str, set[str]]:
+        """asset -> the assets it was made from, as the server stored the events."""
+        with get_client(sync_client=True) as client:
+            events = client.request("POST", "/events/filter", json={
+                "filter": {"event": {"prefix": ["prefect.asset.materialization"]},
+                           "any_resource": {"id_prefix": ["autodidact://"]}},
+                "limit": 50}).json()["events"]
+        return {e["resource"]["prefect.resource.id"]:
+                {x["prefect.resource.id"] for x in e["related"]}
+                for e in events if e["event"] == "prefect.asset.materialization.succeeded"}
+
     for what in ("summary", "pass-rates", "pairs", "evaluation", "explore", "promotion"):
         assert f"{key}-cycle-1-{what}" in keys
     assert f"{key}-scores" in keys
@@ -137,7 +147,7 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
 
     # flow runs named after what they are, tagged with the run, the config and the policy
     assert set(runs) == {r.run_id, f"{r.run_id}-cycle-1"}
-    assert {f"run:{r.run_id}", "config:tiny"} <= set(runs[r.run_id].tags)
+    assert {f"run:{r.run_id}", "config:tiny", store_tag(tmp_path)} <= set(runs[r.run_id].tags)
     assert f"policy:{r.started_from.id}" in runs[f"{r.run_id}-cycle-1"].tags
 
     # the summary links each piece of the chain, and draws it
@@ -148,11 +158,14 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
         assert link in text, link
 
     # asset materializations: the adapter was made from the pairs and the policy it trained from
-    made = {e["resource"]["prefect.resource.id"]: {x["prefect.resource.id"] for x in e["related"]}
-            for e in events if e["event"] == "prefect.asset.materialization.succeeded"}
-    adapter = "file://" + str(Path(r.trained.adapters[-1]).resolve())
+    # (the server stores events in batches: give it a few seconds)
+    adapter = f"autodidact://policy/{r.trained.id}"
+    deadline = time.monotonic() + 30
+    while adapter not in (made := materializations()) and time.monotonic() < deadline:
+        time.sleep(1)
     assert adapter in made, sorted(made)
-    assert "file://" + str(Path(r.pairs_file.path).resolve()) in made[adapter]
+    assert any(k.endswith(f"/{r.run_id}/cycle-1/pairs") for k in made[adapter]), made[adapter]
+    assert f"autodidact://policy/{r.started_from.id}" in made[adapter]
 
 
 def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):

@@ -38,12 +38,14 @@ def outputs(store: Path) -> dict:
     (run_dir,) = [p.parent for p in store.glob("*/run.json")]
     cycle = run_dir / "cycle-1"
     out = {"pairs": (cycle / "pairs" / "pairs.jsonl").read_bytes(),
-           "decision": (cycle / "promote" / "decision.json").read_text(),
+           "decision": stable(json.loads((cycle / "promote" / "decision.json").read_text())),
            "summary": json.loads((cycle / "summary.json").read_text())["decision"]}
     for stage in ("sample", "execute", "debug"):  # every shard's candidates and verdicts
         for f in sorted((cycle / stage).glob("*.jsonl")):
-            out[f"{stage}/{f.name}"] = f.read_bytes()
-    adapters = sorted((cycle / "train").glob("*/adapter_model.safetensors"))
+            out[f"{stage}/{f.name}"] = [stable(json.loads(line))
+                                        for line in f.read_text().splitlines()]
+    adapters = sorted(p for p in (cycle / "train").rglob("adapter_model.safetensors")
+                      if "checkpoints" not in p.parts)
     out["adapter"] = [hashlib.sha256(a.read_bytes()).hexdigest() for a in adapters]
     for result in sorted((run_dir / "evaluations").glob("*/*/result.json")):
         out[str(result.relative_to(run_dir))] = json.loads(result.read_text())["outcomes"]
@@ -57,13 +59,27 @@ def outputs(store: Path) -> dict:
     return out
 
 
-def flow_runs(run_id: str) -> list:
+MEASURED = {"duration_s", "train_runtime_s", "train_runtime"}  # wall-clock: never the same twice
+
+
+def stable(obj):
+    """A record without its measured times."""
+    if isinstance(obj, dict):
+        return {k: stable(v) for k, v in obj.items() if k not in MEASURED}
+    if isinstance(obj, list):
+        return [stable(v) for v in obj]
+    return obj
+
+
+def flow_runs(run_id: str, store: Path) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
+    from flows.lineage import store_tag
+
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[f"run:{run_id}"])))
+            tags=FlowRunFilterTags(all_=[f"run:{run_id}", store_tag(store)])))
 
 
 def running_task(prefix: str) -> bool:
@@ -113,13 +129,13 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_outputs(toy, reference, t
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-    killed = flow_runs(run_id)  # the parent and its cycle, left Running by the dead process
+    killed = flow_runs(run_id, tmp_path)  # the parent and its cycle, left Running by the dead process
     assert {r.name for r in killed} == {run_id, f"{run_id}-cycle-1"}
     assert all(r.state.name == "Running" for r in killed), [(r.name, r.state.name) for r in killed]
 
     self_training(config=config, overrides=overrides)  # what `autodidact resume` runs
 
-    after = {r.id: r for r in flow_runs(run_id)}
+    after = {r.id: r for r in flow_runs(run_id, tmp_path)}
     for r in killed:  # no longer Running forever, and the message names who resumed them
         assert after[r.id].state.name == "Crashed", (r.name, after[r.id].state.name)
         assert f"flow run {run_id}-resume-1 resumed run {run_id}" in after[r.id].state.message
@@ -195,6 +211,14 @@ class EngineProxy:
         self.conns = []
 
 
+def judging(engine, before: set[str]) -> bool:
+    """A sandbox container of this test is up and a runner is executing in it."""
+    for c in engine.containers.list(filters={"label": "autodidact.sandbox=1"}):
+        if c.id not in before and engine.api.inspect_container(c.id).get("ExecIDs"):
+            return True
+    return False
+
+
 SLOW = ("def check(candidate):\n    import time\n    time.sleep(0.25)\n"
         "    assert candidate(2, 3) == 5\n")
 
@@ -206,6 +230,7 @@ def test_the_engine_going_away_mid_batch_scores_no_candidate_and_the_stage_retri
     import docker
     from prefect import flow
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 
     from tasks.config import load_config
     from tasks.execution import execute, execute_task
@@ -241,22 +266,27 @@ def test_the_engine_going_away_mid_batch_scores_no_candidate_and_the_stage_retri
     worker = threading.Thread(target=lambda: done.update(state=judge()))
     try:
         worker.start()
-        time.sleep(3)  # the container is up and the batch is being judged
+        deadline = time.monotonic() + 120
+        while not judging(engine, before):  # the container is up and its runner is judging
+            assert worker.is_alive() and time.monotonic() < deadline, "the batch never started"
+            time.sleep(0.1)
+        time.sleep(0.5)
         proxy.cut()  # the engine goes away mid-batch
         time.sleep(3)
-        proxy.start()  # and comes back before the retry
+        proxy.start()  # and comes back before the first retry (5 s)
         worker.join(timeout=600)
         state = done["state"]
         assert state.is_completed(), state.message
         got = state.result().read(Attempt)
         assert [(a.id, a.status, a.passed) for a in got] == expected  # nobody scored the outage
+        # the stage failed with the sandbox's error, said so, and retried
+        task_run = state.state_details.task_run_id
         with get_client(sync_client=True) as client:
-            history = client.read_task_run_states(state.state_details.task_run_id)
-        # the cut hit the batch mid-way, the stage said so and retried
-        assert any(s.name in ("Retrying", "AwaitingRetry") for s in history), \
-            [s.name for s in history]
-        assert any("Docker engine stopped answering mid-batch" in (s.message or "")
-                   for s in history), [(s.name, s.message) for s in history]
+            history = [s.name for s in client.read_task_run_states(task_run)]
+            logs = [log.message for log in client.read_logs(log_filter=LogFilter(
+                task_run_id=LogFilterTaskRunId(any_=[task_run])))]
+        assert "AwaitingRetry" in history or "Retrying" in history, history
+        assert any("SandboxError" in m for m in logs), logs
     finally:
         try:
             proxy.cut()

@@ -153,70 +153,74 @@ WRITER = """
 import sys
 sys.path.insert(0, {root!r})
 from tasks.memory import Memory
-from tasks.records import Attempt
-attempts = [Attempt(id=f"big-{{i}}", problem_id="p", cycle=1, agent="A", specialist="s", sample=i,
-                    turn=0, policy_id="x", prompt="", response="", code="x = 1\\n" * 400,
-                    status="failed", passed=0, total=3, feedback="f" * 200)
-            for i in range({n})]
+from tests.tasks.test_memory import attempts_for
+attempts = attempts_for({n})
+memory = Memory({db!r})
 print("writing", flush=True)
-Memory({db!r}).write_episodes(attempts, "r")
+memory.write_episodes(attempts, "r")
 print("written", flush=True)
 """
 
 
-def test_a_write_killed_mid_way_leaves_no_half_written_rows_and_rewrites_cleanly(tmp_path):
-    """LanceDB commits a write by writing its version manifest last: a writer killed after its
-    data files but before the manifest leaves nothing the next reader sees, and the rewrite
-    (what a resumed consolidation does) inserts every row exactly once."""
-    import os
+def test_a_write_killed_at_any_moment_leaves_all_or_nothing_and_rewrites_cleanly(tmp_path):
+    """A writer killed with SIGKILL at five moments spread over its write: every time the next
+    reader sees the batch whole or not at all (LanceDB commits by writing its version manifest
+    last), and the rewrite, as a resumed consolidation does it, holds each row exactly once."""
     import signal
     import subprocess
     import sys
     import time
     from pathlib import Path
 
+    import lancedb
+
     from tasks.memory import EPISODES, Memory
     from tasks.records import Attempt
 
     root = str(Path(__file__).resolve().parents[2])
-    db = tmp_path / "memory"
-    first = Attempt(id="small", problem_id="p", cycle=1, agent="A", specialist="s", sample=0,
-                    turn=0, policy_id="x", prompt="", response="", code="y = 2\n",
-                    status="failed", passed=0, total=3, feedback="")
-    Memory(db).write_episodes([first], "r")  # the table exists, one row, one version
-    table_dir = db / f"{EPISODES}.lance"
+    n = 30_000  # about 80 MB of rows
 
-    def state():
-        return (len(list((table_dir / "data").glob("*.lance"))),
-                len(list((table_dir / "_versions").glob("*.manifest"))))
+    def writer(db: Path) -> subprocess.Popen:
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(root=root, db=str(db), n=n)],
+            stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "writing"
+        return child
 
-    before = state()
-    n = 30_000  # about 80 MB of rows: a write long enough to be caught in the middle
-    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, db=str(db), n=n)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline().strip() == "writing"
-        deadline = time.monotonic() + 120
-        while True:  # new data files on disk, no new version yet: the write is half done
-            data, versions = state()
-            if data > before[0] and versions == before[1]:
-                os.kill(writer.pid, signal.SIGKILL)
-                break
-            assert versions == before[1], "the write committed before it could be caught"
-            assert time.monotonic() < deadline and writer.poll() is None
-            time.sleep(0.005)
-        writer.wait(timeout=30)
-    finally:
-        writer.kill()
+    def fresh(name: str) -> Path:
+        db = tmp_path / name
+        Memory(db).write_episodes([Attempt(
+            id="small", problem_id="p", cycle=1, agent="A", specialist="s", sample=0, turn=0,
+            policy_id="x", prompt="", response="", code="y = 2\n", status="failed", passed=0,
+            total=3, feedback="")], "r")
+        return db
 
-    memory = Memory(db)
-    assert memory.count(EPISODES) == 1  # the killed write is invisible: no half of it
-    attempts = [Attempt(id=f"big-{i}", problem_id="p", cycle=1, agent="A", specialist="s",
-                        sample=i, turn=0, policy_id="x", prompt="", response="",
-                        code="x = 1\n" * 400, status="failed", passed=0, total=3,
-                        feedback="f" * 200) for i in range(n)]
-    memory.write_episodes(attempts, "r")  # the resumed consolidation writes it again
-    import lancedb
+    # how long a whole write takes, from the moment the writer says it starts
+    timed = writer(fresh("timed"))
+    started = time.monotonic()
+    assert timed.stdout.readline().strip() == "written"
+    span = time.monotonic() - started
+    timed.wait(timeout=60)
 
-    ids = lancedb.connect(db).open_table(EPISODES).to_arrow().column("id").to_pylist()
-    assert len(ids) == n + 1 and len(set(ids)) == n + 1
+    outcomes = []
+    for k in range(1, 6):
+        db = fresh(f"killed-{k}")
+        child = writer(db)
+        time.sleep(span * k / 6)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        seen = Memory(db).count(EPISODES)
+        assert seen in (1, n + 1), f"killed at {k}/6 of the write: {seen} rows visible"
+        outcomes.append(seen)
+        Memory(db).write_episodes(attempts_for(n), "r")  # the resumed consolidation
+        ids = lancedb.connect(db).open_table(EPISODES).to_arrow().column("id").to_pylist()
+        assert len(ids) == n + 1 and len(set(ids)) == n + 1
+    assert 1 in outcomes, "no kill landed before the commit: the write was not interrupted"
+
+
+def attempts_for(n: int):
+    from tasks.records import Attempt
+
+    return [Attempt(id=f"big-{i}", problem_id="p", cycle=1, agent="A", specialist="s", sample=i,
+                    turn=0, policy_id="x", prompt="", response="", code="x = 1\n" * 400,
+                    status="failed", passed=0, total=3, feedback="f" * 200) for i in range(n)]
