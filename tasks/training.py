@@ -229,6 +229,12 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
                                 ) from exc
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
+        # peft draws the new LoRA A matrices from torch's global generator while trl wraps the
+        # model, before the trainer seeds anything: seed it here, or the adapter depends on what
+        # the process did before (a resumed run in a new process trained another adapter)
+        from transformers import set_seed
+
+        set_seed(seed)
         with completions_scored_only(COMPLETIONS_ONLY):  # the reference pass scores too
             trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
                                  processing_class=tokenizer, peft_config=lora,

@@ -51,7 +51,8 @@ def outputs(store: Path) -> dict:
         out[str(result.relative_to(run_dir))] = json.loads(result.read_text())["outcomes"]
     db = lancedb.connect(store / "memory")
     for name in ("episodes", "semantic"):
-        rows = db.open_table(name).to_arrow().drop_columns(["vector"]).to_pylist()
+        table = db.open_table(name).to_arrow()
+        rows = table.drop_columns([c for c in ("vector",) if c in table.column_names]).to_pylist()
         key = "id" if name == "episodes" else "code_hash"
         ids = [r[key] for r in rows]
         assert len(ids) == len(set(ids)), f"{name}: a row written twice"
@@ -238,7 +239,8 @@ def test_the_engine_going_away_mid_batch_scores_no_candidate_and_the_stage_retri
     from tasks.records import Attempt, CycleContext, write_rows
 
     cfg = load_config("tiny").sandbox
-    problem = Problem(id="slow-add", prompt="def add(a, b):\n", entry_point="add", tests=SLOW)
+    problem = Problem(id="slow-add", prompt="def add(a, b):\n", entry_point="add", tests=SLOW,
+                      source="test")
     bodies = ["    return a + b\n", "    return a - b\n"]
     attempts = [Attempt(id=f"a{i}", problem_id=problem.id, cycle=1, agent="A", specialist="s",
                         sample=i, turn=0, policy_id="p", prompt=problem.prompt,
