@@ -228,8 +228,8 @@ def cmd_resume(args) -> int:
         print(f"error: no run {args.run!r} in {store}"
               + (f"; runs there: {', '.join(runs)}" if runs else ""), file=sys.stderr)
         return 2
-    # the store as it is now: config.yaml names the one the run was created in, which may have
-    # moved since (where a run is stored is not part of its identity)
+    # the store it is found in (where a run is stored is not part of its configuration hash);
+    # open_run refuses, saying so, a run whose store has moved since it was created
     return _run_flow(str(config), [f"run.store={store}"], run_id=args.run)
 
 
@@ -350,9 +350,15 @@ def cmd_deploy(args) -> int:
     from flows.server import deploy, ui_url
 
     names = args.name or ["nightly-self-training", "evaluate"]
-    deploy(names)
-    print(f"deployed {', '.join(names)} to the pool `autodidact-process`; `autodidact worker` "
-          f"runs them. Deployments: {ui_url()}/deployments")
+    try:
+        pools = deploy(names)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, pool in pools.items():
+        print(f"deployed {name} to the work pool `{pool}`")
+    print(f"`autodidact worker` runs those of `autodidact-process`. Deployments: "
+          f"{ui_url()}/deployments")
     return 0
 
 
@@ -468,8 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy", help="register prefect.yaml's deployments (nightly at 02:00, "
                                       "evaluate) on the process work pool")
-    p.add_argument("--name", action="append", help="a deployment of prefect.yaml to register (default: nightly and "
-                        "evaluate)")
+    p.add_argument("--name", action="append",
+                   help="a deployment of prefect.yaml to register (default: "
+                        "nightly-self-training and evaluate)")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("worker", help="a worker of the process pool: runs the deployments' flow "

@@ -25,7 +25,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.lineage import artifact_key, lineage_markdown, materialize_lineage
+from flows.lineage import (artifact_key, artifact_key_of, lineage_markdown, materialize_lineage,
+                           policy_markdown)
 from tasks.debugging import debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
@@ -203,3 +204,7 @@ def publish_artifacts(r: CycleResult) -> None:
     create_markdown_artifact(key=_key(r.run_id, r.cycle, "promotion"),
                              markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: "
                                       f"{r.decision}\n", description="the promotion decision")
+    if r.trained is not None:
+        create_markdown_artifact(key=artifact_key_of(f"policy-{r.trained.id}"),
+                                 markdown=policy_markdown(r),
+                                 description="the adapter and what it came from")

@@ -13,7 +13,10 @@ runs would stay Running forever. Two things fix that:
 - *the run lock*: a run is open in at most one process. `<run>/.lock` carries a POSIX record lock
   (`lockf`) for the life of the parent flow; the kernel releases it when the process dies, however
   it dies, and unlike `flock` it is not inherited by forked workers that might outlive it. A
-  second process that tries to open the same run is refused with the holder's pid.
+  second process that tries to open the same run is refused with the holder's pid. The lock
+  guards the flow process only: on an external Dask cluster (`run.dask_address`) the tasks it had
+  submitted keep running after it dies, so wait for them to finish (the Dask dashboard shows
+  them) before resuming, or the resumed run repeats their shards beside them.
 - *the crash sweep*: a process that gets the lock knows that no live process owns the run, so every
   flow run of the run still Running or Pending (and their task runs) is a leftover of a dead one.
   They are set to Crashed, with a message naming the flow run that resumes them, and the resuming
@@ -26,6 +29,7 @@ Crashed (flows/server.py). The sweep needs no automation, and names the resume.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -87,7 +91,12 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # EACCES or EAGAIN: another process holds it
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):  # ENOLCK: no locks on this disk
+                os.close(fd)
+                raise RuntimeError(f"cannot lock {self.path} ({exc.strerror}): the run store's file "
+                               "system does not support POSIX record locks (an NFS mount "
+                               "without lockd?); put the store on one that does") from exc
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise RunBusy(f"run {self.run_id} is already open in another process ({holder}): "
@@ -258,9 +267,31 @@ def format_runs(rows: list[RunRow]) -> str:
 
 
 def artifact_key(run_id: str, cycle: int, what: str) -> str:
+    """A cycle's artifact key: `<run>-cycle-<n>-<what>`."""
+    return artifact_key_of(f"{run_id}-cycle-{cycle}-{what}")
+
+
+def artifact_key_of(raw: str) -> str:
     """Artifact keys: lowercase letters, digits and dashes."""
-    raw = f"{run_id}-cycle-{cycle}-{what}".lower()
-    return "".join(c if c.isalnum() else "-" for c in raw)
+    return "".join(c if c.isalnum() else "-" for c in raw.lower())
+
+
+def policy_markdown(r) -> str:
+    """The artifact `policy-<id>` of the policy cycle `r` trained: where to start walking back
+    from an adapter (search the artifacts for its id)."""
+    key = lambda what: artifact_key(r.run_id, r.cycle, what)  # noqa: E731
+    p, parent = r.trained, r.started_from
+    came_from = (f"[policy-{parent.id}](/artifacts/key/{artifact_key_of('policy-' + parent.id)})"
+                 if parent.adapters else f"`{parent.id}` (the base model `{parent.base}`)")
+    return (f"# policy {p.id}\n\n"
+            f"- adapter: `{p.adapters[-1]}` (manifest: `{p.adapters[-1]}/manifest.json`)\n"
+            f"- trained by [cycle {r.cycle} of run {r.run_id}](/artifacts/key/{key('summary')})"
+            f" on [{sum(r.pairs.values())} pairs](/artifacts/key/{key('pairs')}): "
+            f"`{r.pairs_file.path}`\n"
+            f"- from policy {came_from}\n"
+            f"- [evaluation](/artifacts/key/{key('evaluation')}): dev greedy pass@1 "
+            f"{r.dev.pass1_greedy:.3f}, test {r.test.pass1_greedy:.3f}; "
+            f"[{'promoted' if r.promoted else 'not promoted'}](/artifacts/key/{key('promotion')})\n")
 
 
 def lineage_nodes(r) -> dict[str, tuple[str, str]]:
@@ -325,7 +356,9 @@ def lineage_markdown(r) -> str:
          nodes["challenger"][1]),
         ("problem set", f"{r.monitoring.problems} training problems, dev {r.dev.problems}, "
                         f"test {r.test.problems}", nodes["problems"][1]),
-        ("memory snapshot", f"LanceDB version {r.memory_version}"
+        ("memory snapshot", (f"LanceDB version {r.memory_read} read by sampling, "
+                             if r.memory_read is not None else "")
+         + f"version {r.memory_version} after consolidation"
          + ("" if r.memory else " (memory disabled: nothing written)"),
          nodes["memory"][1] if r.memory else "-"),
         ("pairs dataset", f"[{sum(r.pairs.values())} pairs](/artifacts/key/{key('pairs')})",

@@ -23,7 +23,7 @@ import yaml
 from prefect import flow, get_run_logger, tags
 
 from flows.cycle import cycle_flow
-from flows.lineage import RunLock, claim_flow_run, policy_tag, run_tags
+from flows.lineage import RunLock, artifact_key_of, claim_flow_run, policy_tag, run_tags
 from tasks.config import load_config
 from tasks.policy import Policy, base_policy
 from tasks.records import CycleContext, digest, write_atomic, write_json
@@ -132,6 +132,13 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
             raise RunError(f"run {run_id} was created with another configuration (hash "
                            f"{meta['config_hash']}, this one {cfg.hash()}): resume it with "
                            f"`autodidact resume {run_id}`, or start a new run")
+        created_in = Path(meta["memory_dir"]).parent
+        if created_in.resolve() != store.resolve():
+            # its records, cached results and memory snapshot name the store it was made in:
+            # resumed here, it would read and write the memory at the old path
+            raise RunError(f"run {run_id} was created in the store {created_in} and is now in "
+                           f"{store}: a run cannot move. Move the store back to {created_in} "
+                           f"(or link that path to it) and resume there")
         return run_id, store / run_id, meta
     policy = start_policy(cfg, start)
     run_id = run_id or run_id_for(cfg, policy, day)
@@ -247,6 +254,7 @@ def publish_resume(run_id: str, claim) -> None:
     rows = "\n".join(f"| {name} | {state}{' (marked now)' if name in claim.crashed else ''} |"
                       for name, state in claim.earlier)
     create_markdown_artifact(
+        key=artifact_key_of(f"{run_id}-resumes"),
         markdown=f"# {claim.name} resumes run {run_id}\n\nFinished tasks come from the cache; "
                  f"the earlier flow runs of this run (filter on tag `run:{run_id}`):\n\n"
                  f"| flow run | state |\n|---|---|\n{rows}\n",

@@ -132,9 +132,17 @@ def _prefect(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedPr
                           check=check, **kwargs)
 
 
-def deploy(names: list[str]) -> None:
+def deploy(names: list[str]) -> dict[str, str]:
     """Create the process work pool if missing and register the deployments of prefect.yaml
-    named `names` (`<flow>/<deployment>` or a deployment name)."""
+    named `names` (deployment names, as in its `deployments:` list); each one's work pool."""
+    import yaml
+
+    declared = {d["name"]: d["work_pool"]["name"] for d in
+                yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]}
+    unknown = [n for n in names if n not in declared]
+    if unknown:  # `prefect deploy` only warns about a name it cannot find when another matches
+        raise ValueError(f"no deployment {', '.join(map(repr, unknown))} in prefect.yaml; its "
+                         f"deployments are {', '.join(declared)}")
     ensure_server()
     if _prefect("work-pool", "inspect", POOL, check=False, capture_output=True).returncode != 0:
         _prefect("work-pool", "create", POOL, "--type", "process")
@@ -145,6 +153,7 @@ def deploy(names: list[str]) -> None:
         raise RuntimeError(f"`prefect deploy {' '.join(flags)}` failed (exit {exc.returncode}); "
                            "its output is above. Check the names against prefect.yaml") from None
     ensure_zombie_automation()
+    return {name: declared[name] for name in names}
 
 
 ZOMBIE_AUTOMATION = "autodidact: crash flow runs without heartbeats"

@@ -101,6 +101,62 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
     return (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
+OWNER_LABEL = "autodidact.owner"
+
+
+def _started(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or "" if
+    it is gone: with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _here() -> str:
+    """This boot of this machine's kernel and this PID namespace: where a pid means something."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # not Linux, or /proc hidden: no owner is ever judged dead
+        return ""
+
+
+def owner() -> str:
+    """This process, as the sandbox containers it starts are labelled: boot and PID namespace,
+    pid, start time."""
+    return f"{_here()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def _dead(label: str) -> bool:
+    """The owner named by `label` ran in this boot and PID namespace and is gone (killed with
+    SIGKILL, say, which runs no clean-up). Containers of other machines, boots or namespaces (a
+    flow run in a container, a pod) are not ours to judge."""
+    where, pid, started = (label.rsplit(":", 2) + ["", ""])[:3]
+    here = _here()
+    if not here or where != here or not pid.isdigit() or not started:
+        return False
+    return _started(int(pid)) != started
+
+
+def remove_orphans(client, also: Iterable[str] = ()) -> list[str]:
+    """Remove the sandbox containers whose owner died without removing them, and the containers
+    `also` (ours, whose removal failed while the engine was away); the ids removed."""
+    import docker.errors
+
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": "autodidact.sandbox=1"}):
+        label = c.labels.get(OWNER_LABEL)
+        if c.id in also or (label and _dead(label)):
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:  # removed meanwhile (another sandbox starting)
+                continue
+            removed.append(c.id)
+    return removed
+
+
 class RunnerLost(Exception):
     """The runner stopped answering (or its stream broke) before every verdict arrived."""
 
@@ -122,6 +178,7 @@ class Sandbox:
         self.client = None
         self.container = None
         self.restarts = 0  # containers replaced because a runner stopped answering
+        self._unremoved: set[str] = set()  # ids of our containers whose removal failed
         self.last_runner_error = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -141,6 +198,9 @@ class Sandbox:
         except docker.errors.ImageNotFound:
             raise SandboxError(f"The sandbox image {self.image} is missing: run "
                                f"`autodidact sandbox build` (or `make setup`).") from None
+        # containers a killed run left running, and ours the engine's outage kept us from removing
+        remove_orphans(self.client, self._unremoved)
+        self._unremoved.clear()
         lim = self.limits
         memory = lim.workers * (lim.memory_mb + 2 * lim.tmpfs_mb) + 512
         try:
@@ -164,7 +224,7 @@ class Sandbox:
                 volumes={str(RUNNER_HOST_PATH): {"bind": RUNNER_IN_CONTAINER, "mode": "ro"}},
                 environment={},
                 working_dir="/",
-                labels={"autodidact.sandbox": "1"},
+                labels={"autodidact.sandbox": "1", OWNER_LABEL: owner()},
                 stop_signal="SIGKILL",
             )
         except docker.errors.APIError as exc:
@@ -181,8 +241,11 @@ class Sandbox:
         if self.container is not None:
             try:
                 self.container.remove(force=True)
-            except Exception:  # already gone: nothing to undo
-                pass
+            except Exception as exc:
+                import docker.errors
+
+                if not isinstance(exc, docker.errors.NotFound):  # the engine is away: retried
+                    self._unremoved.add(self.container.id)  # at the next start
             self.container = None
 
     def _ensure_running(self) -> None:

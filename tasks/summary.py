@@ -54,7 +54,7 @@ class CycleResult(BaseModel):
     exploration: Exploration
     monitoring: Monitoring
     memory: ConsolidationStats | None
-    memory_version: int
+    memory_version: int  # after the cycle's consolidation
     pairs: dict[str, int]
     pairs_dropped: dict[str, int]
     pairs_cross_prompt: int
@@ -66,6 +66,7 @@ class CycleResult(BaseModel):
     start_test: EvalResult
     report: list[dict]  # paired against the start policy and the cycle's starting point
     directory: str
+    memory_read: int | None = None  # the version sampling read (None: a summary from before)
 
 
 def next_policies(champion: Policy, trained: Policy | None,
@@ -112,6 +113,7 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
         fixed_by_debug=sum(r["passed_after_debug"] - r["passed_first"] for r in rates.values()),
         exploration=exploration, monitoring=monitoring,
         memory=memory, memory_version=memory.version if memory else ctx.memory_version,
+        memory_read=ctx.memory_version,
         pairs=pairs.by_kind, pairs_dropped=pairs.dropped, pairs_cross_prompt=pairs.cross_prompt,
         pairs_file=pairs.pairs,
         training=dict(trained.metrics, steps=trained.steps) if trained else {},

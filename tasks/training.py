@@ -256,6 +256,7 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     staging = out / ".adapter-staging"
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(str(staging))
+    _canonical_adapter_config(staging / "adapter_config.json")
     adapter_hash = dir_hash(staging)
     write_json(staging / "manifest.json", {
         "adapter_hash": adapter_hash,
@@ -274,6 +275,18 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: no resume needed
     shutil.rmtree(out / "merged-previous-policy", ignore_errors=True)
     return _result_from(adapter_dir, policy)
+
+
+def _canonical_adapter_config(path: Path) -> None:
+    """Sort the lists peft keeps as sets: it writes them in the set's iteration order, which
+    follows Python's per-process string hashing, so the same adapter trained in two processes
+    got two `adapter_config.json`s, two hashes and two policy ids (a run resumed after its
+    training finished evaluated a "different" policy than an uninterrupted run)."""
+    config = json.loads(path.read_text())
+    for key in ("target_modules", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _result_from(adapter_dir: Path, policy: Policy) -> TrainResult:

@@ -144,6 +144,12 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
         assert f"{key}-cycle-1-{what}" in keys
     assert f"{key}-scores" in keys
     assert r.memory is None and r.fixed_by_debug == 0
+    # from the adapter back: its policy's artifact links the cycle that trained it
+    with get_client(sync_client=True) as client:
+        (policy,) = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"policy-{r.trained.id}"])))
+    assert f"/artifacts/key/{key}-cycle-1-summary" in policy.data
+    assert r.trained.adapters[-1] in policy.data
 
     # flow runs named after what they are, tagged with the run, the config and the policy
     assert set(runs) == {r.run_id, f"{r.run_id}-cycle-1"}

@@ -27,9 +27,12 @@ def test_a_cycle_on_a_dask_cluster_gives_the_outputs_of_the_default_runner(toy, 
                              overrides=common + [f"run.store={tmp_path / 'dask'}",
                                                  "run.task_runner=dask",
                                                  f"run.dask_address={cluster.scheduler_address}"])
+        workers = set(client.scheduler_info()["workers"])
     ran = stream.data
     # 2 shards x (sample, execute, debug): each a task the cluster ran
     assert len(ran) >= 6, ran
+    # the two shards ran side by side, one on each worker (each has one thread)
+    assert len(workers) == 2 and {t["worker"] for t in ran} == workers, ran
     assert threads[0].run_id == dask[0].run_id  # the runner is not part of the run's identity
 
     expected, got = outputs(tmp_path / "threads"), outputs(tmp_path / "dask")

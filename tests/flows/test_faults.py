@@ -16,7 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import pytest
+
+from sandbox.engine import OWNER_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
 
@@ -120,11 +123,11 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_outputs(toy, reference, t
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 600
-        while not running_task(stage):
+        while not (running_task(stage) and ready(stage, tmp_path, child.pid)):
             assert child.poll() is None, (f"the run ended before {stage} was seen running: "
                                           + child.stderr.read().decode()[-2000:])
             assert time.monotonic() < deadline, f"{stage} never ran"
-            time.sleep(0.05)
+            time.sleep(0.01)
         os.killpg(child.pid, signal.SIGKILL)  # the process and the workers it forked
         child.wait(timeout=60)
     finally:
@@ -148,6 +151,28 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_outputs(toy, reference, t
     assert got.keys() == expected.keys()
     for key in expected:
         assert got[key] == expected[key], f"{key} differs after a kill in {stage}"
+    # the dead process's sandbox container (it was judging when killed in execute) is gone too
+    assert not sandboxes_of(child.pid)
+    if stage == "train[":  # killed after a checkpoint: the resumed training started from it
+        (manifest,) = [p for p in (tmp_path / run_id).rglob("adapter/manifest.json")]
+        assert json.loads(manifest.read_text())["resumed_from"], "training started over"
+
+
+def sandboxes_of(pid: int) -> list[str]:
+    """The sandbox containers process `pid` (of this host) started."""
+    return [c.name for c in docker.from_env().containers.list(
+                all=True, filters={"label": "autodidact.sandbox=1"})
+            if c.labels.get(OWNER_LABEL, "").rsplit(":", 2)[-2:-1] == [str(pid)]]
+
+
+def ready(stage: str, store: Path, pid: int) -> bool:
+    """The moment to kill in `stage` has come: execute is judging in its sandbox container;
+    training has written a whole checkpoint."""
+    if stage == "execute":
+        return bool(sandboxes_of(pid))
+    if stage == "train[":
+        return any(store.rglob("checkpoint-*/trainer_state.json"))
+    return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,8 +356,17 @@ def test_a_full_disk_is_a_clear_error_leaves_nothing_corrupt_and_resumes(toy, re
                     json.loads(line)  # whole lines only
         for checkpoint in store.rglob("checkpoint-*"):
             json.loads((checkpoint / "trainer_state.json").read_text())
+        if (store / "memory").exists():  # LanceDB's tables open and read whole
+            import lancedb
 
-        subprocess.run(["mount", "-o", f"remount,size={needed * 4}", str(store)], check=True)
+            db = lancedb.connect(store / "memory")
+            for name in db.table_names():
+                db.open_table(name).to_arrow()
+
+        # room again: far more than the finished run keeps, since training peaks well above it
+        # (two checkpoints at a time, each with optimizer state and the tokenizer's files)
+        subprocess.run(["mount", "-o", f"remount,size={needed * 4 + 2**30}", str(store)],
+                       check=True)
         self_training(config=str(toy / "toy.yaml"), overrides=overrides)
         expected, got = outputs(reference), outputs(store)
         assert got.keys() == expected.keys()
