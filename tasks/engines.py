@@ -41,6 +41,49 @@ WEIGHT_FORMAT = "int8"
 # model need well under 1 GB.
 KV_CACHE_GB = 2
 MAX_SEQUENCES = 32
+# A generate call during which the process spends less than IDLE_CPU_S of CPU in HANG_S seconds
+# has hung: a healthy one keeps both cores busy.
+HANG_S = 300.0
+IDLE_CPU_S = 1.0
+
+
+class EngineHung(RuntimeError):
+    """OpenVINO's generate stopped making progress (openvino-genai 2026.4.1: every thread waits on
+    a futex inside `ov::genai::Sampler::sample`, the process uses no CPU, and it never returns).
+    The stages that sample retry with a fresh pipeline; the stuck call's thread is left behind."""
+
+
+def watched(fn, what: str, hang_s: float = HANG_S, idle_cpu_s: float = IDLE_CPU_S):
+    """`fn()`, run in a daemon thread and watched from this one: its result, its exception, or
+    EngineHung once the process has used less than `idle_cpu_s` of CPU for `hang_s` seconds."""
+    import time
+
+    done: dict = {}
+
+    def body():
+        try:
+            done["result"] = fn()
+        except BaseException as exc:  # handed to the watching thread
+            done["error"] = exc
+
+    worker = threading.Thread(target=body, name=f"watched {what}", daemon=True)
+    worker.start()
+    cpu, since = time.process_time(), time.monotonic()
+    while True:
+        worker.join(timeout=min(10.0, hang_s / 4))
+        if not worker.is_alive():
+            break
+        now_cpu, now = time.process_time(), time.monotonic()
+        if now_cpu - cpu >= idle_cpu_s:
+            cpu, since = now_cpu, now
+        elif now - since > hang_s:
+            raise EngineHung(f"{what} made no progress for {now - since:.0f} s (the process used "
+                             f"{now_cpu - cpu:.2f} s of CPU): OpenVINO GenAI's sampler has hung. "
+                             "The stage retries with a fresh pipeline; if it keeps hanging, set "
+                             "sampling.backend: hf")
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
 
 
 def open_backend(policy: Policy, backend: str = "hf", dtype: str = "bfloat16"):
@@ -219,7 +262,8 @@ class OpenVINOBackend:
         return out
 
     def _run(self, prompts, configs, each) -> list[list[str]]:
-        results = self.pipe.generate(list(prompts), configs)
+        results = watched(lambda: self.pipe.generate(list(prompts), configs),
+                          f"OpenVINO generate ({len(prompts)} prompts)")
         out = []
         for result, s in zip(results, each):
             texts = list(result.m_generation_ids)

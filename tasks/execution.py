@@ -114,10 +114,13 @@ def pass_rates(attempts: Sequence[Attempt]) -> dict[tuple[str, str], dict]:
 
 
 def engine_failed(task, task_run, state) -> bool:
-    """Retry only when the Docker engine failed (transient); a bug would fail again."""
+    """Retry only when an engine failed in a way that passes: the Docker engine went away, or
+    OpenVINO's sampler hung (tasks/engines.py, EngineHung). A bug would fail again."""
+    from tasks.engines import EngineHung
+
     try:
         state.result()
-    except SandboxError:
+    except (SandboxError, EngineHung):
         return True
     except Exception:
         return False
@@ -126,9 +129,10 @@ def engine_failed(task, task_run, state) -> bool:
 
 ENGINE_RETRIES = dict(retries=6, retry_delay_seconds=[5, 15, 30, 60, 120, 240],
                       retry_condition_fn=engine_failed)
-"""Task options of the stages that use the sandbox: while the Docker engine is down (a restart
-of dockerd, a short outage) they retry for about 8 minutes, then fail with the SandboxError that
-says so, and `autodidact resume` goes on from there. Any other failure fails at once."""
+"""Task options of the stages that use the sandbox or the sampling engine: while the Docker
+engine is down (a restart of dockerd, a short outage) they retry for about 8 minutes, then fail
+with the SandboxError that says so, and `autodidact resume` goes on from there; a hung OpenVINO
+pipeline is dropped and the stage retried with a fresh one. Any other failure fails at once."""
 
 
 def _execute_name() -> str:

@@ -26,6 +26,7 @@ from prefect.runtime import task_run
 
 from tasks.caching import cached
 from tasks.engines import open_backend
+from tasks.execution import ENGINE_RETRIES
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
 from tasks.problems import Problem, shard_suffix
@@ -102,7 +103,7 @@ def run_name(stage: str) -> Callable[[], str]:
 # Prefect task: reads problems and memory from the run store, writes attempts there
 
 
-@task(name="sample", task_run_name=run_name("sample"), **cached())
+@task(name="sample", task_run_name=run_name("sample"), **ENGINE_RETRIES, **cached())
 def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list[AgentConfig],
                 specialists: list[SpecialistConfig], sampling: SamplingConfig,
                 memory: MemoryConfig, held_out_ids: tuple[str, ...]) -> Shard:

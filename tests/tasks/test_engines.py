@@ -133,3 +133,36 @@ def test_settings_must_match_the_prompts_and_the_exporter_must_exist(toy_world, 
     with pytest.raises(PolicyError, match="make setup"):
         engines.openvino_model(toy_world[2], root=tmp_path / "models")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*.xml"))
+
+
+def test_a_generate_call_that_stops_using_the_cpu_is_reported_hung_and_the_stage_retries():
+    """The watchdog around OpenVINO's generate: a call that waits on nothing (the sampler's
+    deadlock: a futex wait, no CPU) becomes EngineHung within its window, which the sampling
+    stages retry; a busy call returns its result and a failing one raises its own error."""
+    import threading
+    import time
+
+    from prefect.states import Failed
+
+    from tasks.engines import EngineHung, watched
+    from tasks.execution import engine_failed
+    from tasks.sampling import sample_task
+
+    started = time.monotonic()
+    with pytest.raises(EngineHung, match="made no progress"):
+        watched(threading.Event().wait, "a wait on nothing", hang_s=1.0, idle_cpu_s=0.2)
+    assert time.monotonic() - started < 15
+
+    def busy():  # ~2 s of pure CPU: progress the whole time
+        end = time.process_time() + 2.0
+        while time.process_time() < end:
+            pass
+        return "done"
+
+    assert watched(busy, "busy", hang_s=1.0, idle_cpu_s=0.2) == "done"
+    with pytest.raises(ZeroDivisionError):
+        watched(lambda: 1 / 0, "a bug")
+
+    assert engine_failed(None, None, Failed(data=EngineHung("hung")))
+    assert not engine_failed(None, None, Failed(data=ValueError("a bug")))
+    assert sample_task.retries > 0 and sample_task.retry_condition_fn is engine_failed
