@@ -240,6 +240,12 @@ def task_runner(cfg: Config):
 
         if cfg.run.dask_address:
             return DaskTaskRunner(address=cfg.run.dask_address)
+        import dask
+
+        # a local cluster's nanny sets its `pre-spawn-environ` (OMP_NUM_THREADS=1, MKL's and
+        # OpenBLAS's too) in this process's own environment before spawning the workers, and
+        # leaves it there: training here and the exporter it starts would run on one thread
+        dask.config.set({"distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}})
         return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.run.dask_workers,
                                               "threads_per_worker": 1, "processes": True})
     from prefect.task_runners import ThreadPoolTaskRunner

@@ -20,7 +20,7 @@ from tasks.paths import REPO_ROOT, home
 pytestmark = pytest.mark.docker
 
 RUN = """
-import json, sys
+import json, sys, time
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import FlowRunSort
@@ -31,7 +31,15 @@ name = f"{results[0].run_id}-cycle-1"
 with get_client(sync_client=True) as client:
     runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
     run = next(r for r in runs if r.name == name)  # this process's run: both have the name
-    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    # the server records task run states from events, in batches: the last ones may lag
+    deadline = time.monotonic() + 60
+    while True:
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        if time.monotonic() > deadline or not any(
+                t.state.name in ("Running", "Pending") for t in tasks):
+            break
+        time.sleep(1)
 print("STATES " + json.dumps({t.name: t.state.name for t in tasks}))
 """
 

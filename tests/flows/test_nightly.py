@@ -51,8 +51,8 @@ def prefect(*args, env):
 def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(toy, tmp_path,
                                                                               server):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId,
-                                                FlowRunFilterParentFlowRunId)
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, FlowRunFilter,
+                                                FlowRunFilterId, FlowRunFilterParentFlowRunId)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deployed = cli("deploy", env=server)
@@ -109,19 +109,31 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
     assert run_id in parent
     # (the parent's page draws its cycle on a canvas, which the DOM does not hold as text: the
     # cycle's own page does)
-    cycle = browse(f"{ui}/runs/flow-run/{cycles[0].id}")
+    cycle = browse(f"{ui}/runs/flow-run/{cycles[0].id}", needles=[f"{run_id}-cycle-1"])
     assert f"{run_id}-cycle-1" in cycle
-    artifacts = browse(f"{ui}/artifacts")
-    for what in ("summary", "pairs", "evaluation", "promotion"):
-        assert f"{run_id.lower()}-cycle-1-{what}" in artifacts, what
+    keys = [f"{run_id.lower()}-cycle-1-{what}"
+            for what in ("summary", "pairs", "evaluation", "promotion")]
+    artifacts = browse(f"{ui}/artifacts", needles=keys)
+    for key in keys:
+        assert key in artifacts, key
+    with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            (latest,) = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[keys[0]])))
+    # the summary's own page renders its markdown: the lineage table is there to click through
+    summary = browse(f"{ui}/artifacts/artifact/{latest.latest_id}",
+                     needles=["Lineage", "pairs dataset"])
+    assert "Lineage" in summary and "pairs dataset" in summary
     assert SCREENSHOT.read_bytes()[:4] == b"\x89PNG"
 
 
 SCREENSHOT = ROOT / "test-output" / "prefect-ui-run.png"  # kept: what the UI showed
 
 
-def browse(url: str, screenshot: Path | None = None) -> str:
-    """The page's DOM after its scripts ran, from headless Chromium (Debian's `chromium`)."""
+def browse(url: str, screenshot: Path | None = None, needles: list[str] = ()) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (Debian's `chromium`); loaded
+    up to three times until it holds every one of `needles` (the page fills itself from the API,
+    and a busy machine can leave a list unfilled within Chromium's time budget)."""
     import shutil
 
     browser = shutil.which("chromium")
@@ -133,7 +145,10 @@ def browse(url: str, screenshot: Path | None = None) -> str:
         shot = subprocess.run(flags + [f"--screenshot={screenshot}", url], capture_output=True,
                               text=True, timeout=180)
         assert shot.returncode == 0, shot.stderr[-2000:]
-    dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True,
-                         timeout=180)
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    for _ in range(3):
+        dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True,
+                             timeout=180)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        if all(n in dom.stdout for n in needles):
+            break
     return dom.stdout
