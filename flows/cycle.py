@@ -144,9 +144,6 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
 # Artifacts: what the Prefect UI shows for a cycle
 
 
-_key = artifact_key
-
-
 def summary_markdown(r: CycleResult) -> str:
     m = r.monitoring
     lines = [
@@ -180,28 +177,28 @@ def summary_markdown(r: CycleResult) -> str:
 
 def publish_artifacts(r: CycleResult) -> None:
     materialize_lineage(r)
-    create_markdown_artifact(key=_key(r.run_id, r.cycle, "summary"), markdown=summary_markdown(r),
-                             description="what the cycle did")
-    create_table_artifact(key=_key(r.run_id, r.cycle, "pass-rates"), table=r.pass_rates,
+    create_markdown_artifact(key=artifact_key(r.run_id, r.cycle, "summary"),
+                             markdown=summary_markdown(r), description="what the cycle did")
+    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "pass-rates"), table=r.pass_rates,
                           description="first tries vs after self-debug, per agent x specialist")
-    create_table_artifact(key=_key(r.run_id, r.cycle, "pairs"),
+    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "pairs"),
                           table=[{"kind": k, "pairs": v} for k, v in r.pairs.items()]
                           + [{"kind": "cross-prompt (counted in the kinds above)",
                               "pairs": r.pairs_cross_prompt}]
                           + [{"kind": f"dropped: {k}", "pairs": v}
                              for k, v in r.pairs_dropped.items()],
                           description="preference pairs by kind, and what was dropped why")
-    create_table_artifact(key=_key(r.run_id, r.cycle, "evaluation"), table=r.report,
+    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "evaluation"), table=r.report,
                           description="dev and test, paired against the start policy and the "
                                       "cycle's starting point: score difference with its 95% "
                                       "bootstrap CI, sign-flip and McNemar p-values")
     if r.exploration.rows:
-        create_table_artifact(key=_key(r.run_id, r.cycle, "explore"),
+        create_table_artifact(key=artifact_key(r.run_id, r.cycle, "explore"),
                               table=[{**row, "temperatures": str(row["temperatures"])}
                                      for row in r.exploration.rows],
                               description=f"temperature sweep: scale {r.exploration.scale:g} "
                                           "chosen by the balance score")
-    create_markdown_artifact(key=_key(r.run_id, r.cycle, "promotion"),
+    create_markdown_artifact(key=artifact_key(r.run_id, r.cycle, "promotion"),
                              markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: "
                                       f"{r.decision}\n", description="the promotion decision")
     if r.trained is not None:

@@ -73,7 +73,8 @@ def policy_tag(policy_id: str) -> str:
     return f"policy:{policy_id}"
 
 
-_HELD: set[Path] = set()  # record locks are per process: this process's own second open is refused here
+# record locks are per process: this process's own second open of a run is refused here
+_HELD: set[Path] = set()
 
 
 class RunLock:
@@ -94,9 +95,10 @@ class RunLock:
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EAGAIN):  # ENOLCK: no locks on this disk
                 os.close(fd)
-                raise RuntimeError(f"cannot lock {self.path} ({exc.strerror}): the run store's file "
-                               "system does not support POSIX record locks (an NFS mount "
-                               "without lockd?); put the store on one that does") from exc
+                raise RuntimeError(f"cannot lock {self.path} ({exc.strerror}): the run store's "
+                                   "file system does not support POSIX record locks (an NFS "
+                                   "mount without lockd?); put the store on one that does") \
+                    from exc
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise RunBusy(f"run {self.run_id} is already open in another process ({holder}): "
@@ -291,7 +293,8 @@ def policy_markdown(r) -> str:
             f"- from policy {came_from}\n"
             f"- [evaluation](/artifacts/key/{key('evaluation')}): dev greedy pass@1 "
             f"{r.dev.pass1_greedy:.3f}, test {r.test.pass1_greedy:.3f}; "
-            f"[{'promoted' if r.promoted else 'not promoted'}](/artifacts/key/{key('promotion')})\n")
+            f"[{'promoted' if r.promoted else 'not promoted'}]"
+            f"(/artifacts/key/{key('promotion')})\n")
 
 
 def lineage_nodes(r) -> dict[str, tuple[str, str]]:

@@ -283,7 +283,7 @@ def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -
     write_atomic(run_dir / "report.md",
                  f"# {run_id}\n\n![scores](scores.png)\n\n{table}".encode())
     image = base64.b64encode(png.read_bytes()).decode()
-    key = "".join(c if c.isalnum() else "-" for c in f"{run_id}-scores".lower())
+    key = artifact_key_of(f"{run_id}-scores")
     create_markdown_artifact(key=key, markdown=f"# {run_id}\n\n"
                              f"![scores](data:image/png;base64,{image})\n\n{table}",
                              description="dev and test scores of every cycle (cycle 0: start)")

@@ -133,7 +133,7 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_outputs(toy, reference, t
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-    killed = flow_runs(run_id, tmp_path)  # the parent and its cycle, left Running by the dead process
+    killed = flow_runs(run_id, tmp_path)  # parent and cycle, left Running by the dead process
     assert {r.name for r in killed} == {run_id, f"{run_id}-cycle-1"}
     assert all(r.state.name == "Running" for r in killed), [(r.name, r.state.name) for r in killed]
 
