@@ -129,10 +129,10 @@ def owner() -> str:
     return f"{_here()}:{os.getpid()}:{_started(os.getpid())}"
 
 
-def _dead(label: str) -> bool:
-    """The owner named by `label` ran in this boot and PID namespace and is gone (killed with
-    SIGKILL, say, which runs no clean-up). Containers of other machines, boots or namespaces (a
-    flow run in a container, a pod) are not ours to judge."""
+def owner_gone(label: str) -> bool:
+    """The owner named by `label` (an `owner()`) ran in this boot and PID namespace and is gone
+    (killed with SIGKILL, say, which runs no clean-up). Owners on other machines, boots or
+    namespaces (a flow run in a container, a pod) are not ours to judge."""
     where, pid, started = (label.rsplit(":", 2) + ["", ""])[:3]
     here = _here()
     if not here or where != here or not pid.isdigit() or not started:
@@ -148,7 +148,7 @@ def remove_orphans(client, also: Iterable[str] = ()) -> list[str]:
     removed = []
     for c in client.containers.list(all=True, filters={"label": "autodidact.sandbox=1"}):
         label = c.labels.get(OWNER_LABEL)
-        if c.id in also or (label and _dead(label)):
+        if c.id in also or (label and owner_gone(label)):
             try:
                 c.remove(force=True)
             except docker.errors.NotFound:  # removed meanwhile (another sandbox starting)

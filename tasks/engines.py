@@ -15,6 +15,8 @@ LoRA update), and the merged model is exported with optimum-intel (int8 weights,
 optimum-intel pins transformers < 5.6 while training needs a newer one, so the exporter lives in
 its own environment, `.venv-export` at the repository root, which `make setup` builds; it runs as
 a subprocess and writes into a staging directory that is moved into place only when complete.
+A staging directory left by a killed process (a merged fp32 copy is 2.4 GB for the default
+model) is removed by the next export on that machine.
 An export takes about a minute for the default model, 15 s for the tiny one.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -30,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
+from sandbox.engine import owner, owner_gone
 from tasks.generation import STOP_SEQUENCES, HFBackend, Settings, per_prompt
 from tasks.paths import REPO_ROOT, models_dir
 from tasks.policy import Policy, PolicyError, load_policy, _offline, _replace_dir
@@ -145,11 +149,33 @@ def _exclusive(path: Path):
             os.close(fd)  # releases the record lock
 
 
+STAGING_PREFIX = ".export-"
+OWNER_FILE = "OWNER"  # in a staging directory: the process that made it (`sandbox.engine.owner`)
+
+
+def remove_stale_staging(parent: Path) -> list[Path]:
+    """Remove the export staging directories under `parent` whose process died without cleaning
+    up (SIGKILL runs no clean-up); the ones removed. A directory whose owner is alive, unknown or
+    on another machine is kept."""
+    removed = []
+    for staging in parent.glob(STAGING_PREFIX + "*"):
+        try:
+            label = (staging / OWNER_FILE).read_text().strip()
+        except OSError:  # not written yet, or not ours
+            continue
+        if owner_gone(label):
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+    return removed
+
+
 def _export(policy: Policy, target: Path, log) -> Path:
     cli = _exporter()
     _offline()
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+    remove_stale_staging(target.parent)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=STAGING_PREFIX) as tmp:
         tmp = Path(tmp)
+        (tmp / OWNER_FILE).write_text(owner() + "\n")
         source = Path(policy.base)
         if policy.adapters:
             log(f"merging {len(policy.adapters)} adapter(s) into the base in fp32...")
@@ -168,7 +194,7 @@ def _export(policy: Policy, target: Path, log) -> Path:
         if done.returncode != 0 or not (staging / "openvino_model.xml").exists():
             tail = "\n".join(done.stdout.strip().splitlines()[-15:])
             raise PolicyError(f"exporting policy {policy.id} to OpenVINO failed (exit "
-                              f"{done.returncode}):\n{tail}")
+                              f"{done.returncode}):\n{tail}{_short_of_space(target.parent)}")
         (staging / "manifest.json").write_text(json.dumps({
             "policy": policy.id, "base": policy.base, "base_hash": policy.base_hash,
             "adapters": list(policy.adapters), "adapter_hashes": list(policy.adapter_hashes),
@@ -176,6 +202,20 @@ def _export(policy: Policy, target: Path, log) -> Path:
             "exporter": _exporter_versions()}, indent=2) + "\n")
         _replace_dir(staging, target)
     return target
+
+
+EXPORT_ROOM = 4 << 30  # a merged fp32 copy of the default model (2.4 GB), its export and slack
+
+
+def _short_of_space(where: Path) -> str:
+    """A hint when the disk under `where` is nearly full: the exporter then fails with an I/O
+    error that does not say so ("basic_ios::clear: iostream error")."""
+    free = shutil.disk_usage(where).free
+    if free >= EXPORT_ROOM:
+        return ""
+    return (f"\nOnly {free / 2**30:.1f} GiB are free under {where}; an export needs about "
+            f"{EXPORT_ROOM / 2**30:.0f} GiB. Free some space (the exports of old policies there "
+            "may go: one is made again when it is needed), then run again.")
 
 
 def _exporter_versions() -> dict[str, str]:

@@ -166,3 +166,40 @@ def test_a_generate_call_that_stops_using_the_cpu_is_reported_hung_and_the_stage
     assert engine_failed(None, None, Failed(data=EngineHung("hung")))
     assert not engine_failed(None, None, Failed(data=ValueError("a bug")))
     assert sample_task.retries > 0 and sample_task.retry_condition_fn is engine_failed
+
+
+def test_a_killed_exports_staging_is_removed_by_the_next_and_a_full_disk_is_named(toy_world,
+                                                                               tmp_path):
+    """A staging directory whose process died (SIGKILL runs no clean-up) is removed; one whose
+    process lives, or with no owner yet, is kept. An export that runs out of disk says so (the
+    exporter's own error, "basic_ios::clear: iostream error", does not) and leaves nothing."""
+    import os
+    import subprocess
+
+    from sandbox.engine import _here, _started, owner
+    from tasks.engines import openvino_model, remove_stale_staging
+    from tasks.policy import PolicyError
+
+    child = subprocess.Popen(["sleep", "60"])
+    dead_label = f"{_here()}:{child.pid}:{_started(child.pid)}"
+    child.kill()
+    child.wait()
+    dead, alive, unowned = (tmp_path / f".export-{n}" for n in ("dead", "alive", "unowned"))
+    for d in (dead, alive, unowned):
+        (d / "merged").mkdir(parents=True)
+    (dead / "OWNER").write_text(dead_label + "\n")
+    (alive / "OWNER").write_text(owner() + "\n")
+    assert remove_stale_staging(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and unowned.is_dir()
+
+    assert os.geteuid() == 0, "this test mounts a tmpfs: run it as root (make test does, in CI)"
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        with pytest.raises(PolicyError, match=r"(?s)failed .*Only 0\.0 GiB are free under"):
+            openvino_model(toy_world[2], root=small, log=lambda _: None)
+        assert [p.name for p in (small / "openvino").iterdir()] == [
+            f"{toy_world[2].id}-int8.lock"]  # no staging left, no half export in place
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
