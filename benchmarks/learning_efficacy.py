@@ -3,7 +3,8 @@
 Runs the self-training flow on `configs/efficacy.yaml` (N cycles of the real loop on
 Qwen2.5-Coder-0.5B-Instruct, sized to finish in about two hours on 2 CPU cores) as a normal,
 resumable flow run: run it again after an interruption and every finished task comes from the
-cache. Then writes, under `benchmarks/results/learning_efficacy/`:
+cache. Then writes, under `benchmarks/results/learning_efficacy/<run id>/` (the run id names the
+config, so a run with other settings does not overwrite an earlier one's results):
 
     outcomes.csv   every policy's raw outcome on every dev and test problem (greedy passed, samples,
                    samples passed): every number below can be recomputed from it
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = self_training(config=args.config, overrides=overrides)
     elapsed = time.monotonic() - started
-    write_results(results, cfg, Path(args.out), elapsed)
-    print((Path(args.out) / "table.md").read_text())
+    out = Path(args.out) / results[0].run_id
+    write_results(results, cfg, out, elapsed)
+    print((out / "table.md").read_text())
+    print(f"results: {out}")
     return 0
 
 
