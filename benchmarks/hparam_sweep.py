@@ -5,7 +5,8 @@ Takes the executed attempts of a finished cycle (`<run>/cycle-<n>/execute/attemp
 `debug/*.jsonl` beside it), so every setting learns from the same candidates; only attempts at
 problems of the training pool are kept (not dev's, nor their near-duplicates). Each point changes
 one thing against the defaults (learning rate, epochs, warmup, LoRA on the MLP too, pairs per
-problem, the SFT weight, LD-DPO's down-weighting of the longer answer's tail). Per point: pairs
+problem, the SFT weight, LD-DPO's down-weighting of the longer answer's tail); the last point
+combines the two best single changes. Per point: pairs
 mined, seconds of training (the trainer's runtime), the epoch's mean reward accuracy and margin,
 and dev: greedy and sampled pass@1, the per-problem score's paired difference against the start
 policy with its 95% bootstrap CI and the one-sided sign-flip p.
@@ -45,6 +46,8 @@ POINTS = {
     # LD-DPO (https://arxiv.org/abs/2409.06411): tokens past the shorter answer's length count
     # half, against the length bias the efficacy run measured (chosen answers are shorter)
     "ld0.5": ({}, {"ld_alpha": 0.5}, {}),
+    # the two best single changes together: the candidate for the efficacy run
+    "epochs2+sft0.2": ({"sft_weight": 0.2}, {"num_train_epochs": 2}, {}),
 }
 
 
