@@ -30,6 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 OUT = Path(__file__).resolve().parent / "results" / "hparam_sweep"
 
+# What every point starts from: the defaults as they were when the sweep ran (one epoch, SFT
+# weight 1), so the points keep their meaning now that the defaults took the sweep's result (two
+# epochs). A point trained before is reused only if its adapter's manifest records these settings.
+BASELINE_TRAINING = {"sft_weight": 1.0}
+BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1}
+
 # name -> (training overrides, training.dpo overrides, pairs overrides). The learning rate was
 # swept first (5e-5, the old default, against 2e-4, now the default); every other point changes
 # one thing against the defaults, learning rate 2e-4 included.
@@ -112,9 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         training, dpo, pairs_cfg = POINTS[name]
         where = out / name
-        tcfg = cfg.training.model_copy(update={**training,
-                                               "dpo": {**cfg.training.dpo, **dpo}})
+        tcfg = cfg.training.model_copy(update={
+            **BASELINE_TRAINING, **training,
+            "dpo": {**cfg.training.dpo, **BASELINE_DPO, **dpo}})
         pcfg = cfg.pairs.model_copy(update=pairs_cfg)
+        trained_with = where / "train" / "adapter" / "manifest.json"
+        if trained_with.exists():
+            recorded = json.loads(trained_with.read_text())["training"]
+            wanted = tcfg.model_dump(mode="json")
+            if recorded != wanted:
+                changed = sorted(k for k in {**recorded, **wanted}
+                                 if recorded.get(k) != wanted.get(k))
+                sys.exit(f"{where} was trained with other settings (differing: "
+                         f"{', '.join(changed)}): remove that directory to train the point "
+                         "again, or give another --out")
         mined = mine_pairs(attempts, pcfg, token_budget(tokenizer, tcfg.dpo.get("max_length")))
         shard = write_pairs(mined.pairs, where / "pairs.jsonl")
         trained = train(shard.path, start, tcfg, cfg.policy.dtype, where / "train", cfg.run.seed,
@@ -136,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             f"Start policy on dev: greedy {base_dev.pass1_greedy:.4f}, sampled "
             f"{base_dev.pass1_sampled or 0:.4f} ({base_dev.problems} problems, greedy + "
             f"{args.samples} samples)\n\n" + markdown_table(rows))
-        (out / "points.json").write_text(json.dumps(
-            {n: {"training": POINTS[n][0], "dpo": POINTS[n][1], "pairs": POINTS[n][2]}
-             for n in names}, indent=2) + "\n")
+        (out / "points.json").write_text(json.dumps({
+            "baseline": {"config": args.config, "training": BASELINE_TRAINING,
+                         "dpo": BASELINE_DPO},
+            "points": {n: {"training": POINTS[n][0], "dpo": POINTS[n][1], "pairs": POINTS[n][2]}
+                       for n in names}}, indent=2) + "\n")
         print(markdown_table(rows[-1:]), flush=True)
     print((out / "table.md").read_text())
     return 0
