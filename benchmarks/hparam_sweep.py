@@ -31,14 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 OUT = Path(__file__).resolve().parent / "results" / "hparam_sweep"
 
 # What every point starts from: the defaults as they were when the sweep ran (one epoch, SFT
-# weight 1), so the points keep their meaning now that the defaults took the sweep's result (two
-# epochs). A point trained before is reused only if its adapter's manifest records these settings.
+# weight 1), so the points keep their meaning if the defaults change. A point trained before is reused only if its adapter's manifest records these settings.
 BASELINE_TRAINING = {"sft_weight": 1.0}
 BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1}
 
 # name -> (training overrides, training.dpo overrides, pairs overrides). The learning rate was
 # swept first (5e-5, the old default, against 2e-4, now the default); every other point changes
-# one thing against the defaults, learning rate 2e-4 included.
+# one thing against the baseline, learning rate 2e-4 included.
 POINTS = {
     "lr5e-5": ({}, {"learning_rate": 5e-5}, {}),
     "default": ({}, {}, {}),
