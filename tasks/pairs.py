@@ -18,7 +18,9 @@ Three kinds of rows:
   (a failing "best" would be imitated by the SFT term); rejected are candidates whose reward is
   strictly lower, by at least `min_reward_gap`. Pairs come from one prompt (one specialist with
   its retrieved examples) whenever a prompt has both a passing and a worse candidate: per such
-  prompt, its best passing candidate (ties: fewer debug turns, shorter code, id) against the worse
+  prompt, its preferred passing candidate (fewer debug turns, then the code length nearest the
+  median of the problem's passing candidates, or with `chosen_length: shortest` the shortest,
+  then id) against the worse
   ones beside it, the prompts taking turns. Only when no prompt has both is the best passing
   candidate set against worse ones written under other prompts; those pairs carry
   `same_prompt=False` and are counted (`Mined.cross_prompt`). With `hard_negatives` the rejected
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import statistics
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -199,6 +202,22 @@ def _rank(a: Attempt) -> tuple:
     return (-a.reward, not a.ok, a.turn, len(a.code), a.id)
 
 
+def _preference(passing: Sequence[Attempt], cfg: PairsConfig) -> Callable[[Attempt], tuple]:
+    """Sort key among passing candidates, the one to choose first: fewer debug turns, then by
+    `cfg.chosen_length` — "typical": code length nearest the median length of `passing` (the
+    problem's passing candidates); "shortest": shorter code — then id.
+
+    Why "typical" is the default: choosing the shortest passing program of every problem, against
+    a failing one that is usually longer, teaches "shorter is better" on top of "correct is
+    better". Over chained cycles the policy's answers shrank (HumanEval responses 217 -> 190 -> 174
+    characters) and the problems it lost were shortcuts; the typical passing program carries the
+    correctness signal without that push."""
+    if cfg.chosen_length == "shortest":
+        return lambda a: (a.turn, len(a.code), a.id)
+    median = statistics.median_low([len(a.code) for a in passing]) if passing else 0
+    return lambda a: (a.turn, abs(len(a.code) - median), a.id)
+
+
 def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Counter,
                      fits: Fits | None = None) -> list[Pair]:
     """`best_vs_worse` pairs (or one `sft` row) of one problem.
@@ -213,6 +232,7 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         if not cfg.keep_sft:
             dropped["all_passed"] += 1
             return []
+        best = min(ranked, key=_preference(ranked, cfg))
         if not best.response.strip():
             dropped["empty_chosen"] += 1
             return []
@@ -225,19 +245,21 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
     if not best.ok:
         dropped["no_passing_chosen"] += 1
         return []
-    # per prompt, in rank order: its best passing candidate and the worse ones beside it
+    prefer = _preference([a for a in ranked if a.ok], cfg)
+    best = min((a for a in ranked if a.ok), key=prefer)
+    # per prompt: its preferred passing candidate and the worse ones beside it (in rank order)
     by_prompt: dict[str, list[Attempt]] = defaultdict(list)
     for a in ranked:
         by_prompt[a.prompt].append(a)
     groups = []
     for members in by_prompt.values():
-        chosen = next((a for a in members if a.ok), None)
+        chosen = min((a for a in members if a.ok), key=prefer, default=None)
         worse = [a for a in members if chosen is not None and a.reward < chosen.reward]
         if worse:
             groups.append((chosen, worse))
     if not groups:  # no prompt has both: the best answer against worse ones of other prompts
         groups = [(best, [a for a in ranked if a.reward < best.reward])]
-    groups.sort(key=lambda g: _rank(g[0]))
+    groups.sort(key=lambda g: prefer(g[0]))
     usable = []
     for chosen, worse in groups:
         if not chosen.response.strip():
@@ -252,11 +274,11 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
 def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig, dropped: Counter,
                  fits: Fits | None = None) -> list[Pair]:
     """`debug` pairs of one failed attempt, from the fixes written for it."""
-    passing = sorted((f for f in fixes if f.ok), key=_rank)
+    passing = [f for f in fixes if f.ok]
     if not passing:
         dropped["no_passing_fix"] += 1
         return []
-    best = passing[0]
+    best = min(passing, key=_preference(passing, cfg))
     if not best.response.strip():
         dropped["empty_chosen"] += 1
         return []

@@ -518,10 +518,19 @@ class MemoryConfig(BaseModel):
 
 class PairsConfig(BaseModel):
     """Section `pairs`: mining preference pairs from the verdicts. Chosen is the best candidate of
-    a problem (highest pass fraction; ties to fewer debug turns, then shorter code); rejected is a
-    worse one."""
+    a problem (it passes every test; ties to fewer debug turns, then `chosen_length`); rejected is
+    a worse one."""
 
     model_config = _STRICT
+
+    chosen_length: Literal["typical", "shortest"] = "typical"
+    """`str`, defaults to `"typical"`. Which of a prompt's passing candidates (after fewer debug
+    turns) is chosen. `"typical"`: the one whose code length is nearest the median length of the
+    problem's passing candidates. `"shortest"`: the shortest. Shortest-always teaches a length
+    preference beside correctness (passing code is chosen short, failing code is usually longer);
+    over chained cycles the policy's answers shrank and the problems it lost were shortcuts
+    (README, "Learning efficacy"). Interacts with `hard_negatives`, which then picks the rejected
+    most similar to the chosen one."""
 
     min_reward_gap: float = Field(0.0, ge=0, le=1)
     """`float`, defaults to `0.0`. How much lower than the chosen candidate's reward (fraction of

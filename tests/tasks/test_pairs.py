@@ -68,13 +68,39 @@ def test_chosen_is_the_highest_reward_and_prompt_is_its_own():
     assert mined.dropped == {}
 
 
-def test_reward_ties_go_to_the_shorter_code():
+def test_with_chosen_length_shortest_ties_go_to_the_shorter_code():
     long = att(specialist="logical", passed=4, response="    x = 1\n    y = 2\n    return x + y\n")
     short = att(specialist="careful", passed=4, response="    return 3\n")
     failing = att(specialist="creative", passed=0)
     for attempts in ([long, short, failing], [short, long, failing]):
-        [pair] = mine_pairs(attempts, cfg(max_pairs_per_problem=1)).pairs
+        [pair] = mine_pairs(attempts, cfg(max_pairs_per_problem=1,
+                                          chosen_length="shortest")).pairs
         assert pair.chosen_id == short.id
+
+
+def test_by_default_the_chosen_is_the_typical_length_not_the_shortest():
+    """Three passing programs under one prompt, of 1, 3 and 4 lines: the chosen one is the
+    3-line program (the median length), not the one-line shortcut, whatever the order; and the
+    prompts with a signal take their turns in the same order of preference."""
+    prompt = "def p1():\n"
+    short = att(sample=0, passed=4, prompt=prompt, response="    return 3\n")
+    typical = att(sample=1, passed=4, prompt=prompt,
+                  response="    x = 1\n    y = 2\n    return x + y\n")
+    long = att(sample=2, passed=4, prompt=prompt,
+               response="    x = 1\n    y = 2\n    z = 0\n    return x + y + z\n")
+    failing = att(sample=3, passed=1, prompt=prompt)
+    for attempts in ([short, typical, long, failing], [failing, long, short, typical]):
+        mined = mine_pairs(attempts, cfg(max_pairs_per_problem=1))
+        [pair] = mined.pairs
+        assert pair.chosen_id == typical.id
+    # across prompts: the prompt whose chosen is nearest the problem's median length goes first
+    other = "[other] def p1():\n"
+    long_other = att(specialist="careful", sample=0, passed=4, prompt=other,
+                     response="    a = 1\n    b = 2\n    c = 0\n    return a + b + c\n")
+    failing_other = att(specialist="careful", sample=1, passed=0, prompt=other)
+    [pair] = mine_pairs([long_other, failing_other, short, typical, long, failing],
+                        cfg(max_pairs_per_problem=1)).pairs
+    assert pair.chosen_id == typical.id
 
 
 def test_a_failing_best_is_never_chosen():
