@@ -32,7 +32,7 @@ from typing import Sequence
 from prefect import task
 from pydantic import BaseModel, ConfigDict
 
-from tasks.caching import cached
+from tasks.caching import cached, source_hash
 from tasks.policy import Policy, _offline, dir_hash, load_policy
 from tasks.records import CycleContext, Shard, write_json
 from tasks.schema import TrainingConfig
@@ -79,6 +79,58 @@ def completions_scored_only(enabled: bool = True):
         yield
     finally:
         trl_utils._use_triton = original
+
+
+def chat_generation_suffix(tokenizer) -> str | None:
+    """What the tokenizer's chat template puts after the last message to open the assistant's
+    turn (Qwen: "<|im_start|>assistant\n"): a chat-style prompt ends with it. None without a
+    chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": "x"}]
+    closed = tokenizer.apply_chat_template(messages, tokenize=False)
+    opened = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if len(opened) > len(closed) and opened.startswith(closed):
+        return opened[len(closed):]
+    return None
+
+
+def without_appended_eos(dataset, tokenizer):
+    """Take the end-of-sequence token trl appended off the chosen and rejected ids of every
+    completion-style row (a prompt that is not a chat turn).
+
+    trl appends `tokenizer.eos_token` to every non-conversational completion. In completion style
+    the policy never writes it: generation continues the function body and is cut at a stop
+    sequence. So the appended token (Qwen's `<|im_end|>`, about -15 nats after a body under the
+    policy) was an off-policy target that dominated the SFT term: one cycle raised it by 14.5 nats
+    and taught the policy to end — or open a new chat turn (`<|im_start|>`) — right after the
+    docstring. 109 of 500 dev candidates came out empty. Chat-style rows keep it: a chat answer
+    does end with that token."""
+    suffix = chat_generation_suffix(tokenizer)
+    eos = tokenizer.eos_token_id
+
+    def strip(row):
+        if suffix is not None and row["prompt"].endswith(suffix):
+            return {}
+        return {key: row[key][:-1] if row[key] and row[key][-1] == eos else row[key]
+                for key in ("chosen_ids", "rejected_ids")}
+
+    return dataset.map(strip, desc="Completion-style rows: no appended EOS")
+
+
+def _trainer_class():
+    """trl's DPOTrainer, training completion-style rows without the appended EOS (see
+    `without_appended_eos`). The rows are fixed right after trl tokenizes them, before the
+    reference log-probs are precomputed on them."""
+    from trl import DPOTrainer
+
+    class CompletionAwareDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            return without_appended_eos(dataset,
+                                        getattr(processing_class, "tokenizer", processing_class))
+
+    return CompletionAwareDPOTrainer
 
 
 def _versions() -> dict[str, str]:
@@ -194,7 +246,7 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     # without it (measured), so the warning is noise in every training log
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     from tasks.pairs import load_pair_dataset
 
@@ -236,9 +288,9 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
 
         set_seed(seed)
         with completions_scored_only(COMPLETIONS_ONLY):  # the reference pass scores too
-            trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
-                                 processing_class=tokenizer, peft_config=lora,
-                                 callbacks=list(callbacks) or None)
+            trainer = _trainer_class()(model=model, args=args, train_dataset=dataset,
+                                       processing_class=tokenizer, peft_config=lora,
+                                       callbacks=list(callbacks) or None)
         resume = last_complete_checkpoint(checkpoints)
         try:
             with completions_scored_only(COMPLETIONS_ONLY):
@@ -336,9 +388,11 @@ def train_task(ctx: CycleContext, pairs: Shard, policy: Policy, training: Traini
 
     check_not_held_out([p.problem_id for p in pairs.read(Pair)], held_out_ids, "training data")
     config_hash = digest(training.model_dump(mode="json"))
-    # a directory per input: a finished adapter (or a checkpoint) of other inputs is never reused
+    # a directory per input and per version of the training code: a finished adapter (or a
+    # checkpoint) of other inputs, or of training code since changed, is never reused, while a
+    # killed training resumed with the same code finds its checkpoints
     where = Path(ctx.stage_dir("train")) / digest(pairs.sha256, policy.id, config_hash,
-                                                  ctx.dtype, ctx.seed)[:12]
+                                                  ctx.dtype, ctx.seed, source_hash(train))[:12]
     return train(pairs.path, policy, training, ctx.dtype, where, ctx.seed,
                  pairs_sha256=pairs.sha256, config_hash=config_hash,
                  earlier=earlier_examples(earlier))

@@ -55,6 +55,43 @@ def test_the_trainer_reads_the_columns_the_pairs_stage_writes(tmp_path, tiny_cfg
     assert tokenizer.decode(ids).startswith("def add0(")
 
 
+def test_completion_style_rows_train_without_the_eos_trl_appends(tmp_path):
+    """In completion style the policy never writes the end-of-sequence token (generation is cut
+    at a stop sequence), so training must not target it: trl appends it to every plain-text
+    completion, and on the real model one cycle of that taught the policy to end right after the
+    docstring. A chat answer does end with it, so chat rows keep it."""
+    from peft import LoraConfig
+    from trl import DPOConfig
+
+    from tasks.generation import render
+    from tasks.policy import load_policy
+    from tasks.training import _trainer_class
+
+    model, tokenizer = load_policy(base_policy(TINY_BASE), dtype="float32")
+    chat_prompt = render(PROMPT, "chat", "You are careful.", tokenizer)
+    pairs = [
+        Pair(prompt=PROMPT, chosen="    return a + b\n", rejected="    return a - b\n",
+             problem_id="p0", kind="best_vs_worse", chosen_reward=1.0, rejected_reward=0.0,
+             chosen_id="c0", rejected_id="r0"),
+        Pair(prompt=chat_prompt, chosen="```python\ndef add(a, b):\n    return a + b\n```",
+             rejected="```python\ndef add(a, b):\n    return a - b\n```", problem_id="p1",
+             kind="best_vs_worse", chosen_reward=1.0, rejected_reward=0.0, chosen_id="c1",
+             rejected_id="r1")]
+    dataset = load_pair_dataset(write_pairs(pairs, tmp_path / "pairs.jsonl").path)
+    args = DPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False,
+                     report_to="none", max_length=256)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset,
+                               processing_class=tokenizer,
+                               peft_config=LoraConfig(r=2, task_type="CAUSAL_LM"))
+    rows = {row["problem_id"]: row for row in trainer.train_dataset}
+    eos = tokenizer.eos_token_id
+    completion, chat = rows["p0"], rows["p1"]
+    assert tokenizer.decode(completion["chosen_ids"]) == "    return a + b\n"
+    assert tokenizer.decode(completion["rejected_ids"]) == "    return a - b\n"
+    assert eos not in completion["chosen_ids"] and eos not in completion["rejected_ids"]
+    assert chat["chosen_ids"][-1] == eos and chat["rejected_ids"][-1] == eos
+
+
 def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cfg):
     import torch
     from safetensors.torch import load_file
