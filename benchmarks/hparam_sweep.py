@@ -32,7 +32,7 @@ OUT = Path(__file__).resolve().parent / "results" / "hparam_sweep"
 
 # What every point starts from: the defaults as they were when the sweep ran (one epoch, SFT
 # weight 1), so the points keep their meaning if the defaults change. A point trained before is reused only if its adapter's manifest records these settings.
-BASELINE_TRAINING = {"sft_weight": 1.0}
+BASELINE_TRAINING = {"sft_weight": 1.0, "dpo_weight": 1.0}
 BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1}
 
 # name -> (training overrides, training.dpo overrides, pairs overrides). The learning rate was
@@ -53,6 +53,10 @@ POINTS = {
     "ld0.5": ({}, {"ld_alpha": 0.5}, {}),
     # the two best single changes together: the candidate for the efficacy run
     "epochs2+sft0.2": ({"sft_weight": 0.2}, {"num_train_epochs": 2}, {}),
+    # after the appended-EOS fix (tasks/training.py, `without_appended_eos`): the SFT term alone
+    # (rejection-sampling fine-tuning), and DPO held closer to its reference
+    "sft-only": ({"dpo_weight": 0.0}, {}, {}),
+    "beta0.5": ({}, {"beta": 0.5}, {}),
 }
 
 

@@ -618,9 +618,9 @@ class ExploreConfig(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
-    "loss_type": "set from training.sft_weight (['sigmoid', 'sft'] when it is > 0, else "
-                 "['sigmoid'])",
-    "loss_weights": "set from training.sft_weight ([1.0, sft_weight])",
+    "loss_type": "set from training.dpo_weight and training.sft_weight ('sigmoid' and 'sft', "
+                 "each when its weight is > 0)",
+    "loss_weights": "set from training.dpo_weight and training.sft_weight",
     "rpo_alpha": "removed in trl ≥0.29; use training.sft_weight",
     "save_steps": "set from training.checkpoint_steps",
     "save_strategy": "set from training.checkpoint_steps (checkpoints every N steps)",
@@ -682,8 +682,23 @@ class TrainingConfig(BaseModel):
     sft_weight: float = Field(1.0, ge=0)
     """`float`, defaults to `1.0`. Weight α of the SFT (negative log-likelihood) term on the chosen
     code, which keeps DPO from lowering the likelihood of correct code. Range: ≥ 0. When > 0 the
-    trl loss is `loss_type=["sigmoid", "sft"]` with `loss_weights=[1.0, sft_weight]`; 0 gives plain
-    DPO (`["sigmoid"]`). This replaces `rpo_alpha` (gone in trl ≥ 0.29). See `dpo_kwargs()`."""
+    trl loss is `loss_type=["sigmoid", "sft"]` with `loss_weights=[dpo_weight, sft_weight]`; 0
+    gives plain DPO (`["sigmoid"]`). This replaces `rpo_alpha` (gone in trl ≥ 0.29). See
+    `dpo_kwargs()`."""
+
+    dpo_weight: float = Field(1.0, ge=0)
+    """`float`, defaults to `1.0`. Weight of the DPO (sigmoid preference) term. Range: ≥ 0; with
+    `sft_weight` it may not be 0 too. 0 leaves the SFT term alone: the policy imitates its own
+    passing programs (rejection-sampling fine-tuning, STaR) and the rejected answers are not
+    used. DPO on a few dozen near-identical pairs learns what separates them, which can be style
+    (how the first line starts) rather than correctness."""
+
+    @model_validator(mode="after")
+    def _some_loss(self):
+        if self.dpo_weight == 0 and self.sft_weight == 0:
+            raise ValueError("training.dpo_weight and training.sft_weight are both 0: nothing "
+                             "to train on; set either above 0")
+        return self
 
     checkpoint_steps: int = Field(10, ge=1)
     """`int`, defaults to `10`. Save a checkpoint every N optimizer steps, so a killed training
@@ -728,10 +743,11 @@ class TrainingConfig(BaseModel):
         report_to, gradient_checkpointing).
         """
         kwargs = copy.deepcopy(self.dpo)
-        if self.sft_weight > 0:
-            kwargs.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, self.sft_weight])
-        else:
-            kwargs.update(loss_type=["sigmoid"])
+        terms = [(name, weight) for name, weight in
+                 (("sigmoid", self.dpo_weight), ("sft", self.sft_weight)) if weight > 0]
+        kwargs["loss_type"] = [name for name, _ in terms]
+        if [weight for _, weight in terms] != [1.0]:  # one term at weight 1 needs none
+            kwargs["loss_weights"] = [weight for _, weight in terms]
         kwargs.update(save_strategy="steps", save_steps=self.checkpoint_steps)
         return kwargs
 

@@ -250,7 +250,7 @@ def test_agents_need_unique_names_and_seeds_and_at_least_one_exists():
 
 @pytest.mark.parametrize("key, points_to", [
     ("rpo_alpha", "removed in trl ≥0.29; use training.sft_weight"),
-    ("loss_type", "set from training.sft_weight"),
+    ("loss_type", "set from training.dpo_weight and training.sft_weight"),
     ("output_dir", "run store"),
 ])
 def test_dpo_refuses_keys_we_set_and_names_our_field(tmp_path, key, points_to):
@@ -266,6 +266,15 @@ def test_sft_weight_decides_the_trl_loss():
     plain = TrainingConfig(sft_weight=0).dpo_kwargs()
     assert plain["loss_type"] == ["sigmoid"] and "loss_weights" not in plain
     assert TrainingConfig(checkpoint_steps=7).dpo_kwargs()["save_steps"] == 7
+
+
+def test_dpo_weight_zero_trains_the_sft_term_alone_and_both_zero_is_refused(tmp_path):
+    sft_only = TrainingConfig(dpo_weight=0, sft_weight=1.0).dpo_kwargs()
+    assert sft_only["loss_type"] == ["sft"] and "loss_weights" not in sft_only
+    weighted = TrainingConfig(dpo_weight=0.5, sft_weight=1.0).dpo_kwargs()
+    assert (weighted["loss_type"], weighted["loss_weights"]) == (["sigmoid", "sft"], [0.5, 1.0])
+    [problem] = problems_of(write(tmp_path, "training: {dpo_weight: 0, sft_weight: 0}\n"))
+    assert "both 0" in problem and "set either above 0" in problem
 
 
 def test_dpo_keys_merge_over_the_defaults(tmp_path):
