@@ -637,7 +637,7 @@ TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
 
 DEFAULT_DPO: dict[str, Any] = {
     "learning_rate": 2e-4,
-    "beta": 0.1,
+    "beta": 0.5,
     "num_train_epochs": 1,
     "per_device_train_batch_size": 1,
     "gradient_accumulation_steps": 4,
@@ -707,14 +707,17 @@ class TrainingConfig(BaseModel):
     # -- passed through --------------------------------------------------------------------------
 
     dpo: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_DPO))
-    """`dict`, defaults to `{learning_rate: 2e-4, beta: 0.1, num_train_epochs: 1,
+    """`dict`, defaults to `{learning_rate: 2e-4, beta: 0.5, num_train_epochs: 1,
     per_device_train_batch_size: 1, gradient_accumulation_steps: 4, max_length: 768,
     precompute_ref_log_probs: true}`: one pair per forward pass (on 2 CPU cores, batches of 4
     pairs grouped by length cost 1.8x more per pair: `benchmarks/training_throughput.py`), four
     accumulated per step, the reference log-probs computed once before training rather than at
     every step of every epoch, and the learning rate chosen on the dev sweep
     (`benchmarks/hparam_sweep.py`; results in `benchmarks/results/hparam_sweep/`). One epoch:
-    two won the one-cycle sweep but degraded the policy over three chained cycles. Keyword
+    two won the one-cycle sweep but degraded the policy over three chained cycles. beta 0.5, not
+    trl's 0.1: on the second sweep (after the appended-EOS fix,
+    `benchmarks/results/hparam_sweep_2/`) every point lowered dev, beta 0.5 the least (-0.010
+    against -0.038). Keyword
     arguments for trl's `DPOConfig` (and the `TrainingArguments` it extends), passed as they stand;
     trl checks them when training starts. The keys you give are merged over these defaults (set
     one to `null` for trl's `None`); keys missing from both take trl's defaults, whose learning

@@ -110,10 +110,9 @@ def without_appended_eos(dataset, tokenizer):
     eos = tokenizer.eos_token_id
 
     def strip(row):
-        if suffix is not None and row["prompt"].endswith(suffix):
-            return {}
-        return {key: row[key][:-1] if row[key] and row[key][-1] == eos else row[key]
-                for key in ("chosen_ids", "rejected_ids")}
+        chat = suffix is not None and row["prompt"].endswith(suffix)
+        return {key: row[key][:-1] if not chat and row[key] and row[key][-1] == eos
+                else row[key] for key in ("chosen_ids", "rejected_ids")}
 
     return dataset.map(strip, desc="Completion-style rows: no appended EOS")
 
