@@ -12,6 +12,9 @@
     autodidact sample   [--config default] [--suite S] [-n N] [--samples K] [--temperature T]
                         [--adapter DIR ...] -o FILE
     autodidact server   [--stop | --foreground]
+    autodidact runs     [--store DIR]
+    autodidact deploy   [--name DEPLOYMENT] [--name ...]
+    autodidact worker   [--once]
 
 Heavy imports (docker, pydantic models, later torch and Prefect) happen inside the command that
 needs them, so `autodidact --help` answers at once.

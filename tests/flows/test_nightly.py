@@ -61,9 +61,18 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
     params = ["-p", f"config={toy / 'toy.yaml'}",
               "-p", f'overrides=["run.store={store}", "debug.max_turns=0"]']
 
+    # both triggers name the same scheduled night (02:00 UTC today, already past or not): the
+    # run id holds that day whatever the clock says when each trigger runs, midnight included
+    import datetime as dt
+
+    night_of = dt.datetime.now(dt.timezone.utc).replace(hour=2, minute=0, second=0,
+                                                        microsecond=0)
+    if night_of > dt.datetime.now(dt.timezone.utc):
+        night_of -= dt.timedelta(days=1)
+
     def night() -> str:
         out = prefect("deployment", "run", "self-training/nightly-self-training", *params,
-                      env=server)
+                      "--start-at", night_of.strftime("%Y-%m-%d %H:%M:%S UTC"), env=server)
         flow_run_id = out.split("UUID: ")[1].split()[0]
         worked = cli("worker", "--once", env=server)
         assert worked.returncode == 0, worked.stdout[-3000:] + worked.stderr[-3000:]
@@ -81,7 +90,7 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
         [(r.name, r.state.name, r.state.message) for r in runs]
     (run_dir,) = [p.parent for p in store.glob("*/run.json")]  # one night, one run
     run_id = run_dir.name
-    assert f"-{runs[0].expected_start_time.strftime('%Y%m%d')}-" in run_id  # the night's day
+    assert f"-{night_of.strftime('%Y%m%d')}-" in run_id  # the night's day
     assert [r.name for r in runs] == [run_id, f"{run_id}-resume-1"]
     assert f"run:{run_id}" in runs[1].tags
     assert json.loads((run_dir / "cycle-1" / "summary.json").read_text())["cycle"] == 1
@@ -102,17 +111,28 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
     assert listed.returncode == 0, listed.stderr
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(run_id)]
     assert "Completed" in row and "1/1" in row
+    # the last promotion: the cycle and the policy, when the night promoted one
+    from tasks.policy import Policy
+
+    cycle_summary = json.loads((run_dir / "cycle-1" / "summary.json").read_text())
+    if cycle_summary["promoted"]:
+        promoted = Policy.model_validate(cycle_summary["trained"]).id
+        assert f"cycle 1: {promoted}" in row, row
+    else:
+        assert row.rstrip().endswith("-"), row
 
     # as a person sees it: the UI, in a real browser, shows the run, its cycle and its artifacts
     ui = server["PREFECT_API_URL"].removesuffix("/api")
-    parent = browse(f"{ui}/runs/flow-run/{runs[0].id}", SCREENSHOT)
+    parent = browse(f"{ui}/runs/flow-run/{runs[0].id}", SCREENSHOT, needles=[run_id])
     assert run_id in parent
+    assert drawn(SCREENSHOT), f"{SCREENSHOT} is blank: the UI did not draw the run"
     # (the parent's page draws its cycle on a canvas, which the DOM does not hold as text: the
     # cycle's own page does)
     cycle = browse(f"{ui}/runs/flow-run/{cycles[0].id}", needles=[f"{run_id}-cycle-1"])
     assert f"{run_id}-cycle-1" in cycle
     keys = [f"{run_id.lower()}-cycle-1-{what}"
-            for what in ("summary", "pairs", "evaluation", "promotion")]
+            for what in ("summary", "pairs", "evaluation", "promotion")] + [
+        f"{run_id.lower()}-scores"]  # the run's plot and table across cycles
     artifacts = browse(f"{ui}/artifacts", needles=keys)
     for key in keys:
         assert key in artifacts, key
@@ -124,7 +144,6 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
     summary = browse(f"{ui}/artifacts/artifact/{latest.latest_id}",
                      needles=["Lineage", "pairs dataset"])
     assert "Lineage" in summary and "pairs dataset" in summary
-    assert SCREENSHOT.read_bytes()[:4] == b"\x89PNG"
 
 
 SCREENSHOT = ROOT / "test-output" / "prefect-ui-run.png"  # kept: what the UI showed
@@ -133,22 +152,35 @@ SCREENSHOT = ROOT / "test-output" / "prefect-ui-run.png"  # kept: what the UI sh
 def browse(url: str, screenshot: Path | None = None, needles: list[str] = ()) -> str:
     """The page's DOM after its scripts ran, from headless Chromium (Debian's `chromium`); loaded
     up to three times until it holds every one of `needles` (the page fills itself from the API,
-    and a busy machine can leave a list unfilled within Chromium's time budget)."""
+    and a busy machine can leave a list unfilled within Chromium's time budget). `screenshot`:
+    a PNG of the page, taken once the DOM held the needles."""
     import shutil
 
     browser = shutil.which("chromium")
     assert browser, "chromium is not installed: `make setup` installs Debian's chromium"
     flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-dev-shm-usage", "--window-size=1400,1000", "--virtual-time-budget=20000"]
-    if screenshot is not None:
-        screenshot.parent.mkdir(exist_ok=True)
-        shot = subprocess.run(flags + [f"--screenshot={screenshot}", url], capture_output=True,
-                              text=True, timeout=180)
-        assert shot.returncode == 0, shot.stderr[-2000:]
     for _ in range(3):
         dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True,
                              timeout=180)
         assert dom.returncode == 0, dom.stderr[-2000:]
         if all(n in dom.stdout for n in needles):
             break
+    if screenshot is not None:
+        screenshot.parent.mkdir(exist_ok=True)
+        shot = subprocess.run(flags + [f"--screenshot={screenshot}", url], capture_output=True,
+                              text=True, timeout=180)
+        assert shot.returncode == 0, shot.stderr[-2000:]
     return dom.stdout
+
+
+def drawn(png: Path) -> bool:
+    """Whether a screenshot shows a drawn page: a PNG with more than a handful of colours (a
+    blank or half-loaded page is one or two flat colours)."""
+    from PIL import Image
+
+    if png.read_bytes()[:4] != b"\x89PNG":
+        return False
+    with Image.open(png) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    return colours is None or len(colours) > 16
