@@ -116,6 +116,12 @@ def write_results(results, cfg, out: Path, elapsed_s: float) -> None:
         + "\nAgainst the start policy, paired by problem: the last cycle's trained policy, and the "
         f"champion at the end ({chosen}) when it is another:\n\n"
         + markdown_table(final_rows))
+    lengths = length_drift(results, cycles)
+    with open(out / "table.md", "a") as f:
+        f.write("\nLengths in characters (the length bias DPO can learn): each policy's mean "
+                "response on dev and test (greedy and sampled candidates), and the mean chosen and "
+                "rejected answer of the pairs each cycle trained on:\n\n"
+                + markdown_table(lengths))
     plot_scores(cycles, out / "scores.png", f"{first.run_id}: dev and test over cycles")
     (out / "run.json").write_text(json.dumps({
         "run_id": first.run_id, "config": cfg.model_dump(mode="json"),
@@ -125,7 +131,42 @@ def write_results(results, cfg, out: Path, elapsed_s: float) -> None:
                     "pairs_dropped": r.pairs_dropped, "cross_prompt": r.pairs_cross_prompt,
                     "training": r.training, "monitoring": r.monitoring.model_dump(mode="json"),
                     "exploration": r.exploration.model_dump(mode="json"),
-                    "report": r.report} for r in results]}, indent=2) + "\n")
+                    "report": r.report} for r in results],
+        "lengths": lengths}, indent=2) + "\n")
+
+
+def length_drift(results, cycles) -> list[dict]:
+    """Per cycle (0 = the start policy): the mean response length of its policy's dev and test
+    candidates, read from the run's judged evaluation candidates, and of the pairs' chosen and
+    rejected answers. Shrinking answers and chosen shorter than rejected are the length bias."""
+    from tasks.pairs import Pair
+    from tasks.records import Attempt
+
+    run_dir = Path(results[0].directory).parent
+
+    def mean_response(policy_id: str, split: str) -> float | None:
+        path = run_dir / "evaluations" / policy_id / split / "attempts.jsonl"
+        if not path.exists():
+            return None
+        sizes = [len(Attempt.model_validate_json(line).response)
+                 for line in path.read_text().splitlines() if line.strip()]
+        return round(sum(sizes) / len(sizes), 1) if sizes else None
+
+    rows = []
+    for c in cycles:
+        row = {"cycle": c["cycle"], "policy": c["policy"],
+               "dev response": mean_response(c["policy"], "dev"),
+               "test response": mean_response(c["policy"], "test"),
+               "pairs": None, "chosen": None, "rejected": None}
+        result = next((r for r in results if r.cycle == c["cycle"]), None)
+        if result is not None and result.trained is not None:
+            pairs = list(result.pairs_file.read(Pair))
+            if pairs:
+                row.update(pairs=len(pairs),
+                           chosen=round(sum(len(p.chosen) for p in pairs) / len(pairs), 1),
+                           rejected=round(sum(len(p.rejected) for p in pairs) / len(pairs), 1))
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
