@@ -33,7 +33,7 @@ OUT = Path(__file__).resolve().parent / "results" / "hparam_sweep"
 # What every point starts from: the defaults as they were when the sweep ran (one epoch, SFT
 # weight 1), so the points keep their meaning if the defaults change. A point trained before is reused only if its adapter's manifest records these settings.
 BASELINE_TRAINING = {"sft_weight": 1.0, "dpo_weight": 1.0}
-BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1}
+BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1, "beta": 0.1}
 
 # name -> (training overrides, training.dpo overrides, pairs overrides). The learning rate was
 # swept first (5e-5, the old default, against 2e-4, now the default); every other point changes
@@ -116,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         (where / "dev.json").write_text(result.model_dump_json())
         return result
 
+    def response_chars(where: Path) -> float | None:
+        """Mean length of the dev candidates' responses: how far a point moved the policy's
+        style (the first sweeps' policies wrote ever shorter code)."""
+        path = where / "attempts.jsonl"
+        if not path.exists():
+            return None
+        sizes = [len(json.loads(line)["response"]) for line in path.read_text().splitlines()
+                 if line.strip()]
+        return round(sum(sizes) / len(sizes), 1) if sizes else None
+
     base_dev = dev_result(start, out / "start")
     rows = []
     for name in names:
@@ -151,11 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                      "dev sampled": round(result.pass1_sampled or 0, 4),
                      "score diff": round(p.score.diff, 4),
                      "95% CI": f"[{p.score.ci_low:+.3f}, {p.score.ci_high:+.3f}]",
-                     "p (better)": round(p.score.p_greater, 4)})
+                     "p (better)": round(p.score.p_greater, 4),
+                     "response chars": response_chars(where)})
         (out / "table.md").write_text(
             f"Start policy on dev: greedy {base_dev.pass1_greedy:.4f}, sampled "
             f"{base_dev.pass1_sampled or 0:.4f} ({base_dev.problems} problems, greedy + "
-            f"{args.samples} samples)\n\n" + markdown_table(rows))
+            f"{args.samples} samples; mean response {response_chars(out / 'start')} "
+            "characters)\n\n" + markdown_table(rows))
         (out / "points.json").write_text(json.dumps({
             "baseline": {"config": args.config, "training": BASELINE_TRAINING,
                          "dpo": BASELINE_DPO},
