@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 OUT = Path(__file__).resolve().parent / "results" / "hparam_sweep"
 
-# What every point starts from: the defaults as they were when the sweep ran (one epoch, SFT
-# weight 1), so the points keep their meaning if the defaults change. A point trained before is reused only if its adapter's manifest records these settings.
+# What every point starts from: the defaults as they were when the first sweep ran (learning
+# rate 2e-4, one epoch, SFT weight 1, beta 0.1), so the points keep their meaning if the defaults
+# change. A point trained before is reused only if its adapter's manifest records these settings.
 BASELINE_TRAINING = {"sft_weight": 1.0, "dpo_weight": 1.0}
 BASELINE_DPO = {"learning_rate": 2e-4, "num_train_epochs": 1, "beta": 0.1}
 
