@@ -199,7 +199,9 @@ EXPECTED_STATUS = {
     "infinite_loop": {"timeout"}, "sleep": {"timeout"}, "ignored_signals": {"timeout"},
     "syntax_error": {"syntax_error"},
     "memory_bomb": {"resource_exceeded"},
-    "huge_return_value": {"resource_exceeded"},
+    # building 200 MB under the memory limit can also run past the 10 s deadline on a loaded
+    # machine (seen once in CI): either way it does not pass
+    "huge_return_value": {"resource_exceeded", "timeout"},
     "sys_exit_at_load": {"error"}, "os_exit_at_load": {"error"},
 }
 
