@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -195,8 +196,17 @@ def render(prompt: str, style: str, system_prompt: str, tokenizer=None,
 # HF transformers backend
 
 
+# transformers samples with torch's one global generator: a batch seeds it and then draws from it
+# token by token. Two batches generating at once in one process (shards of a cycle on the thread
+# pool, a sampling task beside a self-debug task) would draw from each other's stream, and what a
+# seed gives would depend on thread timing. A batch owns the generator from seeding to its last
+# token; batches of different threads take turns.
+_GLOBAL_RNG = threading.Lock()
+
+
 class HFBackend:
-    """transformers `generate`, batched; the model is loaded once (by the caller) and reused."""
+    """transformers `generate`, batched; the model is loaded once (by the caller) and reused.
+    Safe to call from several threads: what a seed gives does not depend on what else runs."""
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
@@ -228,8 +238,6 @@ class HFBackend:
             batch = jobs[start:start + settings.batch_size]
             texts = [prompts[i] for i, _ in batch]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True)
-            # seeds: one per batch position, derived from the settings seed and the job index
-            torch.manual_seed(settings.seed * 1_000_003 + start)
             kwargs = dict(max_new_tokens=settings.max_new_tokens,
                           pad_token_id=self.tokenizer.pad_token_id)
             if settings.stop_early:
@@ -240,7 +248,9 @@ class HFBackend:
             else:
                 kwargs.update(do_sample=True, temperature=settings.temperature,
                               top_p=settings.top_p)
-            with torch.no_grad():
+            with _GLOBAL_RNG, torch.no_grad():
+                # seeds: one per batch, derived from the settings seed and the job index
+                torch.manual_seed(settings.seed * 1_000_003 + start)
                 generated = self.model.generate(**enc, **kwargs)
             new = generated[:, enc.input_ids.shape[1]:]
             for (i, _), row in zip(batch, new):

@@ -79,6 +79,25 @@ def test_backend_returns_n_completions_per_prompt_in_batches(tiny_backend):
     assert other != out
 
 
+def test_a_seed_gives_the_same_samples_while_another_thread_generates(tiny_backend):
+    """Shards on the thread pool sample side by side in one process; transformers draws from
+    torch's global generator, so without the backend's lock they drew from each other's stream
+    (5 of 5 concurrent runs differed from the same runs alone)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = ["def add(a, b):\n", "def neg(x):\n", "def sq(x):\n"]
+
+    def run(seed):
+        return tiny_backend.generate(prompts, Settings(temperature=1.0, n=4, max_new_tokens=24,
+                                                       seed=seed, batch_size=2))
+
+    alone = [run(1), run(2)]
+    assert alone[0] != alone[1]
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(run, (1, 2))) == alone
+
+
 def test_greedy_is_deterministic_and_independent_of_batching(tiny_backend):
     prompts = ["def add(a, b):\n", "def neg(x):\n"]
     one = tiny_backend.generate(prompts, Settings(temperature=0.0, max_new_tokens=8,
