@@ -1,6 +1,8 @@
 """Scale-out: a cycle's shards on a Dask cluster (prefect-dask's DaskTaskRunner, a local cluster
-of 2 worker processes) give the same outputs as the default thread pool."""
+of 2 worker processes, given by address or started by the cycle itself) give the same outputs as
+the default thread pool."""
 
+import logging
 import os
 
 import pytest
@@ -8,6 +10,8 @@ import pytest
 from tests.flows.test_faults import outputs
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("prefect_api")]
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def test_a_cycle_on_a_dask_cluster_gives_the_outputs_of_the_default_runner(toy, tmp_path,
@@ -60,6 +64,31 @@ def test_a_cycle_on_a_dask_cluster_gives_the_outputs_of_the_default_runner(toy, 
     assert got.keys() == expected.keys()
     for key in expected:
         assert got[key] == expected[key], f"{key} differs on Dask"
+
+    # `run.dask_address: null`: the cycle starts a local cluster of `run.dask_workers` processes
+    # of its own, and leaves this process's thread settings alone (distributed's nanny would
+    # write OMP_NUM_THREADS=1 into it, and training here would then run on one thread)
+    os.environ.clear()
+    os.environ.update(environ)
+    started = []
+    handler = logging.Handler()
+    handler.emit = lambda record: started.append(record.getMessage())
+    runner_log = logging.getLogger("prefect.task_runner")
+    runner_log.addHandler(handler)
+    try:
+        local = self_training(config=str(toy / "toy.yaml"),
+                              overrides=common + [f"run.store={tmp_path / 'local'}",
+                                                  "run.task_runner=dask", "run.dask_workers=2"])
+    finally:
+        runner_log.removeHandler(handler)
+    assert any("LocalCluster" in m for m in started), started
+    assert {k: os.environ.get(k) for k in THREAD_VARIABLES} == \
+        {k: environ.get(k) for k in THREAD_VARIABLES}
+    assert local[0].run_id == threads[0].run_id
+    got = outputs(tmp_path / "local")
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs on the cycle's own local cluster"
 
     with get_client(sync_client=True) as api:
         runs = api.read_flow_runs(flow_run_filter=FlowRunFilter(
