@@ -159,12 +159,21 @@ def deploy(names: list[str]) -> dict[str, str]:
 ZOMBIE_AUTOMATION = "autodidact: crash flow runs without heartbeats"
 
 
-def ensure_zombie_automation(heartbeat_s: int = 180) -> None:
+def heartbeat_seconds() -> int:
+    """How often a flow run sends a heartbeat: `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` (180 s by
+    default in Prefect 3.8, at least 30)."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().flows.heartbeat_frequency or 180
+
+
+def ensure_zombie_automation() -> None:
     """The server-side half of crash detection: every flow run sends a heartbeat every
-    `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds (180 by default in Prefect 3.8); this automation
-    marks a flow run Crashed when three in a row are missing (Prefect's "detect zombie flows"
-    recipe). Installed with the local server and by `autodidact deploy`; on a server without it,
-    the next start of the same run marks its leftovers Crashed (flows/lineage.py)."""
+    `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds; this automation marks a flow run Crashed when
+    three in a row are missing (Prefect's "detect zombie flows" recipe). Installed with the local
+    server and by `autodidact deploy`, with the window of the frequency set where they run (an
+    automation with another window is brought in line); on a server without it, the next start
+    of the same run marks its leftovers Crashed (flows/lineage.py)."""
     from datetime import timedelta
 
     from prefect.automations import Automation
@@ -173,12 +182,7 @@ def ensure_zombie_automation(heartbeat_s: int = 180) -> None:
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
-    try:
-        Automation.read(name=ZOMBIE_AUTOMATION)
-        return
-    except ValueError:  # not there yet
-        pass
-    Automation(
+    wanted = Automation(
         name=ZOMBIE_AUTOMATION,
         description="A flow run that stops sending heartbeats (its process or machine died) is "
                     "marked Crashed instead of staying Running.",
@@ -186,11 +190,18 @@ def ensure_zombie_automation(heartbeat_s: int = 180) -> None:
             after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.*"},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-            within=timedelta(seconds=3 * heartbeat_s)),
+            within=timedelta(seconds=3 * heartbeat_seconds())),
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
                                     message="no heartbeat for three intervals: the process "
-                                            "running it died; resume the run to finish it")],
-    ).create()
+                                            "running it died; resume the run to finish it")])
+    try:
+        there = Automation.read(name=ZOMBIE_AUTOMATION)
+    except ValueError:  # not there yet
+        wanted.create()
+        return
+    if there.trigger.within != wanted.trigger.within:
+        there.trigger = wanted.trigger
+        there.update()
 
 
 def worker(once: bool = False) -> int:

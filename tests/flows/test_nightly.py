@@ -1,7 +1,8 @@
 """The nightly deployment end to end, as an operator runs it: a real Prefect server and a
 process worker on loopback (`autodidact server`, `deploy`, `worker`), the nightly deployment
 triggered with the toy config; a second trigger for the same scheduled day resumes that night's run
-from the cache instead of starting over."""
+from the cache instead of starting over. And a run whose process dies is marked Crashed by the
+server itself, from its missing heartbeats, with nobody resuming it."""
 
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT_S = 30
 
 
 def free_port() -> int:
@@ -28,7 +30,9 @@ def server(tmp_path):
     """A server of our own (its own database and port), stopped at the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), AUTODIDACT_SERVER_PORT=str(free_port()),
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(ROOT),
+               # the shortest heartbeat Prefect allows: the zombie automation then waits 90 s
+               PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S))
     started = cli("server", env=env)
     assert started.returncode == 0, started.stderr
     env["PREFECT_API_URL"] = started.stdout.split("API ")[1].split(";")[0]
@@ -103,9 +107,17 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
 
     with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}):
         from prefect.automations import Automation
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
-        from flows.server import ZOMBIE_AUTOMATION
-        assert Automation.read(name=ZOMBIE_AUTOMATION).actions  # worker runs that die: Crashed
+        from flows.server import ZOMBIE_AUTOMATION, ensure_zombie_automation
+        zombies = Automation.read(name=ZOMBIE_AUTOMATION)  # worker runs that die: Crashed
+        assert zombies.actions and zombies.trigger.within.total_seconds() == 3 * HEARTBEAT_S
+        # a deploy where the heartbeat is slower widens the window of the one on the server
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60}):
+            ensure_zombie_automation()
+        with get_client(sync_client=True) as client:
+            (again,) = client.read_automations_by_name(ZOMBIE_AUTOMATION)  # updated, not added
+        assert again.id == zombies.id and again.trigger.within.total_seconds() == 180
 
     listed = cli("runs", "--store", str(store), env=server)
     assert listed.returncode == 0, listed.stderr
@@ -144,6 +156,57 @@ def test_the_nightly_deployment_runs_on_a_worker_and_a_second_trigger_resumes(to
     summary = browse(f"{ui}/artifacts/artifact/{latest.latest_id}",
                      needles=["Lineage", "pairs dataset"])
     assert "Lineage" in summary and "pairs dataset" in summary
+
+
+def test_a_run_whose_process_dies_is_marked_crashed_by_the_server(toy, tmp_path, server):
+    """The zombie automation the server starts with: a run killed with SIGKILL (nothing left to
+    report its end) stops sending heartbeats, and the server marks its flow runs Crashed three
+    heartbeats later, without anyone resuming it."""
+    import signal
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    script = ("import sys\nfrom flows.self_training import self_training\n"
+              "self_training(config=sys.argv[1], overrides=sys.argv[2:])")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(toy / "toy.yaml"), f"run.store={tmp_path / 'store'}",
+         "debug.max_turns=0"],
+        env=server, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+
+    def states(client) -> dict[str, tuple[str, str]]:
+        return {r.name: (r.state.name, r.state.message or "") for r in client.read_flow_runs()}
+
+    with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), \
+            get_client(sync_client=True) as client:
+        try:
+            deadline = time.monotonic() + 600
+            # killed in training (no sandbox container to leave behind), with the parent and
+            # its cycle Running
+            while not any(t.name.startswith("train[") and t.state.name == "Running"
+                          for t in client.read_task_runs()):
+                assert child.poll() is None, ("the run ended before it trained: "
+                                              + child.stderr.read().decode()[-2000:])
+                assert time.monotonic() < deadline, "the run never trained"
+                time.sleep(0.2)
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+        killed = states(client)
+        assert len(killed) == 2 and {s for s, _ in killed.values()} == {"Running"}, killed
+        # the last heartbeat came at most one interval before the kill; the automation fires
+        # three intervals after it (and the server looks every few seconds)
+        deadline = time.monotonic() + 4 * HEARTBEAT_S + 60
+        while {s for s, _ in states(client).values()} != {"Crashed"}:
+            assert time.monotonic() < deadline, states(client)
+            time.sleep(2)
+        crashed = states(client)
+    assert crashed.keys() == killed.keys()
+    assert all("no heartbeat for three intervals" in m for _, m in crashed.values()), crashed
 
 
 SCREENSHOT = ROOT / "test-output" / "prefect-ui-run.png"  # kept: what the UI showed
