@@ -23,8 +23,9 @@ runs would stay Running forever. Two things fix that:
   flow run gets a `resumes` artifact linking back to them.
 
 The server can also tell by itself: every flow run sends a heartbeat (every 180 s by default,
-`PREFECT_FLOWS_HEARTBEAT_FREQUENCY`), and the automation `autodidact deploy` (and the local server) installs marks a flow run that missed three
-Crashed (flows/server.py). The sweep needs no automation, and names the resume.
+`PREFECT_FLOWS_HEARTBEAT_FREQUENCY`), and the automation `autodidact deploy` (and the local
+server) installs marks a flow run that missed three Crashed (flows/server.py). The sweep needs no
+automation, and names the resume.
 """
 
 from __future__ import annotations
