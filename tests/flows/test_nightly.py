@@ -170,11 +170,12 @@ def test_a_run_whose_process_dies_is_marked_crashed_by_the_server(toy, tmp_path,
 
     script = ("import sys\nfrom flows.self_training import self_training\n"
               "self_training(config=sys.argv[1], overrides=sys.argv[2:])")
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, str(toy / "toy.yaml"), f"run.store={tmp_path / 'store'}",
-         "debug.max_turns=0"],
-        env=server, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+    log = tmp_path / "run.log"  # a file, not a pipe: nobody reads a pipe until the end
+    with open(log, "wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, str(toy / "toy.yaml"),
+             f"run.store={tmp_path / 'store'}", "debug.max_turns=0"],
+            env=server, cwd=ROOT, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
 
     def states(client) -> dict[str, tuple[str, str]]:
         return {r.name: (r.state.name, r.state.message or "") for r in client.read_flow_runs()}
@@ -188,7 +189,7 @@ def test_a_run_whose_process_dies_is_marked_crashed_by_the_server(toy, tmp_path,
             while not any(t.name.startswith("train[") and t.state.name == "Running"
                           for t in client.read_task_runs()):
                 assert child.poll() is None, ("the run ended before it trained: "
-                                              + child.stderr.read().decode()[-2000:])
+                                              + log.read_text()[-2000:])
                 assert time.monotonic() < deadline, "the run never trained"
                 time.sleep(0.2)
             os.killpg(child.pid, signal.SIGKILL)
