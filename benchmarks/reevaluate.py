@@ -1,0 +1,157 @@
+"""Evaluate a finished run's policies on a problem set of the run, each paired with the start.
+
+Two uses:
+  --split unseen   the problems of the run's training pool that no cycle drew: held out from
+                   training and from every promotion decision (dev decides), so a second,
+                   untouched measurement on the training distribution (MBPP for `efficacy`);
+  --split dev|test the run's own sets again with the code of today (after an evaluation fix,
+                   the scores a run recorded are those of the old code); the recorded scores are
+                   shown beside.
+
+The policies are the ones the run recorded (`summary.json`: each cycle's `trained`, base model
+plus the chain of adapters; the start is `run.json`'s `start_policy`), evaluated with the run's own
+config (`config.yaml`: greedy + `evaluation.n_samples` samples, its backend and sandbox).
+
+    python benchmarks/reevaluate.py --run-dir STORE/RUN_ID --split unseen [--cycles 1,3]
+        [--out benchmarks/results/reevaluate/RUN_ID]
+
+Writes `<out>/<split>/problems.jsonl`, `<out>/<split>/<policy id>/` (attempts.jsonl and
+result.json: the raw per-problem outcomes), `<out>/<split>/outcomes.csv` (one row per problem
+and policy) and `<out>/report-<split>.json`. A policy already evaluated there is read back, so an
+interrupted invocation goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+OUT = Path(__file__).resolve().parent / "results" / "reevaluate"
+
+
+def read_problems(path: Path) -> list:
+    from tasks.problems import Problem
+
+    return [Problem.model_validate_json(line) for line in path.read_text().splitlines() if line]
+
+
+def unseen(run_dir: Path, cycles: list[int]) -> list:
+    """The pool's problems that no cycle of the run drew for training, in pool order."""
+    drawn = set()
+    for n in cycles:
+        drawn |= {p.id for p in read_problems(run_dir / f"cycle-{n}" / "problems" /
+                                              "train.jsonl")}
+    return [p for p in read_problems(run_dir / "problems" / "pool.jsonl") if p.id not in drawn]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", required=True, help="STORE/RUN_ID of a finished run")
+    parser.add_argument("--split", default="unseen", choices=("unseen", "dev", "test"))
+    parser.add_argument("--cycles", help="which cycles' trained policies (default: all)")
+    parser.add_argument("--out", help="default: benchmarks/results/reevaluate/<run id>")
+    args = parser.parse_args(argv)
+
+    from tasks.config import load_config
+    from tasks.engines import open_backend
+    from tasks.evaluation import EvalResult, compare_results, evaluate
+    from tasks.execution import open_sandbox
+    from tasks.policy import Policy
+    from tasks.records import write_rows
+
+    run_dir = Path(args.run_dir).resolve()
+    for needed in ("run.json", "config.yaml", "summary.json", "problems/pool.jsonl"):
+        if not (run_dir / needed).exists():
+            parser.error(f"{run_dir / needed} is missing: --run-dir must be the directory of a "
+                         f"finished run (STORE/RUN_ID, with its summary.json)")
+    run = json.loads((run_dir / "run.json").read_text())
+    cycles = json.loads((run_dir / "summary.json").read_text())
+    cfg = load_config(run_dir / "config.yaml")
+    done = [c["cycle"] for c in cycles]
+    wanted = [int(c) for c in args.cycles.split(",")] if args.cycles else done
+    missing = sorted(set(wanted) - set(done))
+    if missing:
+        parser.error(f"--cycles {args.cycles}: the run has no finished cycle {missing} "
+                     f"(it has {done})")
+    if args.split == "unseen":
+        problems, suite = unseen(run_dir, done), cfg.problems.train
+        if not problems:
+            parser.error(f"every problem of {run_dir / 'problems' / 'pool.jsonl'} was drawn "
+                         "for training: the run has no unseen problems")
+    else:
+        problems = read_problems(run_dir / "problems" / f"{args.split}.jsonl")
+        suite = getattr(cfg.problems, args.split)
+    out = (Path(args.out) if args.out else OUT / run["run_id"]).resolve()
+    write_rows(out / args.split / "problems.jsonl", problems)
+
+    def result(policy: Policy) -> EvalResult:
+        where = out / args.split / policy.id
+        if (where / "result.json").exists():
+            return EvalResult.model_validate_json((where / "result.json").read_text())
+        where.mkdir(parents=True, exist_ok=True)
+        backend = open_backend(policy, cfg.sampling.backend, cfg.policy.dtype)
+        with open_sandbox(cfg.sandbox) as box:
+            r = evaluate(problems, backend, policy.id, suite, cfg.evaluation, cfg.sampling,
+                         cfg.sandbox, box, where, args.split)
+        (where / "result.json").write_text(r.model_dump_json())
+        print(f"{policy.id}: greedy {r.pass1_greedy:.3f}, sampled {r.pass1_sampled:.3f}",
+              flush=True)
+        return r
+
+    def recorded(policy_id: str) -> EvalResult | None:
+        if args.split == "unseen":
+            return None
+        path = run_dir / "evaluations" / policy_id / args.split / "result.json"
+        return EvalResult.model_validate_json(path.read_text()) if path.exists() else None
+
+    def scores(r: EvalResult | None) -> dict | None:
+        if r is None:
+            return None
+        score = sum(o.score for o in r.outcomes) / len(r.outcomes)
+        return {"greedy": round(r.pass1_greedy, 4), "sampled": round(r.pass1_sampled, 4),
+                "score": round(score, 4)}
+
+    start_policy = Policy.model_validate(run["start_policy"])
+    start = result(start_policy)
+    report = {"run": run["run_id"], "split": args.split, "suite": str(suite),
+              "problems": len(problems),
+              "start": {"policy": start_policy.id, "now": scores(start),
+                        "recorded": scores(recorded(start_policy.id))},
+              "cycles": []}
+    rows = []
+    for c in cycles:
+        if c["cycle"] not in wanted:
+            continue
+        policy = Policy.model_validate(c["trained"])
+        trained = result(policy)
+        rows.append((c["cycle"], policy.id, trained))
+        p = compare_results(trained, start)
+        report["cycles"].append({
+            "cycle": c["cycle"], "policy": policy.id, "now": scores(trained),
+            "recorded": scores(recorded(policy.id)),
+            "against start": {"score diff": round(p.score.diff, 4),
+                              "ci95": [round(p.score.ci_low, 4), round(p.score.ci_high, 4)],
+                              "p_two_sided": p.score.p_two_sided,
+                              "p_greater": p.score.p_greater,
+                              "greedy b:c (McNemar)": [p.greedy.b, p.greedy.c],
+                              "mcnemar_p": p.greedy.mcnemar_p}})
+    with open(out / args.split / "outcomes.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["cycle", "policy", "problem_id", "greedy_passed", "samples",
+                    "samples_passed", "score"])
+        for n, policy_id, r in [(0, start_policy.id, start)] + rows:
+            for o in r.outcomes:
+                w.writerow([n, policy_id, o.problem_id, int(o.greedy_passed), o.samples,
+                            o.samples_passed, round(o.score, 4)])
+    (out / f"report-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
