@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.pairs import mine_pairs, read_attempt_files, token_budget, write_pairs
     from tasks.policy import base_policy
     from tasks.problems import split_problems
-    from tasks.report import markdown_table
+    from tasks.report import markdown_table, mean_response_chars
     from tasks.training import train
     from transformers import AutoTokenizer
 
@@ -117,16 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         (where / "dev.json").write_text(result.model_dump_json())
         return result
 
-    def response_chars(where: Path) -> float | None:
-        """Mean length of the dev candidates' responses: how far a point moved the policy's
-        style (the first sweeps' policies wrote ever shorter code)."""
-        path = where / "attempts.jsonl"
-        if not path.exists():
-            return None
-        sizes = [len(json.loads(line)["response"]) for line in path.read_text().splitlines()
-                 if line.strip()]
-        return round(sum(sizes) / len(sizes), 1) if sizes else None
-
     base_dev = dev_result(start, out / "start")
     rows = []
     for name in names:
@@ -163,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                      "score diff": round(p.score.diff, 4),
                      "95% CI": f"[{p.score.ci_low:+.3f}, {p.score.ci_high:+.3f}]",
                      "p (better)": round(p.score.p_greater, 4),
-                     "response chars": response_chars(where)})
+                     "response chars": mean_response_chars(where / "attempts.jsonl")})
         (out / "table.md").write_text(
             f"Start policy on dev: greedy {base_dev.pass1_greedy:.4f}, sampled "
             f"{base_dev.pass1_sampled or 0:.4f} ({base_dev.problems} problems, greedy + "
-            f"{args.samples} samples; mean response {response_chars(out / 'start')} "
+            f"{args.samples} samples; mean response "
+            f"{mean_response_chars(out / 'start' / 'attempts.jsonl')} "
             "characters)\n\n" + markdown_table(rows))
         (out / "points.json").write_text(json.dumps({
             "baseline": {"config": args.config, "training": BASELINE_TRAINING,

@@ -140,17 +140,12 @@ def length_drift(results, cycles) -> list[dict]:
     candidates, read from the run's judged evaluation candidates, and of the pairs' chosen and
     rejected answers. Shrinking answers and chosen shorter than rejected are the length bias."""
     from tasks.pairs import Pair
-    from tasks.records import Attempt
+    from tasks.report import mean_response_chars
 
     run_dir = Path(results[0].directory).parent
 
     def mean_response(policy_id: str, split: str) -> float | None:
-        path = run_dir / "evaluations" / policy_id / split / "attempts.jsonl"
-        if not path.exists():
-            return None
-        sizes = [len(Attempt.model_validate_json(line).response)
-                 for line in path.read_text().splitlines() if line.strip()]
-        return round(sum(sizes) / len(sizes), 1) if sizes else None
+        return mean_response_chars(run_dir / "evaluations" / policy_id / split / "attempts.jsonl")
 
     rows = []
     for c in cycles:

@@ -17,8 +17,9 @@ config (`config.yaml`: greedy + `evaluation.n_samples` samples, its backend and 
 
 Writes `<out>/<split>/problems.jsonl`, `<out>/<split>/<policy id>/` (attempts.jsonl and
 result.json: the raw per-problem outcomes), `<out>/<split>/outcomes.csv` (one row per problem
-and policy) and `<out>/report-<split>.json`. A policy already evaluated there is read back, so an
-interrupted invocation goes on where it stopped.
+and policy, in the columns of learning_efficacy.py's), `<out>/report-<split>.json` and
+`<out>/table-<split>.md` (each cycle paired with the start). A policy already evaluated there is
+read back, so an interrupted invocation goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from tasks.config import load_config
     from tasks.engines import open_backend
-    from tasks.evaluation import EvalResult, compare_results, evaluate
+    from tasks.evaluation import EvalResult, evaluate
     from tasks.execution import open_sandbox
     from tasks.policy import Policy
     from tasks.records import write_rows
+    from tasks.report import markdown_table, paired_rows, score_ci
 
     run_dir = Path(args.run_dir).resolve()
     for needed in ("run.json", "config.yaml", "summary.json", "problems/pool.jsonl"):
@@ -112,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     def scores(r: EvalResult | None) -> dict | None:
         if r is None:
             return None
-        score = sum(o.score for o in r.outcomes) / len(r.outcomes)
         return {"greedy": round(r.pass1_greedy, 4), "sampled": round(r.pass1_sampled, 4),
-                "score": round(score, 4)}
+                "score": round(score_ci(r)[0], 4)}
 
     start_policy = Policy.model_validate(run["start_policy"])
     start = result(start_policy)
@@ -123,33 +124,31 @@ def main(argv: list[str] | None = None) -> int:
               "start": {"policy": start_policy.id, "now": scores(start),
                         "recorded": scores(recorded(start_policy.id))},
               "cycles": []}
-    rows = []
+    evaluated = [(0, start_policy.id, start)]
+    paired = []
     for c in cycles:
         if c["cycle"] not in wanted:
             continue
         policy = Policy.model_validate(c["trained"])
         trained = result(policy)
-        rows.append((c["cycle"], policy.id, trained))
-        p = compare_results(trained, start)
-        report["cycles"].append({
-            "cycle": c["cycle"], "policy": policy.id, "now": scores(trained),
-            "recorded": scores(recorded(policy.id)),
-            "against start": {"score diff": round(p.score.diff, 4),
-                              "ci95": [round(p.score.ci_low, 4), round(p.score.ci_high, 4)],
-                              "p_two_sided": p.score.p_two_sided,
-                              "p_greater": p.score.p_greater,
-                              "greedy b:c (McNemar)": [p.greedy.b, p.greedy.c],
-                              "mcnemar_p": p.greedy.mcnemar_p}})
+        evaluated.append((c["cycle"], policy.id, trained))
+        (row,) = paired_rows(trained, {"start": start})
+        paired.append({"cycle": c["cycle"], **row})
+        report["cycles"].append({"cycle": c["cycle"], "policy": policy.id,
+                                 "now": scores(trained), "recorded": scores(recorded(policy.id)),
+                                 "against start": row})
+    # the columns of learning_efficacy.py's outcomes.csv, so the two files pool by concatenation
     with open(out / args.split / "outcomes.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["cycle", "policy", "problem_id", "greedy_passed", "samples",
-                    "samples_passed", "score"])
-        for n, policy_id, r in [(0, start_policy.id, start)] + rows:
+        w.writerow(["cycle", "policy", "split", "problem_id", "greedy_passed", "samples",
+                    "samples_passed", "distinct_passing"])
+        for n, policy_id, r in evaluated:
             for o in r.outcomes:
-                w.writerow([n, policy_id, o.problem_id, int(o.greedy_passed), o.samples,
-                            o.samples_passed, round(o.score, 4)])
+                w.writerow([n, policy_id, args.split, o.problem_id, int(o.greedy_passed),
+                            o.samples, o.samples_passed, o.distinct_passing])
     (out / f"report-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    (out / f"table-{args.split}.md").write_text(markdown_table(paired))
+    print(markdown_table(paired))
     return 0
 
 

@@ -106,6 +106,19 @@ def plot_scores(cycles: Sequence[dict], path: str | Path, title: str) -> Path:
     return path
 
 
+def mean_response_chars(attempts_file: str | Path) -> float | None:
+    """Mean length in characters of the responses in a judged-candidates file (`attempts.jsonl`
+    of an evaluation): how far training moved a policy's style. None when there is no file."""
+    from tasks.records import Attempt
+
+    path = Path(attempts_file)
+    if not path.exists():
+        return None
+    sizes = [len(Attempt.model_validate_json(line).response)
+             for line in path.read_text().splitlines() if line.strip()]
+    return round(sum(sizes) / len(sizes), 1) if sizes else None
+
+
 def markdown_table(rows: Sequence[dict]) -> str:
     """Rows as a GitHub-flavoured markdown table (for the README and artifacts)."""
     if not rows:
