@@ -38,9 +38,14 @@ NO_FEEDBACK = "The tests failed, with no further detail."
 
 def debug_prompt(problem: Problem, failed: Attempt, specialist: SpecialistConfig,
                  tokenizer) -> str:
-    """The prompt of a fix: the problem, the failed program and what the sandbox said."""
-    return render(problem.prompt, specialist.prompt_style, specialist.system_prompt, tokenizer,
-                  feedback=(failed.code, failed.feedback.strip() or NO_FEEDBACK))
+    """The prompt of a fix: the problem, the failed answer and what the sandbox said. In chat
+    style it is the conversation: the failed answer as the model wrote it is the assistant's
+    turn, the feedback the next user turn; in completion style the failed program is shown as a
+    comment above the problem."""
+    style = specialist.prompt_style
+    shown = failed.response if style == "chat" and failed.response.strip() else failed.code
+    return render(problem.prompt, style, specialist.system_prompt, tokenizer,
+                  feedback=(shown, failed.feedback.strip() or NO_FEEDBACK))
 
 
 def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], backend: Backend,

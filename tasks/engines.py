@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Sequence
 
 from sandbox.engine import owner, owner_gone
-from tasks.generation import STOP_SEQUENCES, HFBackend, Settings, per_prompt
+from tasks.generation import (CHAT_STOP, STOP_SEQUENCES, HFBackend, Settings,
+                              per_prompt)
 from tasks.paths import REPO_ROOT, models_dir
 from tasks.policy import Policy, PolicyError, load_policy, _offline, _replace_dir
 
@@ -268,7 +269,12 @@ class OpenVINOBackend:
             config.rng_seed = (settings.seed * 1_000_003 + index) % (2 ** 31)
         else:
             config.do_sample = False
-        if settings.stop_early:
+        if settings.stop_early and settings.style == "chat":
+            # the answer ends at its block's closing fence, which stays in the text: it is what
+            # the model wrote, and the training target of a pair ends with it
+            config.stop_strings = {CHAT_STOP}
+            config.include_stop_str_in_output = True
+        elif settings.stop_early:
             config.stop_strings = set(STOP_SEQUENCES)
             config.include_stop_str_in_output = False
         return config
@@ -289,7 +295,8 @@ class OpenVINOBackend:
         # completion style would stop right after its fence. Those prompts run again with the
         # closing fence as the only stop (same seeds), and their fenced samples are replaced.
         opened = [i for i, texts in enumerate(out)
-                  if each[i].stop_early and any(_open_fence(t) for t in texts)]
+                  if each[i].stop_early and each[i].style == "completion"
+                  and any(_open_fence(t) for t in texts)]
         if opened:
             configs = []
             for i in opened:

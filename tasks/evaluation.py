@@ -9,8 +9,11 @@ Chen et al. (https://arxiv.org/abs/2107.03374), with per-problem outcomes (the r
 comparison is recomputed from). `compare_results` pairs two results problem by problem;
 `decide` turns a dev comparison into a promotion `Decision` that records its statistics.
 
-The prompt is the problem as published (signature + docstring), with no system prompt and no
-retrieved examples: the score measures the policy, not the memory.
+The prompt is the problem as published (signature + docstring), with no retrieved examples (the
+score measures the policy, not the memory), in the style the policy trains in
+(`evaluation.prompt_style`, by default the specialists'): completion style shows the problem alone;
+chat style puts it through the chat template with the model's default system message, and the
+answer stops at its code block's closing fence, as in sampling.
 
 Promotion (`decide`), on the **dev** set only (the test set is reported, never used to choose):
 
@@ -40,11 +43,12 @@ from pydantic import BaseModel, ConfigDict
 from sandbox import Sandbox
 from tasks.caching import cached
 from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
-from tasks.generation import Backend, Settings, extract
+from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
 from tasks.problems import Problem
 from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
-from tasks.schema import EvaluationConfig, SamplingConfig, SandboxConfig
+from tasks.schema import (EvaluationConfig, SamplingConfig, SandboxConfig,
+                          evaluation_style)
 from tasks.stats import BinaryComparison, Comparison, compare, compare_binary
 
 EVAL_SEED = 20_240_501  # fixed: both policies of a comparison see the same sampling noise
@@ -182,9 +186,11 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
 
     if not problems:
         raise ValueError(f"no {split} problems: check problems.{split}_n")
-    prompts = [p.prompt for p in problems]
+    style = evaluation_style(cfg, sampling)
+    tokenizer = getattr(backend, "tokenizer", None)
+    prompts = [render(p.prompt, style, "", tokenizer) for p in problems]
     base = dict(max_new_tokens=sampling.max_new_tokens, top_p=sampling.top_p, seed=EVAL_SEED,
-                batch_size=sampling.batch_size, stop_early=True)
+                batch_size=sampling.batch_size, stop_early=True, style=style)
     greedy = backend.generate(prompts, Settings(temperature=0.0, n=1, **base))
     sampled = (backend.generate(prompts, Settings(temperature=cfg.temperature, n=cfg.n_samples,
                                                   **base))
@@ -192,7 +198,7 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
     attempts = []
     for problem, prompt, g, s in zip(problems, prompts, greedy, sampled):
         for k, text in enumerate(g + s):
-            response, code = extract(problem.prompt, text, problem.entry_point, "completion")
+            response, code = extract(problem.prompt, text, problem.entry_point, style)
             attempts.append(Attempt(
                 id=f"{problem.id}/eval/{'greedy' if k == 0 else f's{k - 1}'}",
                 problem_id=problem.id, cycle=0, agent="eval", specialist="none",

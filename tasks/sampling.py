@@ -43,9 +43,11 @@ def seed_for(agent: AgentConfig, specialist: str, run_id: str, cycle: int, turn:
 
 def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
                  style: str = "completion") -> Settings:
+    """Generation settings of one specialist's prompts: every answer stops where it is complete
+    (a body at its first stop sequence, a chat answer at its closing fence)."""
     return Settings(temperature=temperature, n=n, max_new_tokens=cfg.max_new_tokens,
                     top_p=cfg.top_p, seed=seed, batch_size=cfg.batch_size,
-                    stop_early=style == "completion")
+                    stop_early=True, style=style)
 
 
 def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: str,

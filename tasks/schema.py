@@ -207,6 +207,18 @@ class ProblemsConfig(BaseModel):
     that to a HumanEval one, among them decimal-to-binary (0.83), second smallest (0.78),
     counting primes (0.77) and monotonic (0.77); at 0.8 only 7 are."""
 
+    show_example: bool = True
+    """`bool`, defaults to `True`. Show each MBPP problem's first test case in its prompt, as a
+    doctest at the end of the docstring (`>>> kth_element([12, 3, 5, 7, 19], 2)`, then `3`), as
+    HumanEval's prompts and evalplus's MBPP+ do: without one, some MBPP problems cannot be solved
+    from their text. The case stays in the tests, and the sandbox never holds it out of feedback
+    (`sandbox.held_out`). Applies to MBPP problems only: HumanEval prompts have examples already,
+    and your own JSONL problems stay as written. Decontamination (`near_duplicate`) compares the
+    prompts without examples, so the pool, dev and test ids are the same either way; a problem
+    whose first case cannot be shown keeps its prompt and is listed, with the reason, in
+    `<run>/problems/examples.json`. It changes what the model sees: pass rates of runs with and
+    without examples measure different tasks and are never compared."""
+
     @field_validator("train", "dev")
     @classmethod
     def _suite(cls, value: str) -> str:
@@ -537,9 +549,34 @@ class PairsConfig(BaseModel):
     tests passed) a rejected candidate's must be; it must always be strictly lower. Range: 0 to 1.
     Larger gaps give fewer, clearer pairs."""
 
-    max_pairs_per_problem: int = Field(2, ge=1)
-    """`int`, defaults to `2`. Most pairs per problem (and per debugged candidate), so that easy
-    problems with many candidates do not dominate training. Range: ≥ 1."""
+    distinct_chosen: int = Field(4, ge=1)
+    """`int`, defaults to `4`. Most distinct passing programs per problem that become a pair's
+    chosen answer (distinct after normalizing the code), each paired with its own most similar
+    failing candidate of the same prompt. Range: ≥ 1; 1 takes one chosen program per prompt, as
+    before this field existed. Distinct correct solutions are what rejection-sampling fine-tuning
+    gains from (https://arxiv.org/abs/2308.01825): with one prompt per problem, one chosen a
+    problem gave ~37 distinct training targets a cycle and dropped 200 usable candidates."""
+
+    max_pairs_per_problem: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None`: `distinct_chosen`. Most pairs per problem (and per
+    debugged candidate), so that easy problems with many candidates do not dominate training.
+    Range: ≥ 1. Above `distinct_chosen` a chosen program is paired with a second rejected one."""
+
+    random_swap: bool = False
+    """`bool`, defaults to `False`. The random-pair control of an efficacy measurement: after
+    mining, chosen and rejected are swapped in a seeded random half of the pairs (`swap_seed`),
+    everything else unchanged, so the reward carries no signal. A run with it shows what
+    fine-tuning on the loop's own data does by itself (Qwen models gain even from random rewards,
+    https://arxiv.org/abs/2506.10947); never for real training."""
+
+    swap_seed: int = 0
+    """`int`, defaults to `0`. Seed of `random_swap`'s draw (mixed with nothing else: the same
+    pairs are swapped on every re-run). No effect without `random_swap`."""
+
+    @property
+    def pair_limit(self) -> int:
+        """`max_pairs_per_problem`, or `distinct_chosen` when it is unset."""
+        return self.max_pairs_per_problem or self.distinct_chosen
 
     hard_negatives: bool = True
     """`bool`, defaults to `True`. Prefer rejected candidates that are close to the chosen one
@@ -801,6 +838,15 @@ class EvaluationConfig(BaseModel):
     programs per solved dev problem (among the `n_samples`) fall below (1 − this) × the
     champion's. Range: 0 to 1; 1 turns the check off."""
 
+    prompt_style: Literal["completion", "chat"] | None = None
+    """`"completion"`, `"chat"` or `None`, defaults to `None`: the style the specialists write in
+    (`sampling.specialists[*].prompt_style`; they must then agree). The format dev and test
+    problems are shown in: the problem as published, with no retrieved examples, and in `chat`
+    style the instruct model's chat template with its default system message
+    (`tasks.generation.CHAT_SYSTEM`). A policy is judged in the format it trains in; the two are
+    never compared with each other (the base policy passes 0.585 of HumanEval greedily in chat
+    style and 0.439 in completion style)."""
+
     max_likelihood_drop: float = Field(0.5, ge=0)
     """`float`, defaults to `0.5`. Collapse guard: promotion is refused when earlier cycles'
     chosen solutions lose more than this many nats per token of log-likelihood under the new
@@ -818,6 +864,18 @@ class EvaluationConfig(BaseModel):
             raise ValueError(f"{bad} out of range: pass@k needs 1 ≤ k ≤ n_samples (= {n}); "
                              f"raise evaluation.n_samples to at least {max(bad)} or drop those k")
         return sorted(set(k))
+
+
+def evaluation_style(evaluation: EvaluationConfig, sampling: SamplingConfig) -> str:
+    """The prompt style of dev and test: `evaluation.prompt_style`, or the one style every
+    specialist writes in."""
+    if evaluation.prompt_style is not None:
+        return evaluation.prompt_style
+    styles = sorted({s.prompt_style for s in sampling.specialists})
+    if len(styles) != 1:
+        raise ValueError(f"the specialists write in {' and '.join(styles)} style: set "
+                         "evaluation.prompt_style to the format dev and test are judged in")
+    return styles[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -878,6 +936,11 @@ class Config(BaseModel):
         if self.run.task_runner == "threads" and self.run.dask_address:
             problems.append("run.dask_address is set but run.task_runner is 'threads': set "
                             "run.task_runner=dask to use that cluster, or drop the address")
+        styles = sorted({s.prompt_style for s in self.sampling.specialists})
+        if self.evaluation.prompt_style is None and len(styles) > 1:
+            problems.append(f"the specialists write in {' and '.join(styles)} style and "
+                            "evaluation.prompt_style is unset: say which format dev and test are "
+                            "judged in (evaluation.prompt_style: chat or completion)")
         if self.pairs.keep_sft and self.training.sft_weight == 0:
             problems.append("pairs.keep_sft is true but training.sft_weight is 0: the kept "
                             "chosen-only examples would train nothing; set training.sft_weight "

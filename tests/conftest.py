@@ -51,3 +51,26 @@ def toy(tmp_path_factory):
     config["training"]["dpo"]["gradient_accumulation_steps"] = 1
     (root / "toy.yaml").write_text(yaml.safe_dump(config))
     return root
+
+
+@pytest.fixture(scope="session")
+def toy_chat(toy, tmp_path_factory):
+    """The toy world in the instruct model's chat format: a tiny model taught fenced answers
+    under the chat template, and a config whose specialists and evaluation use it."""
+    import yaml
+
+    from tasks.config import load_config
+    from tasks.policy import provision_tiny
+    from tests.toy import teach
+
+    root = tmp_path_factory.mktemp("toy-chat")
+    config = load_config(toy / "toy.yaml").model_dump(mode="json")
+    for specialist in config["sampling"]["specialists"]:
+        specialist["prompt_style"] = "chat"
+    config["sampling"]["max_new_tokens"] = 64
+    config["policy"]["base"] = str(teach(
+        provision_tiny(), root / "model",
+        [s["system_prompt"] for s in config["sampling"]["specialists"]], steps=200,
+        style="chat"))
+    (root / "toy.yaml").write_text(yaml.safe_dump(config))
+    return root

@@ -59,9 +59,15 @@ def write_suite(rows, path: Path) -> Path:
     return path
 
 
-def teach(base: Path, out: Path, system_prompts: list[str], steps: int = 150) -> Path:
+CHAT_TAIL = "\n\nThis function returns the answer."  # prose after the block: the stop saves it
+
+
+def teach(base: Path, out: Path, system_prompts: list[str], steps: int = 150,
+          style: str = "completion") -> Path:
     """The tiny model at `base`, trained to continue each toy prompt (as every specialist
-    renders it) with its right or its wrong body, half the time each."""
+    renders it) with its right or its wrong body, half the time each. In chat style the prompt
+    is the chat template and the answer a fenced block with the whole function, then a line of
+    prose, then the end of the turn, as the instruct model answers."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,9 +78,11 @@ def teach(base: Path, out: Path, system_prompts: list[str], steps: int = 150) ->
     rows = []  # (prompt, answer): the loss is on the answer only, which keeps steps cheap
     for _, sig, doc, right, wrong, _ in TRAIN + DEV + EVAL:
         for system in system_prompts + [""]:
-            prompt = render(prompt_of(sig, doc), "completion", system)
+            prompt = render(prompt_of(sig, doc), style, system, tokenizer)
             for body in (right, wrong):
-                rows.append((prompt, f"    {body}\n\n\ndef main():\n" + tokenizer.eos_token))
+                answer = (f"```python\n{sig}\n    {body}\n```{CHAT_TAIL}" if style == "chat"
+                          else f"    {body}\n\n\ndef main():\n")
+                rows.append((prompt, answer + tokenizer.eos_token))
     torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     model.train()
