@@ -4,7 +4,7 @@ A request is one candidate program with its tests:
 
     {"id": "HumanEval/0", "code": "<full program>", "tests": "def check(candidate): ...",
      "entry_point": "has_close_elements", "timeout_s": 10, "context": "<trusted code>",
-     "held_out": 0.0}
+     "held_out": 0.0, "shown": []}
 
 `code` is the whole candidate program (prompt + completion); `tests` defines `check(candidate)`,
 and every `assert` inside it is one test case.  `timeout_s` (optional, default 10) bounds the
@@ -15,7 +15,13 @@ from it are bound from it, never from the candidate program.  `held_out` (option
 0 <= held_out < 1) is the fraction of the cases whose failures the feedback never describes:
 round(held_out * cases) of them, at least one when held_out > 0, never all (with fewer than two
 cases, none); which ones depends only on the tests (sandbox.runner.judge.held_out_sites), so every
-candidate of a problem meets the same ones.
+candidate of a problem meets the same ones.  `shown` (optional, default []) lists the cases the
+prompt shows as examples, as site indices: the i-th assert of `check`, counting from 0 and
+skipping `assert <true constant>` (sandbox.runner.judge.prepare_tests).  A shown case is never
+held out (its expected value is in the prompt); the count is then taken over the other cases:
+round(held_out * others), at least one, and at most all the others, since the shown cases stay
+visible.  Without shown cases (or with indices beyond the last case, which show nothing), the
+held-out cases are the same as without the field.
 
 A verdict answers one request, in the same order:
 
@@ -63,6 +69,7 @@ class Request:
     timeout_s: float = DEFAULT_TIMEOUT_S
     context: str = ""
     held_out: float = 0.0
+    shown: tuple[int, ...] = ()  # site indices the prompt shows: never held out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -102,7 +109,7 @@ def make_request(obj: object, where: str) -> Request:
     """Validate one decoded request object; `where` names it in errors (e.g. 'requests.jsonl:3')."""
     if not isinstance(obj, dict):
         raise RequestError(f"{where}: a request must be a JSON object, got {type(obj).__name__}")
-    known = {"id", "code", "tests", "entry_point", "timeout_s", "context", "held_out"}
+    known = {"id", "code", "tests", "entry_point", "timeout_s", "context", "held_out", "shown"}
     unknown = sorted(set(obj) - known)
     if unknown:
         raise RequestError(f"{where}: unknown field(s) {unknown}; a request has {sorted(known)}")
@@ -125,6 +132,11 @@ def make_request(obj: object, where: str) -> Request:
             0 <= held_out < 1):
         raise RequestError(f"{where}: field 'held_out' must be a fraction of the test cases in "
                            f"[0, 1), got {held_out!r}")
+    shown = obj.get("shown", [])
+    if not isinstance(shown, (list, tuple)) or not all(
+            type(site) is int and site >= 0 for site in shown):
+        raise RequestError(f"{where}: field 'shown' must be a list of test case (assert site) "
+                           f"indices, ints >= 0, got {shown!r}")
     check_tests(obj["tests"], where)
     context = obj.get("context", "")
     if not isinstance(context, str):
@@ -136,7 +148,7 @@ def make_request(obj: object, where: str) -> Request:
         raise RequestError(f"{where}: field 'context' is not valid Python: {exc.msg} "
                            f"(line {exc.lineno})") from None
     return Request(obj["id"], obj["code"], obj["tests"], obj["entry_point"], float(timeout),
-                   context, float(held_out))
+                   context, float(held_out), tuple(shown))
 
 
 def check_tests(tests: str, where: str) -> None:

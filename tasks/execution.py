@@ -45,10 +45,13 @@ def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
         raise ValueError(f"attempts answer problems that are not in the problem set: "
                          f"{', '.join(missing[:5])}: execute them with the problems they were "
                          "sampled for")
-    return [Request(id=a.id, code=a.code, tests=problems[a.problem_id].tests,
-                    entry_point=problems[a.problem_id].entry_point, timeout_s=cfg.timeout_s,
-                    context=problems[a.problem_id].context, held_out=cfg.held_out)
-            for a in attempts]
+
+    def request(a: Attempt, p: Problem) -> Request:
+        return Request(id=a.id, code=a.code, tests=p.tests, entry_point=p.entry_point,
+                       timeout_s=cfg.timeout_s, context=p.context, held_out=cfg.held_out,
+                       # the case the prompt shows is never held out of feedback
+                       shown=() if p.shown_site is None else (p.shown_site,))
+    return [request(a, problems[a.problem_id]) for a in attempts]
 
 
 def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: Sandbox,

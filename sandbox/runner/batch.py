@@ -291,6 +291,11 @@ def parse_request_line(line: str) -> dict:
         if (isinstance(held_out, bool) or not isinstance(held_out, (int, float))
                 or not 0 <= held_out < 1):
             raise ValueError(f"field 'held_out' must be a number in [0, 1), got {held_out!r}")
+        shown = request.get("shown", [])
+        if not isinstance(shown, list) or not all(
+                type(site) is int and site >= 0 for site in shown):
+            raise ValueError(f"field 'shown' must be a list of site indices (ints >= 0), got "
+                             f"{shown!r}")
         return request
     except ValueError as exc:
         rid = request.get("id") if isinstance(request, dict) else None

@@ -29,7 +29,8 @@ known pair, such as "YES"/"NO", still does; the rule covers bools only).
 
 A request may hold out a fraction `held_out` of its sites (`held_out_sites`: chosen from the tests
 alone, so every candidate of a problem meets the same ones; at least one when the fraction is
-positive and there are two sites or more, never all).  A held-out site counts like any other, and
+positive and there are two sites or more, never all, and never a site the request lists in
+`shown`, whose case the prompt shows).  A held-out site counts like any other, and
 again in held_out_passed / held_out_total, but its failures are never described: no call, no
 value, no exception text.  When every failing site is held out, the feedback says how many cases
 failed and that those are held out.  Calls made while a held-out site is in flight are never
@@ -172,17 +173,22 @@ def prepare_tests(tests: str):
             rewriter.site_scopes)
 
 
-def held_out_sites(tests: str, total: int, fraction: float) -> frozenset[int]:
+def held_out_sites(tests: str, total: int, fraction: float, shown=()) -> frozenset[int]:
     """The sites (indices, as prepare_tests counts them) whose failures feedback never describes.
 
-    k = round(fraction * total) of them (Python's round: half to even), but at least one when
-    fraction > 0, and never all: at least one site stays visible, so with fewer than two sites
-    none is held out.  Which ones depends only on the tests: the sites ordered by the sha256 of
-    f"{index}:{tests}", the first k."""
-    if total < 2 or not fraction > 0:
+    `shown`: sites whose case the prompt shows (its expected value is in the prompt anyway):
+    never held out.  Of the n other sites, k = round(fraction * n) (Python's round: half to
+    even), but at least one when fraction > 0, and never all `total` sites: at least one site
+    stays visible, so with fewer than two sites none is held out.  Which ones depends only on
+    the tests: the other sites ordered by the sha256 of f"{index}:{tests}", the first k.
+    Without shown sites (indices outside 0..total-1 show nothing) that is n = total and
+    k <= total - 1."""
+    shown = set(shown)
+    others = [i for i in range(total) if i not in shown]
+    if total < 2 or not others or not fraction > 0:
         return frozenset()
-    k = min(max(round(fraction * total), 1), total - 1)
-    order = sorted(range(total), key=lambda i: hashlib.sha256(
+    k = min(max(round(fraction * len(others)), 1), len(others), total - 1)
+    order = sorted(others, key=lambda i: hashlib.sha256(
         f"{i}:{tests}".encode("utf-8", "surrogatepass")).hexdigest())
     return frozenset(order[:k])
 
@@ -591,7 +597,8 @@ def judge(request: dict, config: dict, zygote: socket.socket, seq: int) -> dict:
         code, total, free, scopes = prepare_tests(request["tests"])
     except InvalidTests as exc:
         return verdict("error", 0, 0, f"invalid tests: {exc}")
-    held = held_out_sites(request["tests"], total, float(request.get("held_out") or 0.0))
+    held = held_out_sites(request["tests"], total, float(request.get("held_out") or 0.0),
+                          request.get("shown") or ())
 
     def early(status, feedback):  # a verdict before any site ran
         return verdict(status, 0, total, feedback, 0, len(held))

@@ -36,6 +36,10 @@ def _write(path, rows):
     ({**GOOD, "held_out": -0.1}, "field 'held_out'"),
     ({**GOOD, "held_out": "0.2"}, "field 'held_out'"),
     ({**GOOD, "held_out": True}, "field 'held_out'"),
+    ({**GOOD, "shown": 0}, "field 'shown' must be a list of test case (assert site) indices"),
+    ({**GOOD, "shown": [-1]}, "field 'shown'"),
+    ({**GOOD, "shown": [True]}, "field 'shown'"),
+    ({**GOOD, "shown": ["0"]}, "field 'shown'"),
 ])
 def test_malformed_request_line_is_named(tmp_path, bad, message):
     path = _write(tmp_path / "requests.jsonl", [GOOD, bad])
@@ -50,6 +54,13 @@ def test_held_out_is_optional_and_kept(tmp_path):
     first, second = read_requests(path)
     assert (first.held_out, second.held_out) == (0.0, 0.25)
     assert json.loads(second.to_json())["held_out"] == 0.25
+
+
+def test_shown_is_optional_and_kept(tmp_path):
+    path = _write(tmp_path / "requests.jsonl", [GOOD, {**GOOD, "id": "b", "shown": [0, 2]}])
+    first, second = read_requests(path)
+    assert (first.shown, second.shown) == ((), (0, 2))
+    assert json.loads(second.to_json())["shown"] == [0, 2]
 
 
 def test_verdict_carries_held_out_counts():

@@ -88,6 +88,67 @@ def test_held_out_sites_are_the_fraction_at_least_one_never_all():
     assert held_out_sites(TEN_SITES, 10, 0.3) <= set(range(10))
 
 
+def _held_out_today(tests, total, fraction):
+    """The rule before shown sites existed: round(f * total), at least one, never all."""
+    if total < 2 or not fraction > 0:
+        return frozenset()
+    k = min(max(round(fraction * total), 1), total - 1)
+    return frozenset(sorted(range(total), key=lambda i: hashlib.sha256(
+        f"{i}:{tests}".encode()).hexdigest())[:k])
+
+
+VARIANTS = [TEN_SITES + f"# variant {n}\n" for n in range(40)]
+FRACTIONS = [0.0, 0.01, 0.2, 0.34, 0.5, 0.75, 0.99]
+
+
+def test_held_out_sites_without_shown_sites_are_unchanged():
+    for tests in VARIANTS:
+        for total in (1, 2, 3, 4, 10):
+            for fraction in FRACTIONS:
+                today = _held_out_today(tests, total, fraction)
+                assert held_out_sites(tests, total, fraction) == today
+                assert held_out_sites(tests, total, fraction, ()) == today
+                assert held_out_sites(tests, total, fraction, [total, total + 3]) == today
+
+
+def test_a_shown_site_is_never_held_out_and_the_count_is_over_the_others():
+    moved = 0
+    for tests in VARIANTS:
+        for total in (2, 3, 4, 10):
+            for fraction in FRACTIONS[1:]:
+                for shown in range(total):
+                    held = held_out_sites(tests, total, fraction, [shown])
+                    assert shown not in held
+                    others = total - 1
+                    assert len(held) == min(max(round(fraction * others), 1), others)
+                    # the other sites keep their order: the first k of today's order without it
+                    order = sorted(range(total), key=lambda i: hashlib.sha256(
+                        f"{i}:{tests}".encode()).hexdigest())
+                    assert held == frozenset([i for i in order if i != shown][:len(held)])
+                    moved += shown in _held_out_today(tests, total, fraction)
+    assert moved > 0  # some of these shown sites would be held out today
+
+
+def test_shown_sites_leave_the_others_to_hold_out_and_never_all_of_them():
+    # MBPP with two cases, the first shown: the other one is held out, as the first would be
+    two = "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n"
+    assert held_out_sites(two, 2, 0.34, [0]) == {1}
+    assert held_out_sites(two, 2, 0.34, [1]) == {0}
+    assert held_out_sites(two, 2, 0.34, [0, 1]) == frozenset()  # every case shown: none
+    assert held_out_sites(two, 1, 0.9, [0]) == frozenset()  # a single case: none, as today
+    assert held_out_sites(two, 2, 0.0, [0]) == frozenset()
+    assert held_out_sites(TEN_SITES, 10, 0.99, [0, 1]) == frozenset(range(2, 10))
+
+
+@pytest.mark.parametrize("shown", ["0", [True], [-1], [1.0], {"0": 1}])
+def test_runner_refuses_malformed_shown_sites(shown):
+    line = json.dumps({"id": "a", "code": "", "tests": TEN_SITES, "entry_point": "f",
+                       "shown": shown})
+    assert "field 'shown'" in parse_request_line(line)["_invalid"]
+    ok = json.loads(line) | {"shown": [0, 3]}
+    assert "_invalid" not in parse_request_line(json.dumps(ok))
+
+
 def test_held_out_sites_depend_only_on_the_tests():
     # the first k sites in the order of sha256("<index>:<tests>"): the same for every candidate
     order = sorted(range(10), key=lambda i: hashlib.sha256(f"{i}:{TEN_SITES}".encode())

@@ -221,6 +221,22 @@ def test_held_out_case_counts_but_is_never_described(sandbox):
         assert _call(hidden) not in verdict.feedback
 
 
+def test_a_shown_case_is_never_held_out(sandbox):
+    """The case the prompt shows (an MBPP example) gets feedback like any visible case, and
+    another case is held out in its place."""
+    (hidden,) = held_out_sites(TESTS, 3, HELD_OUT)
+    (instead,) = held_out_sites(TESTS, 3, HELD_OUT, [hidden])
+    assert instead != hidden
+    code = _wrong_at(hidden)
+    shown, plain = sandbox.run([
+        Request("shown", code, TESTS, "add", 5.0, held_out=HELD_OUT, shown=(hidden,)),
+        Request("plain", code, TESTS, "add", 5.0, held_out=HELD_OUT)])
+    assert (plain.passed, plain.held_out_passed, plain.held_out_total) == (2, 0, 1)
+    assert _call(hidden) not in plain.feedback  # held out without `shown`, as before
+    assert (shown.passed, shown.held_out_passed, shown.held_out_total) == (2, 1, 1)
+    assert f"First failure: {_call(hidden)} returned 99" in shown.feedback
+
+
 def test_hard_coding_the_visible_failures_still_fails_the_held_out_case(sandbox):
     """A candidate that special-cases each call the feedback names, with its right answer."""
     (hidden,) = held_out_sites(TESTS, 3, HELD_OUT)

