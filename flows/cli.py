@@ -169,7 +169,9 @@ def print_cycle(r, out=sys.stdout) -> None:
     else:
         p("memories written:     0 (memory disabled)")
     p("pairs mined:          " + ", ".join(f"{k} {v}" for k, v in r.pairs.items())
-      + f" ({r.pairs_cross_prompt} cross-prompt)"
+      + f" ({r.pairs_cross_prompt} cross-prompt, {r.pairs_distinct_chosen} distinct chosen"
+      + (f", {r.pairs_swapped} swapped by the random-pair control" if r.pairs_swapped else "")
+      + ")"
       + (f"  (dropped: {', '.join(f'{k} {v}' for k, v in r.pairs_dropped.items())})"
          if r.pairs_dropped else ""))
     if r.training:

@@ -161,7 +161,10 @@ def summary_markdown(r: CycleResult) -> str:
         f"(duplicates {r.memory.duplicates if r.memory else 0}; memory version "
         f"{r.memory_version})",
         "- pairs: " + ", ".join(f"{k} {v}" for k, v in r.pairs.items())
-        + f" ({r.pairs_cross_prompt} with a rejected answer from another prompt)",
+        + f" ({r.pairs_cross_prompt} with a rejected answer from another prompt; "
+        f"{r.pairs_distinct_chosen} distinct chosen programs"
+        + (f"; {r.pairs_swapped} swapped by the random-pair control" if r.pairs_swapped else "")
+        + ")",
         f"- dev ({r.dev.problems} problems) greedy pass@1 {r.dev.pass1_greedy:.3f}; test "
         f"({r.test.suite}, {r.test.problems}) greedy pass@1 {r.test.pass1_greedy:.3f}",
         f"- **{'promoted' if r.promoted else 'not promoted'}**: {r.decision}",

@@ -18,14 +18,16 @@ Three kinds of rows:
   (a failing "best" would be imitated by the SFT term); rejected are candidates whose reward is
   strictly lower, by at least `min_reward_gap`. Pairs come from one prompt (one specialist with
   its retrieved examples) whenever a prompt has both a passing and a worse candidate: per such
-  prompt, its preferred passing candidate (fewer debug turns, then the code length nearest the
-  median of the problem's passing candidates, or with `chosen_length: shortest` the shortest,
-  then id) against the worse
-  ones beside it, the prompts taking turns. Only when no prompt has both is the best passing
-  candidate set against worse ones written under other prompts; those pairs carry
-  `same_prompt=False` and are counted (`Mined.cross_prompt`). With `hard_negatives` the rejected
-  most similar to the chosen code come first, else the lowest rewards; at most
-  `max_pairs_per_problem`, each with a distinct rejected response.
+  prompt, up to `distinct_chosen` distinct passing programs (distinct after normalizing the code;
+  preferred first: fewer debug turns, then the code length nearest the median of the problem's
+  passing candidates, or with `chosen_length: shortest` the shortest, then id), each against the
+  worse candidates beside it; the chosen take turns, so every distinct chosen gets its pair before
+  any gets a second. Only when no prompt has both are the best passing programs set against worse
+  ones written under other prompts; those pairs carry `same_prompt=False` and are counted
+  (`Mined.cross_prompt`). With `hard_negatives` each chosen's rejected is the worse candidate most
+  similar to its code, else the lowest reward; rejected responses are distinct, except that a
+  chosen whose eligible rejected were all taken by others is paired with its most similar one
+  again rather than left out. At most `max_pairs_per_problem` (default: `distinct_chosen`).
 - `debug`: per failed attempt that got fixes. Prompt = the debug prompt the fix was written under,
   chosen = the best passing fix, rejected = a non-passing fix under the same prompt, or, when there
   is none, the failed attempt's own response (the debug prompt shows exactly that code failing, so
@@ -35,8 +37,13 @@ Three kinds of rows:
   training does not read it yet.
 
 The prompt of a pair is always the chosen attempt's prompt: exactly the context the policy saw
-when it wrote the chosen code. First tries and debug fixes are never mixed in one pair, for the
-same reason.
+when it wrote the chosen code (in chat style the rendered chat template up to the assistant's
+turn, so training sees what sampling saw). First tries and debug fixes are never mixed in one
+pair, for the same reason.
+
+The random-pair control (`random_swap`): after mining, a seeded random half of the pairs have
+chosen and rejected swapped (`swapped=True`), everything else equal, so a run trained on them
+shows what fine-tuning on the loop's data does without the reward's signal.
 
 Reasons for dropped items (keys of `Mined.dropped`; each counts what is named):
 
@@ -97,6 +104,8 @@ class Pair(BaseModel):
     # the rejected answer was written under the chosen one's prompt (False for the cross-prompt
     # fallbacks, including a debug pair's "repeat the broken code"); None for "sft"
     same_prompt: bool | None = None
+    # the random-pair control (`pairs.random_swap`) swapped chosen and rejected of this pair
+    swapped: bool = False
 
 
 assert tuple(Pair.model_fields)[: len(PAIR_COLUMNS)] == PAIR_COLUMNS
@@ -111,6 +120,8 @@ class Mined(BaseModel):
     dropped: dict[str, int]  # reason -> count, only reasons that occurred, sorted by name
     by_kind: dict[str, int]  # every kind of KINDS -> count of pairs (0 included)
     cross_prompt: int = 0  # pairs whose rejected answer was written under another prompt
+    distinct_chosen: int = 0  # distinct chosen programs among the pairs (first tries and fixes)
+    swapped: int = 0  # pairs the random-pair control swapped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,10 +172,41 @@ def mine_pairs(attempts: list[Attempt], cfg: PairsConfig, fits: Fits | None = No
             pairs += _debug_pairs(by_id[parent_id], fixes[parent_id], cfg, dropped, fits)
 
     pairs.sort(key=lambda p: (p.problem_id, p.chosen_id, p.rejected_id or ""))
+    distinct = len({(p.problem_id, code_key(p.chosen)) for p in pairs})
+    if cfg.random_swap:
+        pairs = random_swap(pairs, cfg.swap_seed)
     kinds = Counter(p.kind for p in pairs)
     return Mined(pairs=pairs, dropped={r: n for r, n in sorted(dropped.items()) if n},
                  by_kind={kind: kinds[kind] for kind in KINDS},
-                 cross_prompt=sum(p.same_prompt is False for p in pairs))
+                 cross_prompt=sum(p.same_prompt is False for p in pairs),
+                 distinct_chosen=distinct, swapped=sum(p.swapped for p in pairs))
+
+
+def code_key(text: str) -> str:
+    """What makes two programs the same program: their code after normalization (comments,
+    blank lines and formatting do not count; tasks/memory.py `normalize_code`)."""
+    from tasks.memory import code_hash
+
+    return code_hash(text)
+
+
+def random_swap(pairs: Sequence[Pair], seed: int) -> list[Pair]:
+    """The random-pair control: chosen and rejected (and their rewards and ids) swapped in a
+    seeded random half of the pairs (`len // 2` of them, drawn by `random.Random(seed)` over the
+    pairs in their mined order). `sft` rows have no rejected answer and are left as they are."""
+    import random
+
+    swappable = [i for i, p in enumerate(pairs) if p.kind != "sft"]
+    flip = set(random.Random(seed).sample(swappable, len(swappable) // 2))
+    out = []
+    for i, p in enumerate(pairs):
+        if i in flip:
+            p = p.model_copy(update={
+                "chosen": p.rejected, "rejected": p.chosen, "chosen_reward": p.rejected_reward,
+                "rejected_reward": p.chosen_reward, "chosen_id": p.rejected_id,
+                "rejected_id": p.chosen_id, "swapped": True})
+        out.append(p)
+    return out
 
 
 def _check(attempts: Sequence[Attempt], need_parents: bool) -> dict[str, Attempt]:
@@ -246,19 +288,18 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         dropped["no_passing_chosen"] += 1
         return []
     prefer = _preference([a for a in ranked if a.ok], cfg)
-    best = min((a for a in ranked if a.ok), key=prefer)
-    # per prompt: its preferred passing candidate and the worse ones beside it (in rank order)
+    # per prompt: its preferred distinct passing programs, each with the worse ones beside it
     by_prompt: dict[str, list[Attempt]] = defaultdict(list)
     for a in ranked:
         by_prompt[a.prompt].append(a)
     groups = []
     for members in by_prompt.values():
-        chosen = min((a for a in members if a.ok), key=prefer, default=None)
-        worse = [a for a in members if chosen is not None and a.reward < chosen.reward]
+        worse = [a for a in members if not a.ok]  # every passing candidate has reward 1
         if worse:
-            groups.append((chosen, worse))
-    if not groups:  # no prompt has both: the best answer against worse ones of other prompts
-        groups = [(best, [a for a in ranked if a.reward < best.reward])]
+            groups += [(chosen, worse) for chosen in _distinct(members, prefer, cfg)]
+    if not groups:  # no prompt has both: the best answers against worse ones of other prompts
+        worse = [a for a in ranked if not a.ok]
+        groups = [(chosen, worse) for chosen in _distinct(ranked, prefer, cfg)]
     groups.sort(key=lambda g: prefer(g[0]))
     usable = []
     for chosen, worse in groups:
@@ -269,6 +310,19 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         else:
             usable.append((chosen, _eligible(chosen, worse, cfg, dropped, fits)))
     return [_pair(c, r, sim, "best_vs_worse") for c, r, sim in _take(usable, cfg, dropped)]
+
+
+def _distinct(candidates: Iterable[Attempt], prefer, cfg: PairsConfig) -> list[Attempt]:
+    """Up to `cfg.distinct_chosen` passing candidates, most preferred first, no two of them the
+    same program (`code_key`) or the same response."""
+    out, seen = [], set()
+    for a in sorted((a for a in candidates if a.ok), key=prefer):
+        key = code_key(a.code)
+        if key in seen or len(out) >= cfg.distinct_chosen:
+            continue
+        seen.add(key)
+        out.append(a)
+    return out
 
 
 def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig, dropped: Counter,
@@ -331,26 +385,38 @@ def _eligible(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
 
 def _take(groups: list[tuple[Attempt, list[tuple[Attempt, float]]]], cfg: PairsConfig,
           dropped: Counter) -> list[tuple[Attempt, Attempt, float]]:
-    """Up to `max_pairs_per_problem` (chosen, rejected, similarity), one from each group in turn
-    (so every prompt with a signal contributes before any contributes twice), each rejected
-    response distinct from the others and from every chosen one."""
-    seen = {chosen.response.strip() for chosen, _ in groups}
+    """Up to `cfg.pair_limit` (chosen, rejected, similarity), one from each group (a distinct
+    chosen program) in turn, so every chosen gets a pair before any gets a second. Each rejected
+    response is distinct from the others and from every chosen one, except that a chosen whose
+    eligible rejected were all taken by earlier groups gets its first (most similar) one again:
+    a distinct correct program is the scarce part of the signal."""
+    chosen_texts = {chosen.response.strip() for chosen, _ in groups}
+    seen = set(chosen_texts)
     taken: list[tuple[Attempt, Attempt, float]] = []
-    queues = [(chosen, list(eligible)) for chosen, eligible in groups]
-    while any(queue for _, queue in queues):
-        for chosen, queue in queues:
-            while queue:
+    queues = [(chosen, list(eligible), list(eligible)) for chosen, eligible in groups]
+    paired: set[int] = set()
+    while any(queue for _, queue, _ in queues):
+        for g, (chosen, queue, every) in enumerate(queues):
+            pick, duplicates = None, 0
+            while queue and pick is None:
                 r, sim = queue.pop(0)
-                text = r.response.strip()
-                if text in seen:
-                    dropped["duplicate_rejected"] += 1
-                    continue
-                if len(taken) >= cfg.max_pairs_per_problem:
-                    dropped["over_max_pairs_per_problem"] += 1
-                    continue
-                seen.add(text)
-                taken.append((chosen, r, sim))
-                break
+                if r.response.strip() in seen:
+                    duplicates += 1
+                else:
+                    pick = (r, sim)
+            if pick is None and g not in paired and len(taken) < cfg.pair_limit:
+                pick = next(((r, sim) for r, sim in every
+                             if r.response.strip() not in chosen_texts), None)
+                duplicates -= pick is not None  # one of them is used after all
+            dropped["duplicate_rejected"] += duplicates
+            if pick is None:
+                continue
+            if len(taken) >= cfg.pair_limit:
+                dropped["over_max_pairs_per_problem"] += 1
+                continue
+            seen.add(pick[0].response.strip())
+            taken.append((chosen, *pick))
+            paired.add(g)
     return taken
 
 
@@ -432,6 +498,8 @@ class PairSet(BaseModel):
     by_kind: dict[str, int]
     dropped: dict[str, int]
     cross_prompt: int = 0
+    distinct_chosen: int = 0
+    swapped: int = 0
 
     @property
     def trainable(self) -> int:
@@ -459,10 +527,12 @@ def mine_pairs_task(ctx: CycleContext, attempts: list[Shard], pairs: PairsConfig
     shard = write_pairs(mined.pairs, out_dir / "pairs.jsonl")
     write_json(out_dir / "manifest.json",
                {"pairs": shard.model_dump(), "by_kind": mined.by_kind, "dropped": mined.dropped,
-                "cross_prompt": mined.cross_prompt, "max_length": max_length,
+                "cross_prompt": mined.cross_prompt, "distinct_chosen": mined.distinct_chosen,
+                "swapped": mined.swapped, "max_length": max_length,
                 "parents": [s.sha256 for s in attempts], "config": pairs.model_dump()})
     return PairSet(pairs=shard, by_kind=mined.by_kind, dropped=mined.dropped,
-                   cross_prompt=mined.cross_prompt)
+                   cross_prompt=mined.cross_prompt, distinct_chosen=mined.distinct_chosen,
+                   swapped=mined.swapped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,7 +570,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(str(err))
     shard = write_pairs(mined.pairs, Path(args.out))
     print(f"{shard.rows} rows -> {shard.path} (sha256 {shard.sha256[:12]})")
-    print("by kind: " + ", ".join(f"{k}={n}" for k, n in mined.by_kind.items()))
+    print("by kind: " + ", ".join(f"{k}={n}" for k, n in mined.by_kind.items())
+          + f"; distinct chosen programs {mined.distinct_chosen}"
+          + (f"; swapped (random-pair control) {mined.swapped}" if mined.swapped else ""))
     print("dropped: " + (", ".join(f"{r}={n}" for r, n in mined.dropped.items()) or "nothing"))
 
 

@@ -67,6 +67,8 @@ class CycleResult(BaseModel):
     report: list[dict]  # paired against the start policy and the cycle's starting point
     directory: str
     memory_read: int | None = None  # the version sampling read (None: a summary from before)
+    pairs_distinct_chosen: int = 0  # distinct chosen programs among the pairs
+    pairs_swapped: int = 0  # pairs the random-pair control swapped (pairs.random_swap)
 
 
 def next_policies(champion: Policy, trained: Policy | None,
@@ -115,6 +117,7 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
         memory=memory, memory_version=memory.version if memory else ctx.memory_version,
         memory_read=ctx.memory_version,
         pairs=pairs.by_kind, pairs_dropped=pairs.dropped, pairs_cross_prompt=pairs.cross_prompt,
+        pairs_distinct_chosen=pairs.distinct_chosen, pairs_swapped=pairs.swapped,
         pairs_file=pairs.pairs,
         training=dict(trained.metrics, steps=trained.steps) if trained else {},
         dev=dev[final], test=test[final], start_dev=dev["start"], start_test=test["start"],

@@ -419,3 +419,70 @@ def test_pairs_and_training_refuse_a_held_out_problem(tmp_path):
     policy = Policy(base=str(tmp_path), base_hash="0")
     with pytest.raises(LeakError, match="training data"):
         train_task.fn(ctx, mined.pairs, policy, TrainingConfig(), ("mbpp_9",), [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Distinct chosen programs and the random-pair control
+# ---------------------------------------------------------------------------------------------
+
+
+def one_prompt(n_pass, n_fail, problem="p1", same_code=False):
+    """n_pass passing and n_fail failing candidates of one prompt (as when every specialist
+    writes in the evaluation format), each passing program its own unless `same_code`."""
+    prompt = f"def {problem}():\n"
+    passing = [att(problem, "plain", passed=4, sample=k, prompt=prompt,
+                   response=("    return 1\n" if same_code else f"    return {k} + 1 - {k}\n"))
+               for k in range(n_pass)]
+    failing = [att(problem, "plain", passed=k % 4, sample=100 + k, prompt=prompt,
+                   response=f"    return {k} - 1 - {k}  # wrong {k}\n") for k in range(n_fail)]
+    return passing, failing
+
+
+def test_up_to_distinct_chosen_programs_each_get_their_own_rejected():
+    passing, failing = one_prompt(6, 6)
+    mined = mine_pairs(passing + failing, cfg(distinct_chosen=4))
+    assert len(mined.pairs) == 4  # max_pairs_per_problem follows distinct_chosen
+    assert len({p.chosen for p in mined.pairs}) == 4
+    assert len({p.rejected for p in mined.pairs}) == 4
+    assert mined.distinct_chosen == 4
+    assert all(p.same_prompt for p in mined.pairs)
+    # one chosen program a prompt, as before the field existed
+    one = mine_pairs(passing + failing, cfg(distinct_chosen=1))
+    assert len({p.chosen for p in one.pairs}) == 1 and one.distinct_chosen == 1
+
+
+def test_the_same_program_twice_is_one_chosen():
+    passing, failing = one_prompt(5, 5, same_code=True)
+    mined = mine_pairs(passing + failing, cfg(distinct_chosen=4, max_pairs_per_problem=4))
+    assert mined.distinct_chosen == 1
+    assert len({p.chosen_id for p in mined.pairs}) == 1  # its second pair has another rejected
+    assert len(mined.pairs) == 4 and len({p.rejected for p in mined.pairs}) == 4
+
+
+def test_a_chosen_program_is_not_left_out_for_want_of_an_unused_rejected():
+    passing, failing = one_prompt(3, 1)
+    mined = mine_pairs(passing + failing, cfg(distinct_chosen=4))
+    assert len({p.chosen for p in mined.pairs}) == 3  # all three distinct correct programs
+    assert {p.rejected_id for p in mined.pairs} == {failing[0].id}
+
+
+def test_random_swap_swaps_a_seeded_half_and_changes_nothing_else():
+    attempts = []
+    for problem in ("p1", "p2", "p3", "p4", "p5"):
+        passing, failing = one_prompt(2, 2, problem)
+        attempts += passing + failing
+    real = mine_pairs(attempts, cfg(distinct_chosen=2))
+    control = mine_pairs(attempts, cfg(distinct_chosen=2, random_swap=True))
+    assert len(real.pairs) == len(control.pairs) == 10
+    assert control.swapped == 5 and sum(p.swapped for p in control.pairs) == 5
+    for r, c in zip(real.pairs, control.pairs):
+        assert c.prompt == r.prompt and c.problem_id == r.problem_id
+        if c.swapped:
+            assert (c.chosen, c.rejected) == (r.rejected, r.chosen)
+            assert (c.chosen_reward, c.rejected_reward) == (r.rejected_reward, r.chosen_reward)
+        else:
+            assert c == r
+    again = mine_pairs(attempts, cfg(distinct_chosen=2, random_swap=True))
+    assert again.pairs == control.pairs  # the same pairs are swapped on a re-run
+    other = mine_pairs(attempts, cfg(distinct_chosen=2, random_swap=True, swap_seed=1))
+    assert [p.swapped for p in other.pairs] != [p.swapped for p in control.pairs]
