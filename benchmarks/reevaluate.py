@@ -25,29 +25,15 @@ read back, so an interrupted invocation goes on where it stopped.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.outcomes import evaluate_once, read_problems, unseen, write_outcomes  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "results" / "reevaluate"
-
-
-def read_problems(path: Path) -> list:
-    from tasks.problems import Problem
-
-    return [Problem.model_validate_json(line) for line in path.read_text().splitlines() if line]
-
-
-def unseen(run_dir: Path, cycles: list[int]) -> list:
-    """The pool's problems that no cycle of the run drew for training, in pool order."""
-    drawn = set()
-    for n in cycles:
-        drawn |= {p.id for p in read_problems(run_dir / f"cycle-{n}" / "problems" /
-                                              "train.jsonl")}
-    return [p for p in read_problems(run_dir / "problems" / "pool.jsonl") if p.id not in drawn]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from tasks.config import load_config
-    from tasks.engines import open_backend
-    from tasks.evaluation import EvalResult, evaluate
-    from tasks.execution import open_sandbox
+    from tasks.evaluation import EvalResult
     from tasks.policy import Policy
     from tasks.records import write_rows
     from tasks.report import markdown_table, paired_rows, score_ci
@@ -92,18 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     write_rows(out / args.split / "problems.jsonl", problems)
 
     def result(policy: Policy) -> EvalResult:
-        where = out / args.split / policy.id
-        if (where / "result.json").exists():
-            return EvalResult.model_validate_json((where / "result.json").read_text())
-        where.mkdir(parents=True, exist_ok=True)
-        backend = open_backend(policy, cfg.sampling.backend, cfg.policy.dtype)
-        with open_sandbox(cfg.sandbox) as box:
-            r = evaluate(problems, backend, policy.id, suite, cfg.evaluation, cfg.sampling,
-                         cfg.sandbox, box, where, args.split)
-        (where / "result.json").write_text(r.model_dump_json())
-        print(f"{policy.id}: greedy {r.pass1_greedy:.3f}, sampled {r.pass1_sampled:.3f}",
-              flush=True)
-        return r
+        return evaluate_once(policy, problems, suite, args.split, cfg,
+                             out / args.split / policy.id, log=lambda m: print(m, flush=True))
 
     def recorded(policy_id: str) -> EvalResult | None:
         if args.split == "unseen":
@@ -138,14 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "now": scores(trained), "recorded": scores(recorded(policy.id)),
                                  "against start": row})
     # the columns of learning_efficacy.py's outcomes.csv, so the two files pool by concatenation
-    with open(out / args.split / "outcomes.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["cycle", "policy", "split", "problem_id", "greedy_passed", "samples",
-                    "samples_passed", "distinct_passing"])
-        for n, policy_id, r in evaluated:
-            for o in r.outcomes:
-                w.writerow([n, policy_id, args.split, o.problem_id, int(o.greedy_passed),
-                            o.samples, o.samples_passed, o.distinct_passing])
+    write_outcomes(out / args.split / "outcomes.csv",
+                   ((n, policy_id, args.split, r.outcomes) for n, policy_id, r in evaluated))
     (out / f"report-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"table-{args.split}.md").write_text(markdown_table(paired))
     print(markdown_table(paired))

@@ -1,17 +1,24 @@
-"""Sampling throughput, three ways in one run on the same workload and the real default model:
+"""Sampling throughput, several ways in one run on the same workload and the real default model:
 
-  plain      transformers `generate`, batches of 8, every sequence run to `max_new_tokens`;
-  hf         our transformers backend: batches of 8, each sequence stopped once its body is
-             complete (a batch still waits for its slowest sequence);
-  openvino   our OpenVINO GenAI backend: int8 weights, continuous batching, stop strings.
+  plain        transformers `generate`, batches of 8, every sequence run to `max_new_tokens`;
+  hf           our transformers backend: batches of 8, each sequence stopped once its body is
+               complete (a batch still waits for its slowest sequence);
+  openvino     our OpenVINO GenAI backend: int8 weights, continuous batching, stop strings;
+with --chat, the instruct model's own format on the OpenVINO backend:
+  chat         the chat template (tasks/generation.py `render`, default system message), each
+               answer stopped at its code block's closing fence, as every stage samples;
+  chat-nostop  the same prompts, answers run to the end of the turn (or `max_new_tokens`): the
+               prose after the code that the closing-fence stop saves.
 
-The workload is a cycle's: HumanEval prompts in completion style, k samples each at temperature
-0.7, top-p 0.95. Every side's programs are judged in the sandbox, so speed cannot come from
-cutting programs short: the pass counts must stay within noise of each other. "Useful tokens"
-are the tokens of what a candidate keeps (the body `extract` cuts out); raw tokens are all the
-tokens generated.
+The workload is a cycle's: HumanEval prompts, k samples each at temperature 0.7, top-p 0.95.
+Every side's programs are judged in the sandbox, so speed cannot come from cutting programs short:
+the pass counts must stay within noise of each other (chat against completion differ by the
+format's own pass rate). "Useful tokens" are the tokens of what a candidate keeps (the body or
+block `extract` takes); raw tokens are all the tokens generated. The ratios compare sides of the
+same run.
 
     python benchmarks/sampling_throughput.py [-n 16] [--samples 2] [--max-new-tokens 256]
+        [--chat] [--skip-plain] [--skip-hf]
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--skip-plain", action="store_true", help="leave out the slowest side")
+    parser.add_argument("--skip-hf", action="store_true", help="leave out both HF sides")
+    parser.add_argument("--chat", action="store_true",
+                        help="add the chat-format sides (OpenVINO, with and without the stop)")
     args = parser.parse_args()
 
     from sandbox import Request, Sandbox
     from tasks.engines import open_backend, openvino_model
-    from tasks.generation import Settings, extract
+    from tasks.generation import Settings, extract, render
     from tasks.names import DEFAULT_BASE
     from tasks.policy import base_policy
     from tasks.problems import load_humaneval, select
@@ -48,19 +58,26 @@ def main() -> None:
     settings = Settings(temperature=args.temperature, n=args.samples,
                         max_new_tokens=args.max_new_tokens, top_p=0.95, seed=0, batch_size=8)
 
-    sides = {}
-    hf = open_backend(policy, "hf", "bfloat16")
-    tokenizer = hf.tokenizer
-    # plain: the same backend without the stopping criterion, i.e. `generate` as it comes
-    for name, stop in ((() if args.skip_plain else (("plain", False),)) + (("hf", True),)):
-        start = time.perf_counter()
-        outs = hf.generate(prompts, replace(settings, stop_early=stop))
-        sides[name] = (time.perf_counter() - start, outs)
-    del hf
+    sides, style = {}, {}
+    if not args.skip_hf:
+        hf = open_backend(policy, "hf", "bfloat16")
+        # plain: the same backend without the stopping criterion, i.e. `generate` as it comes
+        for name, stop in ((() if args.skip_plain else (("plain", False),)) + (("hf", True),)):
+            start = time.perf_counter()
+            outs = hf.generate(prompts, replace(settings, stop_early=stop))
+            sides[name], style[name] = (time.perf_counter() - start, outs), "completion"
+        del hf
     ov = open_backend(policy, "openvino")
+    tokenizer = ov.tokenizer
     start = time.perf_counter()
     outs = ov.generate(prompts, replace(settings, stop_early=True))
-    sides["openvino"] = (time.perf_counter() - start, outs)
+    sides["openvino"], style["openvino"] = (time.perf_counter() - start, outs), "completion"
+    if args.chat:
+        chat_prompts = [render(p, "chat", "", tokenizer) for p in prompts]
+        for name, stop in (("chat", True), ("chat-nostop", False)):
+            start = time.perf_counter()
+            outs = ov.generate(chat_prompts, replace(settings, stop_early=stop, style="chat"))
+            sides[name], style[name] = (time.perf_counter() - start, outs), "chat"
 
     def count(texts: list[str]) -> int:
         return sum(len(tokenizer(t).input_ids) for t in texts)
@@ -71,7 +88,7 @@ def main() -> None:
             requests, raw, useful = [], [], []
             for p, texts in zip(problems, outs):
                 for k, text in enumerate(texts):
-                    response, program = extract(p.prompt, text, p.entry_point, "completion")
+                    response, program = extract(p.prompt, text, p.entry_point, style[name])
                     raw.append(text)
                     useful.append(response)
                     requests.append(Request(f"{p.id}/{k}", program, p.tests, p.entry_point,
@@ -82,7 +99,7 @@ def main() -> None:
                               raw=count(raw) / seconds, passed=passed)
 
     print(f"{args.n} HumanEval prompts x {args.samples} samples, T {args.temperature}, top-p "
-          f"0.95, <= {args.max_new_tokens} new tokens, completion style, 2 CPU cores")
+          f"0.95, <= {args.max_new_tokens} new tokens, 2 CPU cores")
     print(f"  {'side':<9} {'time s':>7} {'cand/s':>7} {'useful tok/s':>13} {'raw tok/s':>10} "
           f"{'passing':>8}")
     for name, r in rows.items():
@@ -96,6 +113,11 @@ def main() -> None:
     if "plain" in rows:
         print(f"  ratio hf / plain: {rows['hf']['per_s'] / rows['plain']['per_s']:.2f} "
               f"candidates/s")
+    if "chat" in rows:
+        chat = rows["chat"]
+        for name in ("openvino", "chat-nostop"):
+            print(f"  ratio chat / {name}: {chat['per_s'] / rows[name]['per_s']:.2f} "
+                  f"candidates/s")
 
 
 if __name__ == "__main__":

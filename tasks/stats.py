@@ -9,6 +9,9 @@ report can print or store as JSON:
 - `mcnemar_exact`: exact McNemar test on the discordant pass/fail counts;
 - `paired_bootstrap_ci`: percentile bootstrap confidence interval of a mean paired difference;
 - `sign_flip_p`: paired permutation (random sign flip) test of a mean paired difference;
+- `independent_bootstrap_ci`: bootstrap interval of a difference of two means on different
+  problems (two runs with different held-out sets);
+- `holm`: Holm's step-down adjustment of a family of p-values;
 - `compare` / `compare_binary`: all of the above for two policies at once;
 - `balance_score`: B-STaR's exploration/exploitation balance of a sampling round;
 - `auc`: how well a reward separates passing from failing candidates.
@@ -119,6 +122,50 @@ def sign_flip_p(diffs: Sequence[float], resamples: int = 10000, seed: int = 0,
         raise ValueError(f"max_exact is a number of differences ≥ 0; got {max_exact}")
     counts = _sign_flip_counts(values, resamples, seed, max_exact)
     return _sign_flip_p(counts, alternative)
+
+
+def independent_bootstrap_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95,
+                             resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of mean(a) − mean(b) when `a` and `b` come from
+    different problems and cannot be paired (e.g. the per-problem gains of two runs whose
+    held-out sets differ): each is resampled with replacement on its own, `resamples` times."""
+    a_v, b_v = _finite(a, "a"), _finite(b, "b")
+    if not a_v or not b_v:
+        raise ValueError(f"a has {len(a_v)} values and b has {len(b_v)}: give at least one "
+                         "value for each side")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is a confidence level strictly between 0 and 1 (e.g. 0.95); "
+                         f"got {level!r}")
+    _check_resamples(resamples)
+    rng = random.Random(seed)
+    means = sorted(math.fsum(rng.choices(a_v, k=len(a_v))) / len(a_v)
+                   - math.fsum(rng.choices(b_v, k=len(b_v))) / len(b_v)
+                   for _ in range(resamples))
+    tail = (1.0 - level) / 2.0
+    return _quantile(means, tail), _quantile(means, 1.0 - tail)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979) of a family of m p-values, in the input order.
+
+    With the p-values sorted, p(1) ≤ … ≤ p(m), the i-th smallest becomes
+    max_{j ≤ i} min(1, (m − j + 1) · p(j)): the smallest is multiplied by m, the next by m − 1,
+    and so on, each at least as large as the one before (monotone) and at most 1. Rejecting
+    every hypothesis whose adjusted p is below α controls the family-wise error rate at α under
+    any dependence between the tests (endpoints on overlapping problem sets are dependent).
+    Tied p-values get the same adjusted value.
+    """
+    values = _finite(pvalues, "pvalues")
+    for i, v in enumerate(values):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"pvalues[{i}] = {v!r} is not a p-value in [0, 1]")
+    m = len(values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 # ---------------------------------------------------------------------------------------------

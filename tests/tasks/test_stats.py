@@ -14,6 +14,8 @@ from tasks.stats import (
     balance_score,
     compare,
     compare_binary,
+    holm,
+    independent_bootstrap_ci,
     mcnemar_exact,
     paired_bootstrap_ci,
     sign_flip_p,
@@ -141,6 +143,49 @@ def test_sign_flip_of_all_zero_differences_is_one():
     for alternative in ("greater", "two-sided", "less"):
         assert sign_flip_p([0, 0, 0], alternative=alternative) == 1.0
         assert sign_flip_p([0.0] * 40, alternative=alternative) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Holm's adjustment, and the interval of a difference of independent means
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pvalues,expected", [
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),
+    # times 3, 2, 1 = 0.03, 0.04, 0.03: the last is raised to 0.04 (a plain m - i + 1 is not)
+    ([0.01, 0.02, 0.03], [0.03, 0.04, 0.04]),
+    ([0.2, 0.9, 0.4], [0.6, 0.9, 0.8]),
+    ([0.5, 0.6], [1.0, 1.0]),  # 2 · 0.5 = 1, capped; 0.6 is raised to it
+    ([0.4, 0.01], [0.4, 0.02]),
+    ([0.01, 0.01], [0.02, 0.02]),  # ties adjust alike
+    ([0.03], [0.03]),  # a family of one is not adjusted
+    ([], []),
+])
+def test_holm_known_values(pvalues, expected):
+    assert holm(pvalues) == pytest.approx(expected, abs=1e-12)
+
+
+def test_holm_never_lowers_a_p_value_and_refuses_what_is_not_one():
+    rng = random.Random(3)
+    ps = [rng.random() for _ in range(30)]
+    adjusted = holm(ps)
+    assert all(a >= p and a <= 1.0 for a, p in zip(adjusted, ps))
+    ranked = sorted(range(30), key=ps.__getitem__)
+    assert all(adjusted[i] <= adjusted[j] for i, j in zip(ranked, ranked[1:]))  # monotone
+    with pytest.raises(ValueError, match="not a p-value"):
+        holm([0.5, 1.5])
+
+
+def test_independent_bootstrap_ci_of_constants_is_their_difference_and_fixed_by_the_seed():
+    assert independent_bootstrap_ci([0.5] * 4, [0.25] * 9, resamples=200) == (0.25, 0.25)
+    a, b = DIFFS, [d / 2 for d in DIFFS[:13]]
+    low, high = independent_bootstrap_ci(a, b, resamples=2000)
+    assert low < sum(a) / len(a) - sum(b) / len(b) < high
+    assert independent_bootstrap_ci(a, b, resamples=500, seed=1) == \
+        independent_bootstrap_ci(a, b, resamples=500, seed=1)
+    with pytest.raises(ValueError, match="at least one value"):
+        independent_bootstrap_ci([], [1.0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Measurements (see each script's docstring); a package so tests can import their functions."""

@@ -1,0 +1,162 @@
+"""Learning efficacy, the pre-registration: a run's identity computed before it exists, the
+registration of its endpoints and problem sets, and the checks that the run is the registered one.
+
+- `identity`: the run id and config hash `flows.self_training.open_run` will give a `start=base`
+  run of a config (from the config and the base model's `Policy`), without opening the run;
+- `registration_of`: the content of `preregistration.json` (the endpoints of
+  benchmarks/efficacy.py and the problem ids of every split: the problem split and every cycle's
+  training draw are deterministic, so they are known before the run);
+- `preregister`: writes it, refused once the run has outcomes (`existing_outcomes`) or when
+  another registration is there;
+- `check_registration`: the registration a run may start under (same run id and config hash,
+  committed in git);
+- `git_commit`, `uncommitted`: the checkout's state.
+
+No CLI: benchmarks/learning_efficacy.py's `preregister` and `run` call these.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from benchmarks.efficacy import SPLIT_MEANING, endpoints, holdout_sets
+
+REPO = Path(__file__).resolve().parent.parent
+
+# what a registration is; a re-registration equal on these is a no-op (the time, the commit and
+# the command of the second call may differ)
+REGISTERED = ("run_id", "config_hash", "start_policy_id", "primary", "secondary", "correction",
+              "family", "problems")
+
+
+class Refused(RuntimeError):
+    """A step that must not happen as asked; the message says what to do instead."""
+
+
+def identity(cfg):
+    """(run id, config hash, start policy) of a `start=base` run of `cfg`, as `open_run` makes
+    them: `<run.name>-<8 hex of digest(cfg.hash(), start policy id)>`."""
+    from flows.self_training import run_id_for
+    from tasks.policy import base_policy
+
+    policy = base_policy(cfg.policy.base)
+    return run_id_for(cfg, policy), cfg.hash(), policy
+
+
+def existing_outcomes(results: Path, run_dir: Path) -> list[str]:
+    """What outcomes of the run already exist: its outcomes.csv, or evaluation files."""
+    found = [str(results / "outcomes.csv")] if (results / "outcomes.csv").exists() else []
+    evaluations = run_dir / "evaluations"
+    files = sorted(p for p in evaluations.rglob("*") if p.is_file()) if evaluations.is_dir() else []
+    if files:
+        found.append(f"{len(files)} evaluation files under {evaluations} (e.g. {files[0]})")
+    return found
+
+
+def _git(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True)
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """(HEAD, whether tracked files differ from it); (None, None) outside a git checkout."""
+    head = _git("rev-parse", "HEAD")
+    if head.returncode:
+        return None, None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return head.stdout.strip(), bool(status.stdout.strip())
+
+
+def uncommitted(path: Path) -> str | None:
+    """Why `path` is not committed as it is (None: tracked and equal to HEAD's version)."""
+    if _git("ls-files", "--error-unmatch", "--", str(path)).returncode:
+        return "it is not tracked by git"
+    diff = _git("diff", "--quiet", "HEAD", "--", str(path))
+    if diff.returncode == 1:
+        return "it differs from the version in HEAD (changed, or staged but not committed)"
+    if diff.returncode:
+        return f"`git diff` failed: {diff.stderr.strip()}"
+    return None
+
+
+def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) -> dict:
+    """The preregistration of the run: endpoints and the problem ids of every split."""
+    import datetime as dt
+
+    from tasks.problems import draw_train, split_problems
+
+    embed = None
+    if cfg.problems.near_duplicate is not None:  # as load_problems_task splits them
+        from tasks.memory import Embedder
+
+        embed = Embedder(cfg.memory.embedder).embed
+    split = split_problems(cfg.problems, embed)
+    draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, run_id, n)]
+             for n in range(1, cfg.run.cycles + 1)}
+    problems = holdout_sets([p.id for p in split.pool], [p.id for p in split.dev],
+                            [p.id for p in split.test], draws)
+    if not problems["unseen"]:
+        raise Refused(f"the {cfg.run.cycles} cycles draw every one of the pool's "
+                      f"{len(split.pool)} problems: no unseen problems are left to hold out; "
+                      "lower problems.train_n or run.cycles")
+    commit, dirty = git_commit()
+    return {"run_id": run_id, "config_hash": config_hash, "start_policy_id": policy.id,
+            "config": cfg.model_dump(mode="json"), "git_commit": commit, "git_dirty": dirty,
+            "command": command,
+            "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **endpoints(cfg.run.cycles), "splits": SPLIT_MEANING, "problems": problems}
+
+
+def check_registration(path: Path, run_id: str, config_hash: str,
+                       allow_uncommitted: bool) -> dict:
+    """The registration of this run, refused unless it matches and is committed."""
+    command = (f"python benchmarks/learning_efficacy.py preregister --config ... [--set ...] "
+               f"(the settings of this run), then `git add {path} && git commit`")
+    if not path.exists():
+        raise Refused(f"run {run_id} is not pre-registered: {path} does not exist. Run {command}")
+    registration = json.loads(path.read_text())
+    if (registration.get("run_id"), registration.get("config_hash")) != (run_id, config_hash):
+        raise Refused(f"{path} registers run {registration.get('run_id')} (config hash "
+                      f"{registration.get('config_hash')}), but these settings make run {run_id} "
+                      f"(config hash {config_hash}): run with the registered settings, or "
+                      f"register these ones: {command}")
+    why = uncommitted(path)
+    if why and not allow_uncommitted:
+        raise Refused(f"{path} is not committed ({why}): a registration counts once it is in "
+                      f"the history. `git add {path} && git commit`, then run again")
+    if why:
+        print(f"warning: {path} is not committed ({why}); --allow-uncommitted is for tests")
+    return registration
+
+
+def preregister(cfg, out_root: Path, command: str, log=print) -> Path:
+    """Write `<out_root>/<run id>/preregistration.json` for a run of `cfg`; refused when the run
+    has outcomes, or another registration is there (the same one again is left as it is)."""
+    from tasks.records import write_json
+
+    run_id, config_hash, policy = identity(cfg)
+    path = Path(out_root) / run_id / "preregistration.json"
+    found = existing_outcomes(path.parent, cfg.run.store_dir() / run_id)
+    if found:
+        raise Refused(f"run {run_id} already has outcomes ({'; '.join(found)}): a registration "
+                      "written after them registers nothing. Register a new run instead (other "
+                      "settings, e.g. --set run.seed=N, make another run id)")
+    registration = registration_of(cfg, run_id, config_hash, policy, command)
+    if path.exists():
+        old = json.loads(path.read_text())
+        differ = [k for k in REGISTERED if old.get(k) != registration[k]]
+        if not differ:
+            log(f"{path}: already registered with the same content; left as it is")
+            return path
+        raise Refused(f"{path} already registers other content ({', '.join(differ)} differ): a "
+                      "registration is never rewritten. Other settings make another run id; "
+                      "delete the file only if it was never committed and nothing ran")
+    write_json(path, registration)
+    p = registration["primary"]
+    log(f"registered run {run_id} (config hash {config_hash}) in {path}: primary endpoint "
+        f"{p['split']} ({len(registration['problems']['holdout'])} problems), cycle "
+        f"{p['cycle']} vs 0, one-sided sign flip at alpha {p['alpha']:g}, Holm over "
+        f"{1 + len(registration['secondary'])} endpoints.\n"
+        f"Commit it before the run: git add {path} && git commit")
+    return path
