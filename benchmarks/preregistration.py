@@ -156,7 +156,7 @@ def preregister(cfg, out_root: Path, command: str, log=print) -> Path:
     p = registration["primary"]
     log(f"registered run {run_id} (config hash {config_hash}) in {path}: primary endpoint "
         f"{p['split']} ({len(registration['problems']['holdout'])} problems), cycle "
-        f"{p['cycle']} vs 0, one-sided sign flip at alpha {p['alpha']:g}, Holm over "
-        f"{1 + len(registration['secondary'])} endpoints.\n"
+        f"{p['cycle']} vs 0, one-sided sign flip at alpha {p['alpha']:g}, tested alone; "
+        f"{len(registration['secondary'])} secondary endpoints, Holm-adjusted.\n"
         f"Commit it before the run: git add {path} && git commit")
     return path
