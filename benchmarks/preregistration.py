@@ -92,7 +92,8 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
 
         embed = Embedder(cfg.memory.embedder).embed
     split = split_problems(cfg.problems, embed)
-    draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, run_id, n)]
+    key = cfg.run.draws_of or run_id  # what the run's draws are keyed on (run.draws_of)
+    draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, key, n)]
              for n in range(1, cfg.run.cycles + 1)}
     problems = holdout_sets([p.id for p in split.pool], [p.id for p in split.dev],
                             [p.id for p in split.test], draws)

@@ -219,6 +219,7 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[C
     for n in range(1, cfg.run.cycles + 1):
         ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
+                           draws_of=cfg.run.draws_of,
                            memory_version=memory_version)
         with tags(policy_tag(challenger.id)):
             result = cycle(cfg, ctx, challenger, champion, origin,

@@ -114,6 +114,6 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
         backend = open_backend(policy, sampling.backend, ctx.dtype)
         with open_sandbox(sandbox) as box:
             fixes = self_debug(attempts, rows, backend, backend.tokenizer, policy.id, agents,
-                               specialists, sampling, sandbox, box, max_turns, ctx.run_id)
+                               specialists, sampling, sandbox, box, max_turns, ctx.draw_key)
     name = "+".join(a.name for a in agents) + shard_suffix(problems)
     return write_rows(Path(ctx.stage_dir("debug")) / f"{name}.jsonl", fixes)

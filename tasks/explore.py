@@ -164,7 +164,7 @@ def explore_task(ctx: CycleContext, problems: Shard, policy: Policy,
         backend = open_backend(policy, sampling.backend, ctx.dtype)
         with open_sandbox(sandbox) as box:
             result, attempts = sweep(subset, backend, policy.id, specialists, sampling, sandbox,
-                                     box, explore, ctx.run_id, ctx.cycle)
+                                     box, explore, ctx.draw_key, ctx.cycle)
         write_rows(out / "attempts.jsonl", attempts)
     write_json(out / "choice.json", result.model_dump(mode="json"))
     return result

@@ -951,7 +951,7 @@ def load_problems_task(problems: ProblemsConfig, out_dir: str, embedder: str) ->
 @task(name="draw-train", task_run_name="draw-train[cycle={ctx.cycle}]", **cached())
 def draw_train_task(ctx: CycleContext, pool: Shard, problems: ProblemsConfig) -> Shard:
     """This cycle's training problems, drawn from the pool."""
-    drawn = draw_train(pool.read(Problem), problems, ctx.run_id, ctx.cycle)
+    drawn = draw_train(pool.read(Problem), problems, ctx.draw_key, ctx.cycle)
     return write_rows(Path(ctx.stage_dir("problems")) / "train.jsonl", drawn)
 
 

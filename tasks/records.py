@@ -90,6 +90,13 @@ class CycleContext(BaseModel):
     seed: int  # run.seed
     memory_dir: str
     memory_version: int
+    draws_of: str | None = None  # run.draws_of: the run whose random draws this run makes
+
+    @property
+    def draw_key(self) -> str:
+        """What the cycle's random draws (training problems, sampling seeds) are keyed on: the
+        run id, or `run.draws_of`."""
+        return self.draws_of or self.run_id
 
     def stage_dir(self, stage: str) -> str:
         """`<run>/cycle-<n>/<stage>`."""

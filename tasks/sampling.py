@@ -122,7 +122,7 @@ def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list
             exclude_problem_ids=[p.id for p in rows], never=held_out_ids)
     backend = open_backend(policy, sampling.backend, ctx.dtype)
     attempts = sample(rows, backend, backend.tokenizer, policy.id, agents, specialists, sampling,
-                      ctx.cycle, examples, ctx.run_id)
+                      ctx.cycle, examples, ctx.draw_key)
     name = "+".join(a.name for a in agents) + shard_suffix(problems)
     return write_rows(Path(ctx.stage_dir("sample")) / f"{name}.jsonl", attempts)
 

@@ -80,6 +80,14 @@ class RunConfig(BaseModel):
     agents carry their own seeds (`sampling.agents[].seed`) and the problem draws theirs
     (`problems.train_seed`, `problems.eval_seed`)."""
 
+    draws_of: str | None = None
+    """`str` or `None`, defaults to `None` (the run itself). The run id whose random draws this run
+    makes: each cycle's training problems (`problems.rotate`) and the sampling and self-debug
+    seeds are keyed on it instead of on this run's own id. A control run (`pairs.random_swap`)
+    set to the real run's id trains on the same problems and samples the same first cycle, so
+    the two differ in the pairs alone and are compared on the same hold-out problems. Letters,
+    digits, `_`, `.` and `-` only."""
+
     store: str | None = None
     """`str` or `None`, defaults to `None`. Directory of the run store, which holds every run's
     records, pairs, adapters and evaluations. `None`: `$AUTODIDACT_HOME/runs` (`AUTODIDACT_HOME`
@@ -90,6 +98,11 @@ class RunConfig(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "name")
+
+    @field_validator("draws_of")
+    @classmethod
+    def _draws_of(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value, "draws_of")
 
     @field_validator("store")
     @classmethod

@@ -480,6 +480,27 @@ def test_each_cycle_and_each_run_draws_other_training_problems(split):
         draw_train(split.pool, ProblemsConfig(train_n=1000), "run-a", 1)
 
 
+def test_a_control_run_draws_what_the_run_it_names_draws(split, tmp_path):
+    """run.draws_of: a run keyed on another run's id draws that run's training problems (and
+    samples with its seeds), so a control differs from it in its pairs alone."""
+    from tasks.problems import draw_train_task
+    from tasks.records import CycleContext, write_rows
+    from tasks.schema import ProblemsConfig
+
+    cfg = ProblemsConfig(train_n=50)
+    pool = write_rows(tmp_path / "pool.jsonl", split.pool)
+
+    def drawn(run_id, draws_of=None):
+        ctx = CycleContext(run_id=run_id, run_dir=str(tmp_path / run_id), cycle=2,
+                           dtype="float32", seed=0, memory_dir="", memory_version=0,
+                           draws_of=draws_of)
+        return [p.id for p in draw_train_task.fn(ctx, pool, cfg).read(Problem)]
+
+    real = drawn("efficacy-real")
+    assert drawn("efficacy-control", draws_of="efficacy-real") == real
+    assert drawn("efficacy-control") != real
+
+
 def test_held_out_problems_are_refused_by_the_stages_that_learn():
     from tasks.problems import LeakError, check_not_held_out
 
