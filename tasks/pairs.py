@@ -289,18 +289,28 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         return []
     prefer = _preference([a for a in ranked if a.ok], cfg)
     # per prompt: its preferred distinct passing programs, each with the worse ones beside it
+    # (strictly lower reward: a "failed" verdict with every case passed is neither)
     by_prompt: dict[str, list[Attempt]] = defaultdict(list)
     for a in ranked:
         by_prompt[a.prompt].append(a)
     groups = []
     for members in by_prompt.values():
-        worse = [a for a in members if not a.ok]  # every passing candidate has reward 1
+        worse = [a for a in members if a.reward < 1.0 - _EPS]
         if worse:
             groups += [(chosen, worse) for chosen in _distinct(members, prefer, cfg)]
     if not groups:  # no prompt has both: the best answers against worse ones of other prompts
-        worse = [a for a in ranked if not a.ok]
+        worse = [a for a in ranked if a.reward < 1.0 - _EPS]
         groups = [(chosen, worse) for chosen in _distinct(ranked, prefer, cfg)]
-    groups.sort(key=lambda g: prefer(g[0]))
+    # one copy of each distinct program before any repeat (the same program written under two
+    # prompts), then by preference
+    copies: Counter[str] = Counter()
+    order = []
+    for chosen, worse in sorted(groups, key=lambda g: prefer(g[0])):
+        key = code_key(chosen.code)
+        order.append((copies[key], prefer(chosen), chosen, worse))
+        copies[key] += 1
+    groups = [(chosen, worse) for _, _, chosen, worse in sorted(order, key=lambda o: o[:2])]
+    drops = _Drops()
     usable = []
     for chosen, worse in groups:
         if not chosen.response.strip():
@@ -308,8 +318,27 @@ def _first_try_pairs(candidates: list[Attempt], cfg: PairsConfig, dropped: Count
         elif fits is not None and not fits(chosen.prompt, chosen.response):
             dropped["over_max_length"] += 1
         else:
-            usable.append((chosen, _eligible(chosen, worse, cfg, dropped, fits)))
-    return [_pair(c, r, sim, "best_vs_worse") for c, r, sim in _take(usable, cfg, dropped)]
+            usable.append((chosen, _eligible(chosen, worse, cfg, drops, fits)))
+    taken = _take(usable, cfg, drops)
+    drops.count_into(dropped, used={r.id for _, r, _ in taken})
+    return [_pair(c, r, sim, "best_vs_worse") for c, r, sim in taken]
+
+
+class _Drops:
+    """Why would-be rejected candidates were not used, counted once per candidate: every chosen
+    program of a problem considers the same candidates, and a candidate one chosen could not use
+    may be another's rejected."""
+
+    def __init__(self):
+        self.reason: dict[str, str] = {}
+
+    def __call__(self, reason: str, candidate: Attempt) -> None:
+        self.reason.setdefault(candidate.id, reason)
+
+    def count_into(self, dropped: Counter, used: set[str]) -> None:
+        for candidate_id, reason in self.reason.items():
+            if candidate_id not in used:
+                dropped[reason] += 1
 
 
 def _distinct(candidates: Iterable[Attempt], prefer, cfg: PairsConfig) -> list[Attempt]:
@@ -347,31 +376,32 @@ def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig, droppe
         dropped["prompt_mismatch"] += len(failing) - len(same_prompt)
     if not failing:
         same_prompt = [parent]  # "repeat the broken code": the wrong answer the prompt shows
-    return [_pair(c, r, sim, "debug")
-            for c, r, sim in _take([(best, _eligible(best, same_prompt, cfg, dropped, fits))],
-                                   cfg, dropped)]
+    drops = _Drops()
+    taken = _take([(best, _eligible(best, same_prompt, cfg, drops, fits))], cfg, drops)
+    drops.count_into(dropped, used={r.id for _, r, _ in taken})
+    return [_pair(c, r, sim, "debug") for c, r, sim in taken]
 
 
 def _eligible(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
-              dropped: Counter, fits: Fits | None = None) -> list[tuple[Attempt, float]]:
+              drop: Callable[[str, Attempt], None], fits: Fits | None = None) -> list[tuple[Attempt, float]]:
     """The candidates that may be rejected against `chosen`, best teachers first, with their code
-    similarity; what may not is counted by reason."""
+    similarity; what may not is passed to `drop` with its reason."""
     eligible: list[tuple[Attempt, float]] = []
     fenced = "```" in chosen.response
     for r in candidates:
         gap = chosen.reward - r.reward
         if gap <= 0:
-            dropped["not_worse"] += 1
+            drop("not_worse", r)
         elif gap < cfg.min_reward_gap - _EPS:
-            dropped["below_reward_gap"] += 1
+            drop("below_reward_gap", r)
         elif ("```" in r.response) != fenced:
             # A fenced answer against a bare continuation differs in format, not correctness:
             # DPO would learn the style of the prompt that produced it.
-            dropped["style_mismatch"] += 1
+            drop("style_mismatch", r)
         elif r.response.strip() == chosen.response.strip():
-            dropped["identical_responses"] += 1
+            drop("identical_responses", r)
         elif fits is not None and not fits(chosen.prompt, r.response):
-            dropped["over_max_length"] += 1
+            drop("over_max_length", r)
         else:
             eligible.append((r, _similarity(chosen.code, r.code)))
     if cfg.hard_negatives:
@@ -384,12 +414,13 @@ def _eligible(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
 
 
 def _take(groups: list[tuple[Attempt, list[tuple[Attempt, float]]]], cfg: PairsConfig,
-          dropped: Counter) -> list[tuple[Attempt, Attempt, float]]:
+          drop: Callable[[str, Attempt], None]) -> list[tuple[Attempt, Attempt, float]]:
     """Up to `cfg.pair_limit` (chosen, rejected, similarity), one from each group (a distinct
     chosen program) in turn, so every chosen gets a pair before any gets a second. Each rejected
     response is distinct from the others and from every chosen one, except that a chosen whose
     eligible rejected were all taken by earlier groups gets its first (most similar) one again:
-    a distinct correct program is the scarce part of the signal."""
+    a distinct correct program is the scarce part of the signal. The assignment is greedy, in
+    the groups' order: it does not search for one in which every rejected is distinct."""
     chosen_texts = {chosen.response.strip() for chosen, _ in groups}
     seen = set(chosen_texts)
     taken: list[tuple[Attempt, Attempt, float]] = []
@@ -397,22 +428,20 @@ def _take(groups: list[tuple[Attempt, list[tuple[Attempt, float]]]], cfg: PairsC
     paired: set[int] = set()
     while any(queue for _, queue, _ in queues):
         for g, (chosen, queue, every) in enumerate(queues):
-            pick, duplicates = None, 0
+            pick = None
             while queue and pick is None:
                 r, sim = queue.pop(0)
                 if r.response.strip() in seen:
-                    duplicates += 1
+                    drop("duplicate_rejected", r)
                 else:
                     pick = (r, sim)
             if pick is None and g not in paired and len(taken) < cfg.pair_limit:
                 pick = next(((r, sim) for r, sim in every
                              if r.response.strip() not in chosen_texts), None)
-                duplicates -= pick is not None  # one of them is used after all
-            dropped["duplicate_rejected"] += duplicates
             if pick is None:
                 continue
             if len(taken) >= cfg.pair_limit:
-                dropped["over_max_pairs_per_problem"] += 1
+                drop("over_max_pairs_per_problem", pick[0])
                 continue
             seen.add(pick[0].response.strip())
             taken.append((chosen, *pick))

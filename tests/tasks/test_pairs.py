@@ -486,3 +486,33 @@ def test_random_swap_swaps_a_seeded_half_and_changes_nothing_else():
     assert again.pairs == control.pairs  # the same pairs are swapped on a re-run
     other = mine_pairs(attempts, cfg(distinct_chosen=2, random_swap=True, swap_seed=1))
     assert [p.swapped for p in other.pairs] != [p.swapped for p in control.pairs]
+
+
+def test_one_program_under_several_prompts_does_not_crowd_out_a_distinct_one():
+    attempts = []
+    for k, specialist in enumerate(("plain", "logical", "creative", "careful")):
+        prompt = f"[{specialist}] def p1():\n"
+        attempts += [att(specialist=specialist, passed=4, prompt=prompt, sample=0,
+                         response="    return 1\n"),
+                     att(specialist=specialist, passed=1, prompt=prompt, sample=1,
+                         response=f"    return {k}  # wrong\n")]
+    attempts.append(att(specialist="plain", passed=4, prompt="[plain] def p1():\n", sample=2,
+                        response="    x = 1\n    return x\n"))
+    mined = mine_pairs(attempts, cfg(distinct_chosen=4))
+    assert len(mined.pairs) == 4 and mined.distinct_chosen == 2
+
+
+def test_a_failed_verdict_with_every_case_passed_is_not_a_worse_answer():
+    # the judge says "failed" when a statement after the last case raised: every case passed
+    best = att(specialist="careful", passed=4)
+    odd = att(specialist="careful", passed=4, status="failed", sample=1)  # beside the best
+    worse = att(specialist="creative", passed=1)
+    [pair] = mine_pairs([odd, best, worse], cfg()).pairs  # the cross-prompt fallback
+    assert (pair.chosen_id, pair.rejected_id) == (best.id, worse.id)
+
+
+def test_a_candidate_no_chosen_could_use_is_counted_once():
+    passing, failing = one_prompt(4, 10)
+    mined = mine_pairs(passing + failing, cfg(distinct_chosen=4))
+    assert len(mined.pairs) == 4
+    assert sum(mined.dropped.values()) == 10 - len({p.rejected_id for p in mined.pairs})
