@@ -276,7 +276,10 @@ def compare_runs(runs: Sequence[dict], controls: Sequence[dict] = (), seed: int 
                 "n": p["n"], "baseline_score": p["baseline_score"], "score": p["score"],
                 "diff": p["diff"], "ci_low": p["ci_low"], "ci_high": p["ci_high"], "p": p["p"],
                 "p_holm": p["p_holm"], "met": analysis["primary_met"],
-                "gains": per_problem_gain(item["rows"], p["split"], p["cycle"])}
+                "gains": per_problem_gain(item["rows"], p["split"], p["cycle"]),
+                "final": {r["problem_id"]: score(r)
+                          for r in _group(item["rows"], p["split"], p["cycle"])},
+                "start": {r["problem_id"]: score(r) for r in _group(item["rows"], p["split"], 0)}}
     real = [primary_of(r) for r in runs]
     ctrl = [primary_of(c) for c in controls]
     against = []
@@ -293,12 +296,24 @@ def compare_runs(runs: Sequence[dict], controls: Sequence[dict] = (), seed: int 
             if shared:
                 d = [a["gains"][pid] - b["gains"][pid] for pid in shared]
                 pl, ph = paired_bootstrap_ci(d, seed=seed)
+                # the final policies' scores paired directly (the plan's statistic for a
+                # control on the real run's draws); equal to the gains' difference when both
+                # runs' start evaluations agree, which `same_start` says
+                f = [a["final"][pid] - b["final"][pid] for pid in shared]
+                fl, fh = paired_bootstrap_ci(f, seed=seed)
                 row["paired"] = {"n": len(shared), "diff": math.fsum(d) / len(d),
                                  "ci_low": pl, "ci_high": ph,
                                  "p_greater": sign_flip_p(d, seed=seed, alternative="greater"),
-                                 "same_holdout": same}
+                                 "same_holdout": same,
+                                 "final_diff": math.fsum(f) / len(f), "final_ci_low": fl,
+                                 "final_ci_high": fh,
+                                 "final_p_greater": sign_flip_p(f, seed=seed,
+                                                                alternative="greater"),
+                                 "same_start": all(a["start"][pid] == b["start"][pid]
+                                                   for pid in shared)}
             against.append(row)
-    strip = [{k: v for k, v in r.items() if k != "gains"} for r in real + ctrl]
+    strip = [{k: v for k, v in r.items() if k not in ("gains", "final", "start")}
+             for r in real + ctrl]
     return {"runs": strip[:len(real)], "controls": strip[len(real):], "against": against}
 
 
@@ -334,6 +349,13 @@ def compare_markdown(comparison: dict) -> str:
                          "n": p["n"], "diff of diffs": round(p["diff"], 4),
                          "95% CI": f"[{_fmt(p['ci_low'])}, {_fmt(p['ci_high'])}]",
                          "p (greater)": round(p["p_greater"], 4)})
+            rows.append({"run − control": f"{r['run']} − {r['control']}",
+                         "how": "final scores, paired by problem"
+                                + (" (same start outcomes)" if p["same_start"]
+                                   else " (start outcomes differ)"),
+                         "n": p["n"], "diff of diffs": round(p["final_diff"], 4),
+                         "95% CI": f"[{_fmt(p['final_ci_low'])}, {_fmt(p['final_ci_high'])}]",
+                         "p (greater)": round(p["final_p_greater"], 4)})
     if rows:
         text += ("\nEach run against each control: the run's primary diff minus the control's "
                  "(positive: the run gained more than its control).\n\n" + markdown_table(rows))

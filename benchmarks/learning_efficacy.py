@@ -21,8 +21,8 @@ preregistration.json with other content is there; the same content again is a no
 config hash, is committed in git unmodified (`--allow-uncommitted` is for tests), and its problem
 ids are still those today's code and data give (and, after the flow, those the run drew). Then
 it runs the self-training flow on the
-config (`configs/efficacy.yaml`: N cycles of the real loop on Qwen2.5-Coder-0.5B-Instruct, about
-two hours on 2 CPU cores) as a normal, resumable flow run; evaluates the start policy and every
+config (`configs/efficacy.yaml`: N cycles of the real loop on Qwen2.5-Coder-0.5B-Instruct, some
+four hours on 2 CPU cores in the chat format) as a normal, resumable flow run; evaluates the start policy and every
 cycle's policy on the `unseen` problems into the run store (`<run>/evaluations/<policy
 id>/unseen/`, read back when done, so an interrupted invocation resumes), and writes, under
 `benchmarks/results/learning_efficacy/<run id>/`:
@@ -50,9 +50,11 @@ Endpoints (benchmarks/efficacy.py): cycle c's policy against cycle 0 (the start)
 problem, on the mean per-problem score (fraction of greedy + sampled candidates passing). The
 **primary** is the holdout split (dev ∪ the pool problems no cycle draws) at the last cycle, by a
 one-sided paired sign-flip test at alpha 0.05; the secondaries are every other cycle × split
-(holdout, dev, unseen, test = HumanEval); the primary is met when its p, Holm-adjusted over the
-whole family, is below alpha. Seeds and the control are runs of their own, each pre-registered:
-`--set run.seed=1`, `--set pairs.random_swap=true`.
+(holdout, dev, unseen, test = HumanEval), reported with p Holm-adjusted among themselves; the
+primary, the one comparison decided in advance, is tested alone: met when its one-sided p is
+below alpha. Seeds and the control are runs of their own, each pre-registered: `--set
+run.seed=1`; `--set pairs.random_swap=true --set run.draws_of=<the real run's id>` (the control
+trains on the real run's draws, so the two are compared on the same hold-out).
 
 `--store` should be outside the checkout for a long run (default `$AUTODIDACT_HOME/runs`).
 """
@@ -82,8 +84,10 @@ from benchmarks.outcomes import evaluate_once, unseen, write_outcomes  # noqa: E
 from benchmarks.preregistration import (  # noqa: E402
     Refused,
     check_registration,
+    committed_at,
     git_commit,
     identity,
+    outcomes_before,
     preregister,
     registration_of,
 )
@@ -179,6 +183,16 @@ def run_command(args) -> int:
     out = Path(args.out) / run_id
     registration = check_registration(out / "preregistration.json", run_id, config_hash,
                                       args.allow_uncommitted)
+    registered = committed_at(out / "preregistration.json")
+    if registered is None:  # --allow-uncommitted (tests): the file's own time
+        registered = (out / "preregistration.json").stat().st_mtime
+    early = outcomes_before(cfg.run.store_dir() / run_id, registered)
+    if early:
+        raise Refused(f"run {run_id} has {len(early)} evaluation file(s) in its store written "
+                      f"before its registration was committed, e.g. {early[0]}: those outcomes "
+                      "were seen before the endpoints were fixed. Register the run under other "
+                      "settings (another run.name or run.seed), or use a store where it never "
+                      "ran")
     # the problem sets again, with today's code and data: a change since the registration would
     # otherwise show only after the run, when its holdout turns out to be another
     now = registration_of(cfg, run_id, config_hash, policy, "")["problems"]

@@ -109,6 +109,23 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
             **endpoints(cfg.run.cycles), "splits": SPLIT_MEANING, "problems": problems}
 
 
+def committed_at(path: Path) -> float | None:
+    """When `path` was first committed (seconds since the epoch), None if it never was."""
+    log = _git("log", "--diff-filter=A", "--format=%ct", "--", str(path))
+    times = [int(t) for t in log.stdout.split()] if log.returncode == 0 else []
+    return float(min(times)) if times else None
+
+
+def outcomes_before(run_dir: Path, moment: float) -> list[Path]:
+    """Evaluation files of the run store's `run_dir` written before `moment`: outcomes that
+    existed before the registration (the store is not part of the run id, so a run of the same
+    settings may have been evaluated in another store, or here, before it was registered)."""
+    where = run_dir / "evaluations"
+    if not where.is_dir():
+        return []
+    return sorted(f for f in where.rglob("*") if f.is_file() and f.stat().st_mtime < moment)
+
+
 def check_registration(path: Path, run_id: str, config_hash: str,
                        allow_uncommitted: bool) -> dict:
     """The registration of this run, refused unless it matches and is committed."""

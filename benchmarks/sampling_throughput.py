@@ -75,6 +75,9 @@ def main() -> None:
     if args.chat:
         chat_prompts = [render(p, "chat", "", tokenizer) for p in prompts]
         for name, stop in (("chat", True), ("chat-nostop", False)):
+            # a fresh pipeline per side: its prefix cache would hold the other side's prompts
+            del ov
+            ov = open_backend(policy, "openvino")
             start = time.perf_counter()
             outs = ov.generate(chat_prompts, replace(settings, stop_early=stop, style="chat"))
             sides[name], style[name] = (time.perf_counter() - start, outs), "chat"

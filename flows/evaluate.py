@@ -18,8 +18,9 @@ from prefect import flow, get_run_logger
 from tasks.config import load_config
 from tasks.evaluation import EvalResult, evaluate_task
 from tasks.policy import base_policy
-from tasks.problems import load_suite, select, split_problems
+from tasks.problems import load_suite, select, show_examples, split_problems
 from tasks.records import digest, write_rows
+from tasks.schema import evaluation_style
 
 
 @flow(name="evaluate")
@@ -49,8 +50,13 @@ def evaluate_flow(config: str = "default", overrides: list[str] | None = None,
     else:
         suite = suite or cfg.problems.test
         problems = select(load_suite(suite), n or cfg.problems.test_n, cfg.problems.test_seed)
+        if cfg.problems.show_example:  # MBPP shows its first case here as in a run
+            problems = show_examples(problems)[0]
     store = cfg.run.store_dir()
-    where = store / "evaluations" / f"{policy.id}-{digest([p.id for p in problems])[:8]}"
+    # one directory per policy, problems (their text: with or without examples) and format
+    key = digest([p.model_dump(mode="json") for p in problems],
+                 evaluation_style(cfg.evaluation, cfg.sampling))
+    where = store / "evaluations" / f"{policy.id}-{key[:8]}"
     shard = write_rows(where / "problems.jsonl", problems)
     log.info("evaluating policy %s on %d problems of %s", policy.id, len(problems), suite)
     result = evaluate_task.with_options(result_storage=store / ".results")(

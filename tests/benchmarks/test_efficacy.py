@@ -160,6 +160,9 @@ def test_compare_pairs_by_problem_only_where_the_holdouts_share_problems(tmp_pat
     assert row["paired"]["same_holdout"] and row["paired"]["n"] == 4
     assert row["paired"]["diff"] == pytest.approx(0.3)
     assert row["paired"]["p_greater"] == pytest.approx(1 / 4)  # +1.0, +0.2: only all plus
+    # the same start, so the final scores paired directly give the same difference
+    assert row["paired"]["same_start"]
+    assert row["paired"]["final_diff"] == pytest.approx(row["paired"]["diff"])
 
     # a control with another unseen problem (another run id draws other problems)
     moved = flat.replace(",u2,", ",u7,")

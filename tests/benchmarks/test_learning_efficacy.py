@@ -163,6 +163,24 @@ def test_run_starts_under_its_registration_with_the_same_overrides(world, no_flo
     assert "run.cycles=2" in overrides and any(o.startswith("run.store=") for o in overrides)
 
 
+def test_run_refuses_outcomes_written_before_the_registration(world, no_flow, capsys):
+    """The store is not part of the run id: outcomes of the same settings written before the
+    registration (in this store, say by a run in another store moved here) must not count."""
+    import os
+
+    result = world["run_dir"] / "evaluations" / "abc" / "dev" / "result.json"
+    result.parent.mkdir(parents=True)
+    result.write_text("{}")
+    os.utime(result, (1_000_000_000, 1_000_000_000))  # long before anything was registered
+    # registered with the file moved aside (preregister refuses while it is there), then back
+    aside = world["run_dir"] / "aside.json"
+    result.rename(aside)
+    assert le.main(["preregister", *world["settings"]]) == 0
+    aside.rename(result)
+    assert le.main(["run", *world["settings"], "--allow-uncommitted"]) == 2
+    assert "written before its registration was committed" in capsys.readouterr().err
+
+
 def test_run_refuses_when_the_problem_sets_changed_since_the_registration(world, no_flow,
                                                                           capsys):
     assert le.main(["preregister", *world["settings"]]) == 0
