@@ -19,12 +19,13 @@ preregistration.json with other content is there; the same content again is a no
 
 `run` (the default) refuses to start unless `preregistration.json` exists, names this run id and
 config hash, is committed in git unmodified (`--allow-uncommitted` is for tests), and its problem
-ids are still those today's code and data give (and, after the flow, those the run drew). Then
-it runs the self-training flow on the
-config (`configs/efficacy.yaml`: N cycles of the real loop on Qwen2.5-Coder-0.5B-Instruct, some
-four hours on 2 CPU cores in the chat format) as a normal, resumable flow run; evaluates the start policy and every
-cycle's policy on the `unseen` problems into the run store (`<run>/evaluations/<policy
-id>/unseen/`, read back when done, so an interrupted invocation resumes), and writes, under
+ids are still those today's code and data give (and, after the flow, those the run drew), and no
+evaluation of the run in its store is older than the registration's commit. Then it runs the
+self-training flow on the config (`configs/efficacy.yaml`: N cycles of the real loop on
+Qwen2.5-Coder-0.5B-Instruct, some four hours on 2 CPU cores in the chat format) as a normal,
+resumable flow run; evaluates the start policy and every cycle's policy on the `unseen` problems
+into the run store (`<run>/evaluations/<policy id>/unseen/`, read back when done, so an
+interrupted invocation resumes), and writes, under
 `benchmarks/results/learning_efficacy/<run id>/`:
 
     outcomes.csv   every policy's raw outcome on every problem of every split (cycle, policy,

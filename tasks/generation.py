@@ -20,8 +20,9 @@ Rendering (what the model sees) lives here too, because training must see exactl
                     assistant's turn, the sandbox's feedback as the next user turn.
 
 Where an answer ends: a completion-style body at its first stop sequence or top-level line; a
-chat answer at the closing fence of its code block (what follows is prose the program never
-uses, about two thirds of an unstopped chat answer's tokens).
+chat answer at the closing fence of its code block: whatever followed would be prose the
+program never uses. (The default model mostly ends its turn right there on its own: after the
+closing fence, log p(end of turn) ≈ 0 on 5 of 6 HumanEval prompts.)
 """
 
 from __future__ import annotations

@@ -383,7 +383,8 @@ def _debug_pairs(parent: Attempt, fixes: list[Attempt], cfg: PairsConfig, droppe
 
 
 def _eligible(chosen: Attempt, candidates: Iterable[Attempt], cfg: PairsConfig,
-              drop: Callable[[str, Attempt], None], fits: Fits | None = None) -> list[tuple[Attempt, float]]:
+              drop: Callable[[str, Attempt], None],
+              fits: Fits | None = None) -> list[tuple[Attempt, float]]:
     """The candidates that may be rejected against `chosen`, best teachers first, with their code
     similarity; what may not is passed to `drop` with its reason."""
     eligible: list[tuple[Attempt, float]] = []
