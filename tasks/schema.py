@@ -949,11 +949,10 @@ class Config(BaseModel):
         if self.run.task_runner == "threads" and self.run.dask_address:
             problems.append("run.dask_address is set but run.task_runner is 'threads': set "
                             "run.task_runner=dask to use that cluster, or drop the address")
-        styles = sorted({s.prompt_style for s in self.sampling.specialists})
-        if self.evaluation.prompt_style is None and len(styles) > 1:
-            problems.append(f"the specialists write in {' and '.join(styles)} style and "
-                            "evaluation.prompt_style is unset: say which format dev and test are "
-                            "judged in (evaluation.prompt_style: chat or completion)")
+        try:
+            evaluation_style(self.evaluation, self.sampling)
+        except ValueError as err:  # specialists of two styles, and no evaluation.prompt_style
+            problems.append(str(err))
         if self.pairs.keep_sft and self.training.sft_weight == 0:
             problems.append("pairs.keep_sft is true but training.sft_weight is 0: the kept "
                             "chosen-only examples would train nothing; set training.sft_weight "

@@ -398,3 +398,12 @@ def test_sandbox_section_gives_engine_limits():
 
     assert Config().sandbox.memory_mb == Limits().memory_mb
     assert Config().sandbox.timeout_s == DEFAULT_TIMEOUT_S
+
+
+def test_specialists_of_two_formats_need_the_evaluation_format_named():
+    both = ["sampling.specialists=[{name: a, temperature: 0.5, system_prompt: '', "
+            "prompt_style: chat}, {name: b, temperature: 0.5, system_prompt: ''}]"]
+    with pytest.raises(ValueError, match="set evaluation.prompt_style"):
+        load_config("tiny", both)
+    named = load_config("tiny", both + ["evaluation.prompt_style=chat"])
+    assert named.evaluation.prompt_style == "chat"
