@@ -21,8 +21,8 @@ preregistration.json with other content is there; the same content again is a no
 config hash, is committed in git unmodified (`--allow-uncommitted` is for tests), and its problem
 ids are still those today's code and data give (and, after the flow, those the run drew), and no
 evaluation of the run in its store is older than the registration's commit. Then it runs the
-self-training flow on the config (`configs/efficacy.yaml`: N cycles of the real loop on
-Qwen2.5-Coder-0.5B-Instruct, some four hours on 2 CPU cores in the chat format) as a normal,
+self-training flow on the config (`configs/efficacy.yaml`: one cycle of the real loop on
+Qwen2.5-Coder-0.5B-Instruct, about two hours on 2 CPU cores in the chat format) as a normal,
 resumable flow run; evaluates the start policy and every cycle's policy on the `unseen` problems
 into the run store (`<run>/evaluations/<policy id>/unseen/`, read back when done, so an
 interrupted invocation resumes), and writes, under
