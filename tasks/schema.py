@@ -146,11 +146,11 @@ def _check_suite(value: str, what: str) -> str:
         return value
     raise ValueError(f"{what} {value!r} is not a problem suite: use 'humaneval', 'mbpp', or the "
                      "path of a .jsonl file of your own problems (format at the top of "
-                     "tasks/problems.py)")
+                     "tasks/problems/__init__.py)")
 
 
 class ProblemsConfig(BaseModel):
-    """Section `problems`: three disjoint problem sets (see tasks/problems.py).
+    """Section `problems`: three disjoint problem sets (see tasks/problems/).
 
     - **train**: what the policy samples and learns from; a new draw of `train_n` every cycle
       (`rotate`), from the training suite minus the dev problems and every near-duplicate of a dev

@@ -157,7 +157,7 @@ def test_load_mbpp_defaults_to_the_autodidact_home(monkeypatch, tmp_path, mbpp_d
 
 def test_data_dir_defaults_to_dot_autodidact_in_the_repo(monkeypatch):
     monkeypatch.delenv("AUTODIDACT_HOME", raising=False)
-    repo = Path(P.__file__).resolve().parent.parent
+    repo = Path(P.__file__).resolve().parents[2]  # tasks/problems/__init__.py
     assert paths.home() == repo / ".autodidact"
     assert paths.data_dir() == repo / ".autodidact" / "data"
 

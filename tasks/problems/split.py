@@ -1,0 +1,254 @@
+"""Choosing problems, and the three disjoint sets of a run.
+
+`load_suite` reads a suite by name or a JSONL file (a new source is added here), `select` draws a
+seeded subset and `check_disjoint` refuses training and evaluation sets that share a problem.
+`split_problems` splits the suites into the training pool, dev and test without near-duplicates
+across them (`near_duplicates`), `draw_train` draws a cycle's training problems from the pool, and
+`check_not_held_out` is the guard every stage that learns runs on its input (`LeakError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from tasks.names import SUITES
+from tasks.problems.examples import NoExample, show_examples
+from tasks.problems.humaneval import load_humaneval
+from tasks.problems.jsonl import load_jsonl
+from tasks.problems.mbpp import load_mbpp
+from tasks.problems.records import Problem
+from tasks.schema import ProblemsConfig
+
+# ---------------------------------------------------------------------------------------------
+# Choosing problems
+# ---------------------------------------------------------------------------------------------
+
+
+def load_suite(spec: str) -> list[Problem]:
+    """"humaneval", "mbpp", or a path to a .jsonl file of your own problems."""
+    name = spec.strip().lower()
+    if name == "humaneval":
+        return load_humaneval()
+    if name == "mbpp":
+        return load_mbpp()
+    if spec.endswith(".jsonl"):
+        return load_jsonl(Path(spec))
+    raise ValueError(f"Unknown problem suite {spec!r}: use one of {', '.join(SUITES)}, or a "
+                     "path to a .jsonl file (format at the top of "
+                     "tasks/problems/__init__.py)")
+
+
+def select(problems: list[Problem], n: int | None = None,
+           seed: int | None = None) -> list[Problem]:
+    """A deterministic subset of `n` problems, in their original order.
+
+    n None: all of them. seed None: the first n. Otherwise a `random.Random(seed)` sample, so the
+    same seed always picks the same problems.
+    """
+    problems = list(problems)
+    if n is None:
+        return problems
+    if n < 1 or n > len(problems):
+        raise ValueError(f"Asked for n={n} problems, but the set has {len(problems)}: choose n "
+                         f"between 1 and {len(problems)}, or leave it unset to use them all")
+    if seed is None:
+        return problems[:n]
+    chosen = sorted(random.Random(seed).sample(range(len(problems)), n))
+    return [problems[i] for i in chosen]
+
+
+def _normalized(prompt: str) -> str:
+    return " ".join(prompt.lower().split())
+
+
+class ContaminationError(ValueError):
+    """Training and evaluation sets share a problem; `clashes` holds (train id, eval id, reason)."""
+
+    def __init__(self, clashes: list[tuple[str, str, str]]) -> None:
+        self.clashes = clashes
+        lines = "\n".join(f"  train {t!r} <-> eval {e!r}: {why}" for t, e, why in clashes)
+        super().__init__(
+            f"{len(clashes)} training problem(s) also appear in the evaluation set, which would "
+            f"inflate the evaluation score. Remove them from one side:\n{lines}"
+        )
+
+
+def check_disjoint(train: list[Problem], evaluation: list[Problem]) -> None:
+    """Raise ContaminationError if a training problem shares an id or a prompt (ignoring case and
+    whitespace) with an evaluation problem."""
+    eval_ids = {p.id for p in evaluation}
+    eval_by_prompt: dict[str, list[str]] = {}
+    for p in evaluation:
+        eval_by_prompt.setdefault(_normalized(p.prompt), []).append(p.id)
+
+    clashes: dict[tuple[str, str], list[str]] = {}
+    for p in train:
+        if p.id in eval_ids:
+            clashes.setdefault((p.id, p.id), []).append("same id")
+        for eval_id in eval_by_prompt.get(_normalized(p.prompt), []):
+            clashes.setdefault((p.id, eval_id), []).append(
+                "same prompt (ignoring case and whitespace)")
+    if clashes:
+        raise ContaminationError([(t, e, " and ".join(why)) for (t, e), why in clashes.items()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Held out: dev and test problems never become training data
+# ---------------------------------------------------------------------------------------------
+
+
+class LeakError(ValueError):
+    """A held-out (dev or test) problem reached a stage that must never see it."""
+
+
+def check_not_held_out(problem_ids: Iterable[str], held_out: Iterable[str], what: str) -> None:
+    """Raise `LeakError` when any of `problem_ids` is a held-out (dev or test) problem: the guard
+    every stage that learns (memory, pairs, training) runs on its input."""
+    leaked = sorted(set(problem_ids) & set(held_out))
+    if leaked:
+        raise LeakError(f"{len(leaked)} held-out (dev or test) problem(s) reached the {what}, "
+                        f"e.g. {', '.join(leaked[:3])}: dev and test problems never become "
+                        "training data; sample only the cycle's training problems (the "
+                        "draw-train task), and do not mix attempts of another run in")
+
+
+# ---------------------------------------------------------------------------------------------
+# Decontamination, the split, the per-cycle draw
+# ---------------------------------------------------------------------------------------------
+
+
+class Excluded(BaseModel):
+    """A problem decontamination took out, and the held-out problem it is too close to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    set: Literal["train", "dev"]  # the set it was taken out of ("dev" when train and dev share
+    # a suite and it is too close to a test problem: it then leaves both)
+    near: str  # the dev or test problem it duplicates
+    near_set: Literal["dev", "test"]
+    similarity: float  # cosine of the two prompts' embeddings (1.0 for an exact match)
+    reason: str
+
+
+def near_duplicates(problems: Sequence[Problem], references: Sequence[Problem],
+                    threshold: float | None, embed=None) -> dict[str, tuple[str, float, str]]:
+    """For each problem that duplicates a reference: (reference id, similarity, reason).
+
+    Exact duplicates (same id, or same prompt ignoring case and whitespace) always count; with a
+    `threshold`, so does a cosine similarity ≥ threshold between the prompts' embeddings
+    (`embed(texts)` gives unit vectors)."""
+    found: dict[str, tuple[str, float, str]] = {}
+    by_prompt = {_normalized(r.prompt): r.id for r in references}
+    ids = {r.id for r in references}
+    for p in problems:
+        if p.id in ids:
+            found[p.id] = (p.id, 1.0, "same id")
+        elif _normalized(p.prompt) in by_prompt:
+            found[p.id] = (by_prompt[_normalized(p.prompt)], 1.0, "same prompt")
+    if threshold is None or not problems or not references:
+        return found
+    if embed is None:
+        raise ValueError("near-duplicate search needs an embedder (problems.near_duplicate is "
+                         "set): pass `embed`")
+    import torch
+
+    a = torch.tensor(embed([p.prompt for p in problems]))
+    b = torch.tensor(embed([r.prompt for r in references]))
+    best, where = (a @ b.T).max(dim=1)
+    for p, sim, j in zip(problems, best.tolist(), where.tolist()):
+        if p.id not in found and sim >= threshold - 1e-9:
+            found[p.id] = (references[j].id, round(sim, 4), f"embedding cosine ≥ {threshold:g}")
+    return found
+
+
+class Split(BaseModel):
+    """The three sets of a run: the training pool (each cycle draws from it), dev and test."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pool: list[Problem]
+    dev: list[Problem]
+    test: list[Problem]
+    excluded: list[Excluded]
+    without_example: list[NoExample] = []  # MBPP problems left without one (`show_example`)
+
+
+def _memoized(embed):
+    seen: dict[str, list[float]] = {}
+
+    def once(texts: list[str]) -> list[list[float]]:
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        seen.update(zip(new, embed(new)) if new else ())
+        return [seen[t] for t in texts]
+    return once
+
+
+def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
+    """Test drawn first; dev from the dev suite minus near-duplicates of any test-suite problem;
+    the training pool from the training suite minus the dev problems and near-duplicates of dev
+    problems or of any test-suite problem (the whole suite, also when `test_n` draws fewer).
+    With `cfg.show_example`, the MBPP problems of the three sets then show their first test case
+    (`show_examples`): the split itself compares the prompts as the suites have them, so its ids
+    are the same either way.
+
+    `load(name)` reads a suite (default `load_suite`); `embed` as in `near_duplicates`."""
+    load = load or load_suite
+    if embed is not None:  # each prompt is embedded once, though it meets several sets
+        embed = _memoized(embed)
+    test_suite = load(cfg.test)
+    test = select(test_suite, cfg.test_n, cfg.test_seed)
+    excluded: list[Excluded] = []
+
+    def drop(problems, refs, from_set, ref_set):
+        near = near_duplicates(problems, refs, cfg.near_duplicate, embed)
+        excluded.extend(Excluded(id=pid, set=from_set, near=rid, near_set=ref_set,
+                                 similarity=sim, reason=why)
+                        for pid, (rid, sim, why) in sorted(near.items()))
+        return [p for p in problems if p.id not in near]
+
+    # against the whole test suite, not only the drawn test problems: a smaller test draw today
+    # must not leave near-duplicates of the rest of the suite in training data
+    dev_suite = drop(load(cfg.dev), test_suite, "dev", "test")
+    if cfg.dev_n > len(dev_suite):
+        raise ValueError(f"problems.dev_n is {cfg.dev_n}, but the dev suite {cfg.dev!r} has "
+                         f"{len(dev_suite)} problems after decontamination: lower dev_n")
+    dev = select(dev_suite, cfg.dev_n, cfg.dev_seed)
+    dev_ids = {p.id for p in dev}
+    if cfg.train == cfg.dev:
+        # one suite: the pool is what the dev draw left, already free of test's near-duplicates
+        # (listed once, under "dev"); the dev problems themselves are not duplicates
+        train_suite = [p for p in dev_suite if p.id not in dev_ids]
+    else:
+        train_suite = drop(load(cfg.train), test_suite, "train", "test")
+    pool = drop(train_suite, dev, "train", "dev")
+    if not pool:
+        raise ValueError(f"no training problems are left in {cfg.train!r} after taking out the "
+                         "dev problems and near-duplicates: use a larger suite or a smaller "
+                         "problems.dev_n")
+    without: list[NoExample] = []
+    if cfg.show_example:  # only now: decontamination compared the prompts without examples
+        (pool, missing_pool), (dev, missing_dev), (test, missing_test) = (
+            show_examples(s) for s in (pool, dev, test))
+        without = missing_pool + missing_dev + missing_test
+    return Split(pool=pool, dev=dev, test=test, excluded=excluded, without_example=without)
+
+
+def draw_train(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: str,
+               cycle: int) -> list[Problem]:
+    """The training problems of one cycle: `train_n` of the pool (all of it when None), drawn
+    with a seed mixing `train_seed`, the run and the cycle when `rotate`, else `train_seed`."""
+    seed = cfg.train_seed
+    if cfg.rotate:
+        text = f"{cfg.train_seed}|{run_id}|{cycle}"
+        seed = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+    if cfg.train_n is not None and cfg.train_n > len(pool):
+        raise ValueError(f"problems.train_n is {cfg.train_n}, but the training pool has "
+                         f"{len(pool)} problems (after taking out dev problems and "
+                         "near-duplicates): lower train_n, or leave it unset to use them all")
+    return select(list(pool), cfg.train_n, seed)
