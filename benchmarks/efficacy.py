@@ -190,6 +190,34 @@ def endpoint_result(rows: Sequence[dict], endpoint: dict, seed: int = 0) -> dict
             "mcnemar_b": b, "mcnemar_c": cc, "mcnemar_p": mcnemar_exact(b, cc)}
 
 
+# the start-score buckets of `by_start_score`: (label, test on the start score)
+START_BUCKETS = (("0 (nothing passed)", lambda s: s == 0),
+                 ("(0, 0.5)", lambda s: 0 < s < 0.5),
+                 ("[0.5, 1)", lambda s: 0.5 <= s < 1),
+                 ("1 (everything passed)", lambda s: s == 1))
+
+
+def by_start_score(rows: Sequence[dict], split: str, cycle: int, baseline: int = 0) -> list[dict]:
+    """Descriptive, never tested: where on `split` the movement from `baseline` to `cycle` came
+    from, by the problem's start score. Per bucket: problems, mean start and final score, mean
+    difference, problems improved and worsened. A bucket at 0 can only rise and one at 1 only
+    fall, so the ends show regression to the mean as much as learning."""
+    gain = per_problem_gain(rows, split, cycle, baseline)
+    start = {r["problem_id"]: score(r) for r in _group(rows, split, baseline)}
+    table = []
+    for label, inside in START_BUCKETS:
+        ids = [pid for pid in gain if inside(start[pid])]
+        n = len(ids)
+        table.append({
+            "start score": label, "problems": n,
+            "start": round(sum(start[i] for i in ids) / n, 4) if n else None,
+            "final": round(sum(start[i] + gain[i] for i in ids) / n, 4) if n else None,
+            "diff": round(sum(gain[i] for i in ids) / n, 4) if n else None,
+            "improved": sum(gain[i] > 0 for i in ids),
+            "worsened": sum(gain[i] < 0 for i in ids)})
+    return table
+
+
 def analyze(registration: dict, rows: Sequence[dict]) -> dict:
     """Every registered endpoint on `rows`, and whether the primary is met (its one-sided p <
     the registered alpha: the one comparison decided in advance, tested alone). The secondary
@@ -211,7 +239,9 @@ def analyze(registration: dict, rows: Sequence[dict]) -> dict:
             "alpha": alpha, "correction": "holm", "family_size": len(rest),
             "primary": {**first, "role": "primary"},
             "secondary": [{**r, "role": "secondary"} for r in rest],
-            "primary_met": first["p"] < alpha}
+            "primary_met": first["p"] < alpha,
+            "by_start_score": by_start_score(rows, primary["split"], primary["cycle"],
+                                             primary["baseline_cycle"])}
 
 
 def _fmt(x: float) -> str:
@@ -247,7 +277,11 @@ def analysis_markdown(analysis: dict) -> str:
         f"Primary endpoint ({p['split']}, cycle {p['cycle']} vs 0, {p['n']} problems): diff "
         f"{_fmt(p['diff'])} [{_fmt(p['ci_low'])}, {_fmt(p['ci_high'])}], one-sided p "
         f"{p['p']:.4g}: {verdict} (needs p < {analysis['alpha']:g}).\n\n"
-        + markdown_table([_row(r) for r in [p] + analysis["secondary"]]))
+        + markdown_table([_row(r) for r in [p] + analysis["secondary"]])
+        + (f"\nDescriptive, not tested: the primary's movement ({p['split']}, cycle "
+           f"{p['cycle']} vs 0) by the problem's start score. Problems at 0 can only rise and "
+           "problems at 1 only fall:\n\n" + markdown_table(analysis["by_start_score"])
+           if analysis.get("by_start_score") else ""))
 
 
 # ---------------------------------------------------------------------------------------------

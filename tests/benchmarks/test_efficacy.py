@@ -110,6 +110,22 @@ def test_analyze_gives_the_hand_computed_differences_and_holm_adjusted_p(results
     assert text in capsys.readouterr().out
 
 
+def test_analyze_shows_the_primarys_movement_by_start_score(results):
+    # holdout start scores d1 0, d2 0, u1 0.4, u2 1.0; gains +1.0, +0.2, +0.2, -0.2
+    le.main(["analyze", str(results)])
+    analysis = json.loads((results / "analysis.json").read_text())
+    rows = {r["start score"]: r for r in analysis["by_start_score"]}
+    assert [r["problems"] for r in analysis["by_start_score"]] == [2, 1, 0, 1]
+    nothing, low, high, everything = (rows[k] for k in (
+        "0 (nothing passed)", "(0, 0.5)", "[0.5, 1)", "1 (everything passed)"))
+    assert (nothing["start"], nothing["final"], nothing["diff"]) == (0.0, 0.6, 0.6)
+    assert (nothing["improved"], nothing["worsened"]) == (2, 0)
+    assert (low["diff"], low["improved"]) == (0.2, 1)
+    assert high["diff"] is None and high["improved"] == 0
+    assert (everything["final"], everything["diff"], everything["worsened"]) == (0.8, -0.2, 1)
+    assert "by the problem's start score" in (results / "analysis.md").read_text()
+
+
 @pytest.mark.parametrize("alpha,met", [(0.25, False), (0.3, True)])
 def test_the_primary_is_met_on_its_own_one_sided_p(alpha, met):
     # raw p 0.25: met only below a registered alpha above it, whatever the secondaries give
