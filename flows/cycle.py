@@ -2,6 +2,7 @@
 
     problems (pool, dev, test) ─> draw train ─> explore (temperature sweep)
       ─> sample[policy] ─> execute ─> debug[policy] ─> monitor (B-STaR)
+         (execute ─> record passes: the pass history, with problems.curriculum)
       ─> consolidate (memory) ─> mine pairs ─> train ─> evaluate (dev, test) ─> promote
       ─> summarize
 
@@ -34,7 +35,8 @@ from tasks.explore import explore_task, monitor_task
 from tasks.memory import consolidate_task
 from tasks.pairs import mine_pairs_task
 from tasks.policy import Policy
-from tasks.problems import draw_train_task, load_problems_task, shard_train_task
+from tasks.problems import (draw_train_task, history_before, load_problems_task,
+                            record_passes_task, shard_train_task)
 from tasks.records import CycleContext, Shard
 from tasks.sampling import sample_task
 from tasks.schema import Config
@@ -62,10 +64,16 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
 
     problems = load_problems_task(cfg.problems, str(run / "problems"), cfg.memory.embedder)
     held_out = problems.held_out_ids
-    train = draw_train_task(ctx, problems.pool, cfg.problems)
-    log.info("cycle %d: %d training problems (of a pool of %d), %d dev, %d test; challenger %s, "
-             "champion %s", ctx.cycle, train.rows, problems.pool.rows, problems.dev.rows,
-             problems.test.rows, challenger.id, champion.id)
+    # with the curriculum, the draw reads the pass history as this cycle began (a resumed cycle
+    # reads the same rows, whatever later cycles wrote)
+    curriculum = cfg.problems.curriculum.enabled
+    history = history_before(run, ctx.run_id, ctx.cycle) if curriculum else None
+    draw = draw_train_task(ctx, problems.pool, cfg.problems, history)
+    train = draw.train
+    log.info("cycle %d: %d training problems (of a pool of %d: drawn %s; not drawn %s), %d dev, "
+             "%d test; challenger %s, champion %s", ctx.cycle, train.rows, problems.pool.rows,
+             draw.drawn, draw.not_drawn, problems.dev.rows, problems.test.rows, challenger.id,
+             champion.id)
 
     exploration = explore_task(ctx, train, challenger, cfg.sampling.specialists, cfg.sampling,
                                cfg.sandbox, cfg.explore)
@@ -98,7 +106,10 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
     # a task downstream of it
     for f in sampling:
         f.result()
-    attempt_shards = [f.result() for f in executing] + [f.result() for f in debugging]
+    first_tries = [f.result() for f in executing]
+    attempt_shards = first_tries + [f.result() for f in debugging]
+    if curriculum:  # the pass history the next draws read
+        record_passes_task(ctx, first_tries)
     monitoring = monitor_task(ctx, attempt_shards, cfg.explore.n_star)
 
     memory = None
@@ -134,7 +145,7 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
                                 cfg.evaluation)
 
     result = summarize_task(ctx, challenger, champion, attempt_shards, exploration, monitoring,
-                            memory, pairs, trained, dev, test, decision)
+                            memory, pairs, trained, dev, test, decision, draw)
     publish_artifacts(result)
     log.info("cycle %d: %s", ctx.cycle, result.decision)
     return result
@@ -142,6 +153,10 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
 
 # ----------------------------------------------------------------------------------------------
 # Artifacts: what the Prefect UI shows for a cycle
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
 
 
 def summary_markdown(r: CycleResult) -> str:
@@ -153,6 +168,7 @@ def summary_markdown(r: CycleResult) -> str:
         + (f", trained `{r.trained.id}`" if r.trained else ""),
         f"- temperatures (explore scale {r.exploration.scale:g}): "
         + ", ".join(f"{s.name} {s.temperature:g}" for s in r.exploration.specialists),
+        f"- training draw: {_counts(r.drawn)}; not drawn: {_counts(r.not_drawn)}",
         f"- attempts: {r.attempts}; fixed by self-debug: {r.fixed_by_debug}",
         f"- B-STaR: pass@k {', '.join(f'{k}: {v:.3f}' for k, v in m.pass_at_k.items())}; "
         f"distinct passing programs per problem {m.distinct_passing:.2f}; reward AUC "
@@ -191,6 +207,14 @@ def publish_artifacts(r: CycleResult) -> None:
                           + [{"kind": f"dropped: {k}", "pairs": v}
                              for k, v in r.pairs_dropped.items()],
                           description="preference pairs by kind, and what was dropped why")
+    if r.drawn:
+        create_table_artifact(key=artifact_key(r.run_id, r.cycle, "draw"),
+                              table=[{"drawn": "yes", "reason": k, "problems": v}
+                                     for k, v in r.drawn.items()]
+                              + [{"drawn": "no", "reason": k, "problems": v}
+                                 for k, v in r.not_drawn.items()],
+                              description="the training draw: pool problems drawn and left out, "
+                                          "by reason (draw.json beside train.jsonl: each one's)")
     create_table_artifact(key=artifact_key(r.run_id, r.cycle, "evaluation"), table=r.report,
                           description="dev and test, paired against the start policy and the "
                                       "cycle's starting point: score difference with its 95% "

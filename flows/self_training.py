@@ -5,8 +5,10 @@ of both, so the same command twice is the same run: the second time every finish
 from the cache, and after a crash (a failed night) only what had not finished runs again.
 
     <store>/<run id>/run.json        the resolved config, the start policy, the memory version
+                                     (and, with problems.curriculum, the history it inherited)
                      config.yaml     the resolved config (what `autodidact resume` reloads)
                      cycle-<n>/...   each cycle's stages (flows/cycle.py)
+                     history/passes.jsonl   the pass history (problems.curriculum)
     <store>/memory/                  the LanceDB memory, shared by the runs of a store
     <store>/promoted.jsonl           every promotion, newest last: where `start=promoted` begins
 
@@ -157,6 +159,12 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
             "memory_version": Memory(memory_dir, cfg.memory.embedder).version()
             if cfg.memory.enabled else 0}
     run_dir.mkdir(parents=True, exist_ok=True)
+    curriculum = cfg.problems.curriculum
+    if curriculum.enabled and curriculum.inherit:
+        # each night is a new run: its pass history continues the nights before it
+        from tasks.problems.curriculum import inherit_history
+
+        meta["history"] = inherit_history(store, run_dir, cfg.run.name)
     write_atomic(run_dir / "config.yaml",
                  yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode())
     write_json(run_dir / "run.json", meta)

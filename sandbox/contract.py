@@ -50,7 +50,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.runner.protocol import STATUSES  # noqa: F401  (the runner writes them: their home)
+from sandbox.runner.protocol import (  # noqa: F401  (the runner writes them: their home)
+    DEFAULT_MAX_OUTPUT, PROGRAM_STATUSES, STATUSES)
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 600.0
@@ -191,3 +192,59 @@ def verdict_from_json(line: str) -> Verdict:
     return Verdict(str(obj["id"]), obj["status"], int(obj["passed"]), int(obj["total"]),
                    str(obj["feedback"]), float(obj["duration_s"]),
                    int(obj.get("held_out_passed", 0)), int(obj.get("held_out_total", 0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs: trusted code run isolated, for what it prints (sandbox/runner/program.py)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program to run in the sandbox, confined like a candidate, for what it prints: code we
+    trust to be what we mean (a problem set's reference solution and input generator, wrapped by
+    its builder) but will not run on the host.  `timeout_s` bounds the whole run (wall clock and
+    CPU); `max_output` the characters of `sys.stdout` kept (beyond: resource_exceeded)."""
+
+    id: str
+    code: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_output: int = DEFAULT_MAX_OUTPUT
+
+    def __post_init__(self):
+        if not isinstance(self.id, str) or not isinstance(self.code, str):
+            raise RequestError(f"program {self.id!r}: id and code must be strings")
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or \
+                not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise RequestError(f"program {self.id!r}: timeout_s must be a number in "
+                               f"(0, {MAX_TIMEOUT_S:g}], got {self.timeout_s!r}")
+        if type(self.max_output) is not int or self.max_output < 1:
+            raise RequestError(f"program {self.id!r}: max_output must be a positive int, got "
+                               f"{self.max_output!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one program did: `status` (PROGRAM_STATUSES: ok, error, syntax_error, timeout,
+    resource_exceeded, sandbox_error), what it printed (also when it failed), and for a program
+    that did not end well, why (`error`: the exception and the tail of its traceback)."""
+
+    id: str
+    status: str
+    stdout: str
+    error: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def output_from_json(line: str) -> Output:
+    obj = json.loads(line)
+    if obj.get("status") not in PROGRAM_STATUSES:
+        raise ValueError(f"the sandbox returned an unknown program status: {obj.get('status')!r}")
+    return Output(str(obj["id"]), obj["status"], str(obj.get("stdout", "")),
+                  str(obj.get("error", "")), float(obj["duration_s"]))

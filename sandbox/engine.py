@@ -2,6 +2,7 @@
 
     with Sandbox() as box:                     # starts the container (about 0.5 s)
         verdicts = box.run(requests)           # one `docker exec` per batch, verdicts in order
+        outputs = box.run_programs(programs)   # programs run like candidates: what they printed
 
 Or in one call: `execute(requests)`.  From the shell: `autodidact sandbox exec REQUESTS.jsonl`.
 
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from sandbox.contract import STATUSES, Request, Verdict, verdict_from_json
+from sandbox.contract import (STATUSES, Output, Program, Request, Verdict, output_from_json,
+                              verdict_from_json)
 from sandbox.runner.protocol import DEFAULT_LIMITS
 from sandbox.image import IMAGE_TAG
 
@@ -273,14 +275,29 @@ class Sandbox:
         first request it was judging gets `sandbox_error` naming the cause, and the rest go on:
         a sandbox failure is never scored as the candidate's.
         """
-        requests = list(requests)
-        verdicts: list[Verdict] = []
+        return self._run_all(
+            list(requests), "batch", verdict_from_json,
+            lambda r, cause: Verdict(r.id, "sandbox_error", 0, 0, f"not judged: {cause}", 0.0))
+
+    def run_programs(self, programs: Iterable[Program]) -> list[Output]:
+        """Run every program confined like a candidate (its own process, uid, namespaces,
+        rlimits, seccomp, `timeout_s`), many in one `docker exec`; what each printed, in the same
+        order (sandbox/runner/program.py).  Runners that stop answering are handled as in
+        `run`: a program that stops two gets `sandbox_error`."""
+        return self._run_all(
+            list(programs), "programs", output_from_json,
+            lambda p, cause: Output(p.id, "sandbox_error", "", f"not run: {cause}", 0.0))
+
+    def _run_all(self, requests: list, mode: str, parse, unjudged_as) -> list:
+        """The results of `requests` in runner `mode`, each line read by `parse`; a request the
+        runners could not answer gets `unjudged_as(request, cause)`."""
+        verdicts: list = []
         barren = unjudged = 0
         while len(verdicts) < len(requests):
             remaining = requests[len(verdicts):]
             try:
                 try:
-                    got = self._exec_batch(remaining)
+                    got = self._exec_batch(remaining, mode, parse)
                     cause = f"the sandbox runner stopped early: {self.last_runner_error}"
                 except RunnerLost as lost:
                     got, cause = lost.verdicts, lost.cause
@@ -302,8 +319,7 @@ class Sandbox:
                 # three such requests in a row the sandbox itself is broken: stop trying
                 unjudged += 1
                 stop = len(verdicts) + (1 if unjudged < 3 else len(requests) - len(verdicts))
-                verdicts += [Verdict(r.id, "sandbox_error", 0, 0, f"not judged: {cause}", 0.0)
-                             for r in requests[len(verdicts):stop]]
+                verdicts += [unjudged_as(r, cause) for r in requests[len(verdicts):stop]]
                 barren = 0
         return verdicts
 
@@ -313,12 +329,13 @@ class Sandbox:
         times = [r.timeout_s + 2.0 for r in requests]
         return sum(times) / self.limits.workers + max(times, default=0.0) + HOST_MARGIN_S
 
-    def _exec_batch(self, requests: list[Request]) -> list[Verdict]:
+    def _exec_batch(self, requests: list, mode: str = "batch",
+                    parse=verdict_from_json) -> list:
         import time
 
         self._ensure_running()
         api = self.client.api
-        cmd = [*RUNNER_COMMAND, "batch", *self.limits.runner_args()]
+        cmd = [*RUNNER_COMMAND, mode, *self.limits.runner_args()]
         exec_id = api.exec_create(self.container.id, cmd, stdin=True, stdout=True, stderr=True,
                                   user="0:0")["Id"]
         sock = api.exec_start(exec_id, socket=True)
@@ -327,12 +344,12 @@ class Sandbox:
         payload = "".join(r.to_json() + "\n" for r in requests).encode()
         out, err = bytearray(), bytearray()
 
-        def verdicts_so_far() -> list[Verdict]:
+        def verdicts_so_far() -> list:
             lines = bytes(out).decode("utf-8", "replace").split("\n")[:-1]  # complete lines
-            got = [verdict_from_json(line) for line in lines if line.strip()]
+            got = [parse(line) for line in lines if line.strip()]
             for request, verdict in zip(requests, got):
                 if verdict.id != request.id:
-                    raise SandboxError(f"verdict order broken: expected {request.id!r}, "
+                    raise SandboxError(f"result order broken: expected {request.id!r}, "
                                        f"got {verdict.id!r}")
             return got
 
@@ -388,6 +405,13 @@ def execute(requests: Iterable[Request], limits: Limits | None = None,
     """Judge `requests` in a fresh sandbox container; verdicts in the same order."""
     with Sandbox(limits, runtime=runtime) as box:
         return box.run(requests)
+
+
+def run_programs(programs: Iterable[Program], limits: Limits | None = None,
+                 runtime: str = "runc") -> list[Output]:
+    """Run `programs` in a fresh sandbox container; what each printed, in the same order."""
+    with Sandbox(limits, runtime=runtime) as box:
+        return box.run_programs(programs)
 
 
 def summarize(verdicts: list[Verdict]) -> dict:

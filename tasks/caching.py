@@ -34,7 +34,9 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("tasks", "sandbox", "flows")
 # files a module uses without importing them: the engine mounts the runner into the container
-RUNS_WITHOUT_IMPORT = {"sandbox/engine.py": "sandbox/runner/*.py"}
+RUNS_WITHOUT_IMPORT = {"sandbox/engine.py": "sandbox/runner/*.py",
+                       # the CodeI/O builder runs its driver as a sandbox program
+                       "tasks/problems/codeio.py": "tasks/problems/codeio_driver.py"}
 # import name -> distribution, for the libraries whose version can change a stage's output
 LIBRARIES = {"torch": "torch", "transformers": "transformers", "trl": "trl", "peft": "peft",
              "bitsandbytes": "bitsandbytes", "accelerate": "accelerate",

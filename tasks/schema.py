@@ -61,6 +61,11 @@ def _unique(names: list[str], what: str) -> None:
 RUN_LOCATION = ("store", "task_runner", "dask_address", "dask_workers")
 """Keys of `run` left out of `Config.hash()` (the run's identity)."""
 
+OMITTED_AT_DEFAULT = (("problems", "curriculum"),)
+"""(section, key) left out of `Config.hash()` while they hold their default: keys added after
+runs were registered by their id, so that a configuration which does not use them keeps the run
+id it had (the registered efficacy runs, every nightly config)."""
+
 
 class RunConfig(BaseModel):
     """Section `run`: the identity of a run and where it stores its files."""
@@ -144,9 +149,74 @@ def _check_suite(value: str, what: str) -> str:
         return name
     if value.endswith(".jsonl"):
         return value
-    raise ValueError(f"{what} {value!r} is not a problem suite: use 'humaneval', 'mbpp', or the "
-                     "path of a .jsonl file of your own problems (format at the top of "
-                     "tasks/problems/__init__.py)")
+    raise ValueError(f"{what} {value!r} is not a problem suite: use "
+                     f"{', '.join(repr(s) for s in SUITES)}, or the path of a .jsonl file of "
+                     "your own problems (format at the top of tasks/problems/__init__.py)")
+
+
+class CurriculumConfig(BaseModel):
+    """Section `problems.curriculum`: each cycle's training draw prefers problems of intermediate
+    difficulty for the policy, read from every problem's pass history (see
+    tasks/problems/curriculum.py, and "Curriculum by pass rate" in the README).
+
+    After a cycle's execution the `record-passes` task writes, for each problem drawn, how many of
+    its first tries passed every test case (`<run>/history/passes.jsonl`). A later draw gives
+    each pool problem a standing from those rows (untried, in-band, out-of-band, retired, parked)
+    and fills its `problems.train_n` places with, in order: up to `parked_share` of parked
+    problems (those seen longest ago), the in-band problems, the untried ones, then, only when
+    those run short, out-of-band problems nearest the band, the other parked ones and the retired
+    ones. It is seeded as the plain draw is (`train_seed`, the run id or `run.draws_of`, the
+    cycle) and reads the history as it was when the cycle began, so a resumed cycle draws the same
+    problems; with no history yet it draws exactly what the plain draw draws. `<run>/cycle-<n>/
+    problems/draw.json` says why each pool problem was drawn or not. Needs `problems.train_n`.
+    """
+
+    model_config = _STRICT
+
+    enabled: bool = False
+    """`bool`, defaults to `False`. Draw by pass history. `False`: the plain seeded draw of
+    `problems.rotate`, exactly as without this section, and no history is recorded."""
+
+    low: float = Field(0.2, ge=0, le=1)
+    """`float`, defaults to `0.2`. Lower end of the band of recent pass rates preferred (a
+    problem whose first tries pass this often still yields preference pairs). Range: 0 ≤ low <
+    `high`."""
+
+    high: float = Field(0.8, ge=0, le=1)
+    """`float`, defaults to `0.8`. Upper end of the band, inclusive. Range: `low` < high ≤ 1."""
+
+    window: int = Field(4, ge=1)
+    """`int`, defaults to `4`. The recent pass rate is that of the problem's last `window` draws
+    (their passing first tries over their first tries). Range: ≥ 1."""
+
+    retire_after: int = Field(2, ge=1)
+    """`int`, defaults to `2`. A problem every first try of which passed in each of its last
+    `retire_after` draws is retired: it is drawn again only as filler, when nothing else is left
+    (pair mining skips a problem whose every candidate passes, so it teaches nothing). Range:
+    ≥ 1."""
+
+    park_after: int = Field(2, ge=1)
+    """`int`, defaults to `2`. A problem drawn `park_after` times or more with no first try ever
+    passing is parked: drawn only in the `parked_share` of each draw, or as filler. Range: ≥ 1."""
+
+    parked_share: float = Field(0.1, ge=0, le=1)
+    """`float`, defaults to `0.1`. At most `floor(parked_share × train_n)` places of each draw go
+    to parked problems as retries, the ones seen longest ago first (the policy may have learnt
+    them since); 0 retries them only as filler. Range: 0 to 1."""
+
+    inherit: bool = True
+    """`bool`, defaults to `True`. A new run starts its history with the history of the newest
+    earlier run of the store with the same `run.name` (so each nightly run, a new run, continues
+    the nights before it); which run is written to `run.json` (`history`). `False`: a new run
+    starts with no history."""
+
+    @model_validator(mode="after")
+    def _band(self) -> "CurriculumConfig":
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high}): the band "
+                             "[low, high] of preferred pass rates would be empty; e.g. low: 0.2, "
+                             "high: 0.8")
+        return self
 
 
 class ProblemsConfig(BaseModel):
@@ -232,6 +302,10 @@ class ProblemsConfig(BaseModel):
     `<run>/problems/examples.json`. It changes what the model sees: pass rates of runs with and
     without examples measure different tasks and are never compared."""
 
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    """The training draw by pass history (`problems.curriculum.*`, documented on
+    `CurriculumConfig`). Off by default."""
+
     @field_validator("train", "dev")
     @classmethod
     def _suite(cls, value: str) -> str:
@@ -248,6 +322,14 @@ class ProblemsConfig(BaseModel):
                                  "measured on what chose or trained the policy; use "
                                  "'humaneval' for test and 'mbpp' for train and dev")
         return value
+
+    @model_validator(mode="after")
+    def _curriculum_needs_a_draw(self) -> "ProblemsConfig":
+        if self.curriculum.enabled and self.train_n is None:
+            raise ValueError("curriculum.enabled is true but train_n is null: every cycle then "
+                             "draws the whole training pool and there is nothing to prefer; set "
+                             "problems.train_n (e.g. 64) or turn the curriculum off")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -973,16 +1055,27 @@ class Config(BaseModel):
         where and how the run executes (`RUN_LOCATION`: the store, the task runner): they are not
         what the run is (the same configuration in two stores, or on two runners, samples the same
         candidates, and a store can move)."""
-        data = self.model_dump(mode="json")
+        data = self._identity()
         for how in RUN_LOCATION:
             data["run"].pop(how, None)
         return _digest(data)
+
+    def _identity(self) -> dict:
+        """The configuration as canonical JSON, less the keys of `OMITTED_AT_DEFAULT` that hold
+        their default."""
+        data = self.model_dump(mode="json")
+        for section, key in OMITTED_AT_DEFAULT:
+            default = type(getattr(self, section)).model_fields[key].get_default(
+                call_default_factory=True)
+            if getattr(getattr(self, section), key) == default:
+                data[section].pop(key)
+        return data
 
     def legacy_hashes(self) -> set[str]:
         """The hash a run of this configuration carries when it was created before `hash()` left
         out `RUN_LOCATION` and before the keys added with it (`run.task_runner`, `dask_*`,
         `sampling.shards`, at their defaults): such runs can still be resumed."""
-        data = self.model_dump(mode="json")
+        data = self._identity()
         if self.sampling.shards != 1 or self.run.task_runner != "threads":
             return set()
         run = {k: v for k, v in data["run"].items() if k not in RUN_LOCATION[1:]}

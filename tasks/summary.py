@@ -1,10 +1,11 @@
 """The summary of a cycle: what it did, in one record the parent flow chains on, the CLI prints
 and the Prefect UI shows (flows/cycle.py publishes it as artifacts).
 
-Takes: the cycle's attempts (first tries and debug turns), its exploration choice and B-STaR
-monitoring, memory consolidation, pairs, training, the dev and test evaluations of the policies
-involved and the promotion decision. Gives: a `CycleResult`, also written to
-`<run>/cycle-<n>/summary.json`, which names the next cycle's challenger and champion:
+Takes: the cycle's training draw (its counts per reason), its attempts (first tries and debug
+turns), its exploration choice and B-STaR monitoring, memory consolidation, pairs, training, the
+dev and test evaluations of the policies involved and the promotion decision. Gives: a
+`CycleResult`, also written to `<run>/cycle-<n>/summary.json`, which names the next cycle's
+challenger and champion:
 
 - promoted (a significant dev gain over the champion, no collapse): the new policy becomes both;
 - not promoted, but neither collapsed nor significantly worse than the champion on dev (the 95%
@@ -27,6 +28,7 @@ from tasks.explore import Exploration, Monitoring
 from tasks.memory import ConsolidationStats
 from tasks.pairs import PairSet
 from tasks.policy import Policy
+from tasks.problems.stages import TrainDraw
 from tasks.records import CycleContext, Shard, read_attempts, write_json
 from tasks.report import paired_rows
 from tasks.training import TrainResult
@@ -69,6 +71,8 @@ class CycleResult(BaseModel):
     memory_read: int | None = None  # the version sampling read (None: a summary from before)
     pairs_distinct_chosen: int = 0  # distinct chosen programs among the pairs
     pairs_swapped: int = 0  # pairs the random-pair control swapped (pairs.random_swap)
+    drawn: dict[str, int] = {}  # training problems per reason of the draw (draw.json)
+    not_drawn: dict[str, int] = {}  # pool problems left out, per reason
 
 
 def next_policies(champion: Policy, trained: Policy | None,
@@ -89,7 +93,8 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
                    attempts: list[Shard], exploration: Exploration, monitoring: Monitoring,
                    memory: ConsolidationStats | None, pairs: PairSet,
                    trained: TrainResult | None, dev: dict[str, EvalResult],
-                   test: dict[str, EvalResult], decision: Decision | None) -> CycleResult:
+                   test: dict[str, EvalResult], decision: Decision | None,
+                   draw: TrainDraw | None = None) -> CycleResult:
     """The cycle's outcome and report, written to `<run>/cycle-<n>/summary.json`.
 
     `dev` and `test` hold the results of the roles "start" (the run's start policy),
@@ -121,7 +126,8 @@ def summarize_task(ctx: CycleContext, challenger: Policy, champion: Policy,
         pairs_file=pairs.pairs,
         training=dict(trained.metrics, steps=trained.steps) if trained else {},
         dev=dev[final], test=test[final], start_dev=dev["start"], start_test=test["start"],
-        report=report, directory=out_dir)
+        report=report, directory=out_dir,
+        drawn=draw.drawn if draw else {}, not_drawn=draw.not_drawn if draw else {})
     write_json(Path(out_dir) / "summary.json", result.model_dump(mode="json"))
     return result
 

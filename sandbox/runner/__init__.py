@@ -6,6 +6,7 @@ Standard library only.  The package is mounted read-only into the sandbox contai
 
     batch.py        the runner: worker slots, deadlines, one verdict line per request
     judge.py        the trusted judge: runs the tests against proxies of the candidate's objects
+    program.py      the `programs` mode: a program confined like a candidate, its printed output
     candidate.py    the fork server and the confined candidate process that runs the program
     confinement.py  namespaces, identities, rlimits and the seccomp allowlist of a candidate
     protocol.py     judge <-> candidate messages, nested calls both ways

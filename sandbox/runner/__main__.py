@@ -2,6 +2,9 @@
 
     batch [--workers N] [--memory-mb M] [--fsize-mb F] [--nproc P] [--nofile K] [--tmpfs-mb T]
             request lines (JSON) on stdin, one verdict line per request on stdout, in order
+    programs [the same options]
+            program lines (JSON) on stdin, one result line per program on stdout, in order
+            (program.py: run a program confined like a candidate, give back what it printed)
     init    the container's PID 1: non-dumpable, reaps orphans until SIGTERM
     zygote  (internal) a slot's fork server
 """
@@ -16,7 +19,7 @@ import time
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: runner batch|init", file=sys.stderr)
+        print("usage: runner batch|programs|init", file=sys.stderr)
         return 2
     mode, args = argv[0], argv[1:]
     if mode == "zygote":
@@ -35,8 +38,9 @@ def main(argv: list[str]) -> int:
                 os.wait()
             except ChildProcessError:
                 time.sleep(1.0)
-    if mode == "batch":
-        from .batch import parse_request_line, run_batch
+    if mode in ("batch", "programs"):
+        from .batch import JUDGING, parse_request_line, run_batch
+        from .program import PROGRAMS, parse_program_line
         from .protocol import DEFAULT_LIMITS
 
         if os.getuid() != 0:
@@ -58,8 +62,10 @@ def main(argv: list[str]) -> int:
             else:
                 print(f"unknown option {flag}", file=sys.stderr)
                 return 2
-        requests = [parse_request_line(line) for line in sys.stdin if line.strip()]
-        run_batch(requests, limits, workers, sys.stdout)
+        parse, work = ((parse_request_line, JUDGING) if mode == "batch"
+                       else (parse_program_line, PROGRAMS))
+        requests = [parse(line) for line in sys.stdin if line.strip()]
+        run_batch(requests, limits, workers, sys.stdout, work)
         return 0
     print(f"unknown mode {mode!r}", file=sys.stderr)
     return 2

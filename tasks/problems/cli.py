@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.names import SUITES
 from tasks.paths import data_dir
 from tasks.problems.mbpp import fetch_mbpp
 from tasks.problems.split import load_suite
@@ -15,8 +14,9 @@ from tasks.problems.split import load_suite
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tasks.problems",
                                      description="Load and check problem sets.")
-    parser.add_argument("suites", nargs="*", default=list(SUITES),
-                        help="humaneval, mbpp, or paths to .jsonl files")
+    parser.add_argument("suites", nargs="*", default=["humaneval", "mbpp"],
+                        help="humaneval, mbpp, codeio (built in the sandbox if missing: "
+                             "minutes), or paths to .jsonl files")
     parser.add_argument("--fetch-mbpp", action="store_true",
                         help=f"download MBPP into {data_dir()} first")
     args = parser.parse_args(argv)

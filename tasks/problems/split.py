@@ -3,7 +3,8 @@
 `load_suite` reads a suite by name or a JSONL file (a new source is added here), `select` draws a
 seeded subset and `check_disjoint` refuses training and evaluation sets that share a problem.
 `split_problems` splits the suites into the training pool, dev and test without near-duplicates
-across them (`near_duplicates`), `draw_train` draws a cycle's training problems from the pool, and
+across them (`near_duplicates`), `draw_train` draws a cycle's training problems from the pool
+(by pass history with `problems.curriculum`: curriculum.py), and
 `check_not_held_out` is the guard every stage that learns runs on its input (`LeakError`).
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from tasks.names import SUITES
+from tasks.problems.codeio import load_codeio
 from tasks.problems.examples import NoExample, show_examples
 from tasks.problems.humaneval import load_humaneval
 from tasks.problems.jsonl import load_jsonl
@@ -24,18 +26,24 @@ from tasks.problems.mbpp import load_mbpp
 from tasks.problems.records import Problem
 from tasks.schema import ProblemsConfig
 
+if TYPE_CHECKING:  # curriculum.py imports this module
+    from tasks.problems.curriculum import Draw, PassRow
+
 # ---------------------------------------------------------------------------------------------
 # Choosing problems
 # ---------------------------------------------------------------------------------------------
 
 
 def load_suite(spec: str) -> list[Problem]:
-    """"humaneval", "mbpp", or a path to a .jsonl file of your own problems."""
+    """"humaneval", "mbpp", "codeio" (built in the sandbox the first time: minutes), or a path to
+    a .jsonl file of your own problems."""
     name = spec.strip().lower()
     if name == "humaneval":
         return load_humaneval()
     if name == "mbpp":
         return load_mbpp()
+    if name == "codeio":
+        return load_codeio()
     if spec.endswith(".jsonl"):
         return load_jsonl(Path(spec))
     raise ValueError(f"Unknown problem suite {spec!r}: use one of {', '.join(SUITES)}, or a "
@@ -239,16 +247,37 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
     return Split(pool=pool, dev=dev, test=test, excluded=excluded, without_example=without)
 
 
-def draw_train(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: str,
-               cycle: int) -> list[Problem]:
+def draw_seed(cfg: ProblemsConfig, run_id: str, cycle: int) -> int:
+    """The seed of a cycle's training draw: `train_seed`, the run and the cycle mixed when
+    `rotate`, else `train_seed`."""
+    if not cfg.rotate:
+        return cfg.train_seed
+    text = f"{cfg.train_seed}|{run_id}|{cycle}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+
+def draw_train(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: str, cycle: int,
+               history: Sequence[PassRow] | None = None) -> list[Problem]:
     """The training problems of one cycle: `train_n` of the pool (all of it when None), drawn
-    with a seed mixing `train_seed`, the run and the cycle when `rotate`, else `train_seed`."""
-    seed = cfg.train_seed
-    if cfg.rotate:
-        text = f"{cfg.train_seed}|{run_id}|{cycle}"
-        seed = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+    with `draw_seed`. With `problems.curriculum.enabled`, by pass history (`history`: the rows
+    the cycle sees, tasks/problems/curriculum.py)."""
+    return draw_train_explained(pool, cfg, run_id, cycle, history).problems
+
+
+def draw_train_explained(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: str, cycle: int,
+                         history: Sequence[PassRow] | None = None) -> Draw:
+    """`draw_train`, with why each pool problem was drawn or not."""
+    from tasks.problems.curriculum import Draw, curriculum_draw  # it builds on `select`
+
+    seed = draw_seed(cfg, run_id, cycle)
     if cfg.train_n is not None and cfg.train_n > len(pool):
         raise ValueError(f"problems.train_n is {cfg.train_n}, but the training pool has "
                          f"{len(pool)} problems (after taking out dev problems and "
                          "near-duplicates): lower train_n, or leave it unset to use them all")
-    return select(list(pool), cfg.train_n, seed)
+    if not cfg.curriculum.enabled:
+        return Draw.plain(pool, select(list(pool), cfg.train_n, seed))
+    if history is None:
+        raise ValueError("problems.curriculum.enabled: the draw depends on the pass history, "
+                         "which only the run itself knows cycle by cycle; pass `history` (the "
+                         "rows the cycle sees, [] for none: tasks/problems/curriculum.py)")
+    return curriculum_draw(pool, cfg.train_n, seed, cfg.curriculum, history)

@@ -2,8 +2,10 @@
 
 `load-problems` splits the suites once per run (`split_problems`) and writes the training pool,
 dev and test, `decontamination.json` and `examples.json` under `<run>/problems/`; `draw-train`
-draws a cycle's training problems from the pool; `shard-train` cuts them into the sampling shards
-(`shard_suffix` is what a stage adds to its file names for a shard).
+draws a cycle's training problems from the pool, and says why in `draw.json`; `record-passes`
+adds a cycle's first tries to the run's pass history (the curriculum's, `curriculum.py`);
+`shard-train` cuts the draw into the sampling shards (`shard_suffix` is what a stage adds to its
+file names for a shard).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
 from tasks.problems.records import Problem
-from tasks.problems.split import draw_train, split_problems
-from tasks.records import CycleContext, Shard, write_json, write_rows
+from tasks.problems.curriculum import (PassHistory, PassRecord, draw_report, history_path,
+                                      record_passes)
+from tasks.problems.split import draw_train_explained, split_problems
+from tasks.records import CycleContext, Shard, read_attempts, write_json, write_rows
 from tasks.schema import ProblemsConfig
 
 
@@ -61,11 +65,39 @@ def load_problems_task(problems: ProblemsConfig, out_dir: str, embedder: str) ->
                        without_example=len(split.without_example))
 
 
+class TrainDraw(BaseModel):
+    """A cycle's training problems, and how many pool problems were drawn or left, per reason."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train: Shard  # <run>/cycle-<n>/problems/train.jsonl
+    why: str  # draw.json beside it: every pool problem's reason (curriculum.draw_report)
+    drawn: dict[str, int]  # reason -> problems drawn for it (curriculum.DRAWN, or "seeded")
+    not_drawn: dict[str, int]  # reason -> pool problems left out (curriculum.NOT_DRAWN)
+
+
 @task(name="draw-train", task_run_name="draw-train[cycle={ctx.cycle}]", **cached())
-def draw_train_task(ctx: CycleContext, pool: Shard, problems: ProblemsConfig) -> Shard:
-    """This cycle's training problems, drawn from the pool."""
-    drawn = draw_train(pool.read(Problem), problems, ctx.draw_key, ctx.cycle)
-    return write_rows(Path(ctx.stage_dir("problems")) / "train.jsonl", drawn)
+def draw_train_task(ctx: CycleContext, pool: Shard, problems: ProblemsConfig,
+                    history: PassHistory | None = None) -> TrainDraw:
+    """This cycle's training problems, drawn from the pool (by pass history with
+    `problems.curriculum`: `history` is the history as the cycle began); `train.jsonl` and
+    `draw.json`, why each pool problem was drawn or not."""
+    draw = draw_train_explained(pool.read(Problem), problems, ctx.draw_key, ctx.cycle,
+                                history.read() if history is not None else None)
+    out = Path(ctx.stage_dir("problems"))
+    train = write_rows(out / "train.jsonl", draw.problems)
+    curriculum = problems.curriculum if problems.curriculum.enabled else None
+    write_json(out / "draw.json", draw_report(draw, ctx.cycle, curriculum, history))
+    drawn, not_drawn = draw.counts()
+    return TrainDraw(train=train, why=str(out / "draw.json"), drawn=drawn, not_drawn=not_drawn)
+
+
+@task(name="record-passes", task_run_name="record-passes[cycle={ctx.cycle}]", **cached())
+def record_passes_task(ctx: CycleContext, attempts: list[Shard]) -> PassRecord:
+    """The pass history gets the cycle's first tries (one row per problem, `<run>/history/
+    passes.jsonl`), replacing whatever this cycle wrote there before."""
+    return record_passes(history_path(ctx.run_dir), ctx.run_id, ctx.cycle,
+                         read_attempts(attempts))
 
 
 @task(name="shard-train", task_run_name="shard-train[cycle={ctx.cycle}, shards={shards}]",

@@ -270,7 +270,7 @@ def test_empty_or_missing_file_is_an_error(tmp_path):
 
 
 def test_unknown_suite_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"humaneval, mbpp, or a path to a \.jsonl file"):
+    with pytest.raises(ValueError, match=r"humaneval, mbpp, codeio, or a path to a \.jsonl file"):
         load_suite("apps")
 
 
@@ -494,7 +494,7 @@ def test_a_control_run_draws_what_the_run_it_names_draws(split, tmp_path):
         ctx = CycleContext(run_id=run_id, run_dir=str(tmp_path / run_id), cycle=2,
                            dtype="float32", seed=0, memory_dir="", memory_version=0,
                            draws_of=draws_of)
-        return [p.id for p in draw_train_task.fn(ctx, pool, cfg).read(Problem)]
+        return [p.id for p in draw_train_task.fn(ctx, pool, cfg).train.read(Problem)]
 
     real = drawn("efficacy-real")
     assert drawn("efficacy-control", draws_of="efficacy-real") == real
