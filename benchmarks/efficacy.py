@@ -10,6 +10,11 @@ The splits of an efficacy run, each a list of problem ids fixed before the run:
     holdout   dev ∪ unseen: every problem of the training distribution that no cycle trained on
     test      the test suite (HumanEval): reported, never used to decide anything
 
+That is a run whose training and dev problems come from one suite (MBPP). When the training
+suite is another one (`codeio`, with all of MBPP as dev), its undrawn problems are another
+distribution than dev's, so the hold-out is dev alone: `unseen` is registered empty, holdout =
+dev, and the endpoints are holdout and test only (dev would repeat holdout): `DEV_HOLDOUT_SPLITS`.
+
 An endpoint is one split and one cycle c against cycle 0 (the start policy): the mean over the
 split's problems of the paired difference of `ProblemOutcome.score` (the fraction of a problem's
 1 + n greedy and sampled candidates that pass), with its 95% bootstrap CI and a one-sided
@@ -17,7 +22,8 @@ split's problems of the paired difference of `ProblemOutcome.score` (the fractio
 policy; the policy it started from when it trained nothing), as in outcomes.csv.
 
 - **primary**: holdout, cycle N (`run.cycles`) against cycle 0, at alpha 0.05;
-- **secondary**: every other cycle × split (cycles 1..N × holdout, dev, unseen, test);
+- **secondary**: every other cycle × split (cycles 1..N × holdout, dev, unseen, test; × holdout,
+  test when the hold-out is dev alone);
 - **correction**: the primary is the one comparison decided in advance: it is *met* when its
   one-sided p is below alpha, tested alone. Every secondary endpoint is reported with its p
   Holm-adjusted over the secondaries (the comparisons looked at besides the primary).
@@ -44,12 +50,23 @@ from tasks.stats import (
 )
 
 SPLITS = ("holdout", "dev", "unseen", "test")
+DEV_HOLDOUT_SPLITS = ("holdout", "test")
+"""The endpoint splits when the hold-out is dev alone (a training suite other than the dev suite):
+unseen is empty, and dev, the same problems as holdout, would only repeat its endpoints."""
 STATISTIC = ("mean paired per-problem score difference (ProblemOutcome.score), one-sided paired "
              "sign-flip test")
 SPLIT_MEANING = {
     "dev": "the run's dev problems (decide promotion)",
     "unseen": "the training pool's problems no cycle 1..N draws",
     "holdout": "dev ∪ unseen: the training distribution's problems no cycle trained on",
+    "test": "the test suite (problems.test), reported only",
+}
+SPLIT_MEANING_DEV_HOLDOUT = {
+    "dev": "the run's dev problems (decide promotion): all of the dev suite less its "
+           "near-duplicates of the test suite when problems.dev_n is null",
+    "unseen": "empty, not an endpoint: the training suite is not the dev suite, so the pool "
+              "problems no cycle draws are another distribution than dev's",
+    "holdout": "dev alone (the same problems; dev is not an endpoint of its own)",
     "test": "the test suite (problems.test), reported only",
 }
 
@@ -63,27 +80,32 @@ class AnalysisError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 
-def endpoints(cycles: int, alpha: float = 0.05) -> dict:
-    """The primary and secondary endpoints of a run of `cycles` cycles, and the correction."""
+def endpoints(cycles: int, alpha: float = 0.05, splits: Sequence[str] = SPLITS) -> dict:
+    """The primary and secondary endpoints of a run of `cycles` cycles, and the correction;
+    `splits`: those with endpoints (`DEV_HOLDOUT_SPLITS` when the hold-out is dev alone)."""
     if cycles < 1:
         raise ValueError(f"a run has at least one cycle; got {cycles}")
+    if "holdout" not in splits or set(splits) - set(SPLITS):
+        raise ValueError(f"endpoint splits {list(splits)}: holdout (the primary's) and any of "
+                         f"{', '.join(SPLITS)}")
 
     def endpoint(split: str, cycle: int) -> dict:
         return {"split": split, "cycle": cycle, "baseline_cycle": 0, "statistic": STATISTIC,
                 "alternative": "greater"}
     return {"primary": {**endpoint("holdout", cycles), "alpha": alpha},
             "secondary": [endpoint(split, cycle) for cycle in range(1, cycles + 1)
-                          for split in SPLITS if (split, cycle) != ("holdout", cycles)],
+                          for split in splits if (split, cycle) != ("holdout", cycles)],
             "correction": "holm",
             "family": "the primary is tested alone at alpha (met when its one-sided p < "
                       "alpha); the secondary endpoints are Holm-adjusted among themselves"}
 
 
 def holdout_sets(pool: Sequence[str], dev: Sequence[str], test: Sequence[str],
-                 draws: dict[int, Sequence[str]]) -> dict:
-    """The problem ids of every split, from the pool, dev and test ids and each cycle's draw."""
+                 draws: dict[int, Sequence[str]], pooled: bool = True) -> dict:
+    """The problem ids of every split, from the pool, dev and test ids and each cycle's draw;
+    `pooled` False: the hold-out is dev alone, unseen empty (a training suite of its own)."""
     drawn = {pid for ids in draws.values() for pid in ids}
-    unseen = [pid for pid in pool if pid not in drawn]
+    unseen = [pid for pid in pool if pid not in drawn] if pooled else []
     return {"dev": list(dev), "unseen": unseen, "holdout": list(dev) + unseen,
             "test": list(test), "train_draws": {str(c): list(ids) for c, ids in draws.items()}}
 
@@ -130,11 +152,17 @@ def _group(rows: Sequence[dict], split: str, cycle: int) -> list[dict]:
 
 
 def check_problems(rows: Sequence[dict], registered: dict, cycles: int) -> None:
-    """Every split's rows of every cycle cover exactly its registered problem ids."""
+    """Every split's rows of every cycle cover exactly its registered problem ids (a split
+    registered empty, unseen when the hold-out is dev alone, has no rows)."""
     for split in SPLITS:
         if split not in registered:
             continue
         want = set(registered[split])
+        if not want:
+            if any(r["split"] == split for r in rows):
+                raise AnalysisError(f"outcomes.csv has {split} rows, but the registration "
+                                    f"holds no {split} problems")
+            continue
         for cycle in range(cycles + 1):
             have = {r["problem_id"] for r in _group(rows, split, cycle)}
             if have != want:

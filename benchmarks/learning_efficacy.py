@@ -57,6 +57,12 @@ below alpha. Seeds and the control are runs of their own, each pre-registered: `
 run.seed=1`; `--set pairs.random_swap=true --set run.draws_of=<the real run's id>` (the control
 trains on the real run's draws, so the two are compared on the same hold-out).
 
+A config whose training suite is not its dev suite (`--config codeio`: CodeI/O training, all of
+MBPP as dev) has no unseen split: the pool problems no cycle draws are CodeI/O problems, another
+distribution than dev's. Its holdout is dev alone (all 381 MBPP problems that are not
+near-duplicates of HumanEval), `unseen` is registered empty and nothing is evaluated on it, and
+its endpoints are holdout and test (dev would repeat holdout).
+
 `--store` should be outside the checkout for a long run (default `$AUTODIDACT_HOME/runs`).
 """
 
@@ -89,6 +95,7 @@ from benchmarks.preregistration import (  # noqa: E402
     git_commit,
     identity,
     outcomes_before,
+    pooled,
     preregister,
     registration_of,
 )
@@ -274,7 +281,8 @@ def compare_command(args) -> int:
 
 
 def finish(results, cfg, registration: dict, out: Path, elapsed_s: float) -> None:
-    """Evaluate every policy on the registered unseen problems, then write the results."""
+    """Evaluate every policy on the registered unseen problems (none when the hold-out is dev
+    alone: `preregistration.pooled`), then write the results."""
     from tasks.policy import Policy
     from tasks.records import write_rows
 
@@ -284,7 +292,7 @@ def finish(results, cfg, registration: dict, out: Path, elapsed_s: float) -> Non
                       f"{registration['run_id']}")
     meta = json.loads((run_dir / "run.json").read_text())
     start = Policy.model_validate(meta["start_policy"])
-    problems = unseen(run_dir, [r.cycle for r in results])
+    problems = unseen(run_dir, [r.cycle for r in results]) if pooled(cfg) else []
     got = {"dev": [o.problem_id for o in results[0].start_dev.outcomes],
            "unseen": [p.id for p in problems]}
     got["holdout"] = got["dev"] + got["unseen"]
@@ -295,13 +303,15 @@ def finish(results, cfg, registration: dict, out: Path, elapsed_s: float) -> Non
                           f"({len(set(ids) - set(registered))} unregistered, "
                           f"{len(set(registered) - set(ids))} missing): the registration was "
                           "made for other problem sets, so this run is not pre-registered")
-    write_rows(run_dir / "problems" / "unseen.jsonl", problems)
-    on_unseen = {}
-    for policy in [start] + [r.trained or r.started_from for r in results]:
-        if policy.id not in on_unseen:
-            on_unseen[policy.id] = evaluate_once(
-                policy, problems, cfg.problems.train, "unseen", cfg,
-                run_dir / "evaluations" / policy.id / "unseen", log=lambda m: print(m, flush=True))
+    on_unseen = {}  # policy id -> its unseen EvalResult; none when the hold-out is dev alone
+    if problems:
+        write_rows(run_dir / "problems" / "unseen.jsonl", problems)
+        for policy in [start] + [r.trained or r.started_from for r in results]:
+            if policy.id not in on_unseen:
+                on_unseen[policy.id] = evaluate_once(
+                    policy, problems, cfg.problems.train, "unseen", cfg,
+                    run_dir / "evaluations" / policy.id / "unseen",
+                    log=lambda m: print(m, flush=True))
     write_results(results, cfg, out, elapsed_s, on_unseen, registration)
     write_analysis(out)
 
@@ -309,7 +319,8 @@ def finish(results, cfg, registration: dict, out: Path, elapsed_s: float) -> Non
 def write_results(results, cfg, out: Path, elapsed_s: float, on_unseen: dict,
                   registration: dict) -> None:
     """outcomes.csv (dev, unseen, holdout = dev + unseen, test), table.md, scores.png, run.json;
-    `on_unseen` maps each policy id to its unseen `EvalResult`."""
+    `on_unseen` maps each policy id to its unseen `EvalResult`; empty when the hold-out is dev
+    alone (then no unseen rows, and holdout = dev)."""
     from tasks.evaluation import compare_results
     from tasks.report import markdown_table, plot_scores, run_table
     from tasks.summary import run_cycles
@@ -320,9 +331,12 @@ def write_results(results, cfg, out: Path, elapsed_s: float, on_unseen: dict,
 
     groups = []
     for c in cycles:
-        dev, test, more = c["dev"].outcomes, c["test"].outcomes, on_unseen[c["policy"]].outcomes
-        groups += [(c["cycle"], c["policy"], split, outcomes) for split, outcomes in
-                   (("dev", dev), ("unseen", more), ("holdout", dev + more), ("test", test))]
+        dev, test = c["dev"].outcomes, c["test"].outcomes
+        splits = (("dev", dev), ("holdout", dev), ("test", test))
+        if on_unseen:
+            more = on_unseen[c["policy"]].outcomes
+            splits = (("dev", dev), ("unseen", more), ("holdout", dev + more), ("test", test))
+        groups += [(c["cycle"], c["policy"], split, outcomes) for split, outcomes in splits]
     write_outcomes(out / "outcomes.csv", groups)
 
     last = cycles[-1]
@@ -355,8 +369,9 @@ def write_results(results, cfg, out: Path, elapsed_s: float, on_unseen: dict,
         + "\nAgainst the start policy, paired by problem: the last cycle's trained policy, and the "
         f"champion at the end ({chosen}) when it is another:\n\n"
         + markdown_table(final_rows)
-        + "\nThe pre-registered endpoints (holdout, unseen, dev, test; Holm-adjusted): "
-        "analysis.md.\n")
+        + "\nThe pre-registered endpoints ("
+        + ("holdout, unseen, dev, test" if on_unseen else "holdout = dev, test")
+        + "; Holm-adjusted): analysis.md.\n")
     lengths = length_drift(results, cycles)
     with open(out / "table.md", "a") as f:
         f.write("\nLengths in characters (the length bias DPO can learn): each policy's mean "
@@ -371,7 +386,8 @@ def write_results(results, cfg, out: Path, elapsed_s: float, on_unseen: dict,
                             "git_commit": registration.get("git_commit"),
                             "sha256": hashlib.sha256(
                                 (out / "preregistration.json").read_bytes()).hexdigest()},
-        "unseen_problems": len(next(iter(on_unseen.values())).outcomes),
+        "unseen_problems": (len(next(iter(on_unseen.values())).outcomes) if on_unseen
+                            else 0),
         "cycles": [{"cycle": r.cycle, "challenger": r.started_from.id,
                     "champion": r.champion.id, "trained": r.trained.id if r.trained else None,
                     "promoted": r.promoted, "decision": r.decision, "pairs": r.pairs,

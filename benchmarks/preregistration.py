@@ -5,7 +5,9 @@ registration of its endpoints and problem sets, and the checks that the run is t
   run of a config (from the config and the base model's `Policy`), without opening the run;
 - `registration_of`: the content of `preregistration.json` (the endpoints of
   benchmarks/efficacy.py and the problem ids of every split: the problem split and every cycle's
-  training draw are deterministic, so they are known before the run);
+  training draw are deterministic, so they are known before the run); `pooled`: whether the
+  hold-out pools dev with the unseen pool problems (training and dev from one suite) or is dev
+  alone (a training suite of its own, e.g. configs/codeio.yaml);
 - `preregister`: writes it, refused once the run has outcomes (`existing_outcomes`) or when
   another registration is there;
 - `check_registration`: the registration a run may start under (same run id and config hash,
@@ -21,7 +23,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from benchmarks.efficacy import SPLIT_MEANING, endpoints, holdout_sets
+from benchmarks.efficacy import (DEV_HOLDOUT_SPLITS, SPLIT_MEANING, SPLIT_MEANING_DEV_HOLDOUT,
+                                 SPLITS, endpoints, holdout_sets)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,6 +83,14 @@ def uncommitted(path: Path) -> str | None:
     return None
 
 
+def pooled(cfg) -> bool:
+    """Whether the hold-out is dev ∪ unseen (the pool problems no cycle draws): only when the
+    training and dev problems come from one suite. A training suite of its own (`codeio` beside
+    MBPP dev) is another distribution, so its undrawn problems would measure something else: the
+    hold-out is then dev alone."""
+    return cfg.problems.train == cfg.problems.dev
+
+
 def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) -> dict:
     """The preregistration of the run: endpoints and the problem ids of every split."""
     import datetime as dt
@@ -96,8 +107,8 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
     draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, key, n)]
              for n in range(1, cfg.run.cycles + 1)}
     problems = holdout_sets([p.id for p in split.pool], [p.id for p in split.dev],
-                            [p.id for p in split.test], draws)
-    if not problems["unseen"]:
+                            [p.id for p in split.test], draws, pooled(cfg))
+    if pooled(cfg) and not problems["unseen"]:
         raise Refused(f"the {cfg.run.cycles} cycles draw every one of the pool's "
                       f"{len(split.pool)} problems: no unseen problems are left to hold out; "
                       "lower problems.train_n or run.cycles")
@@ -106,7 +117,9 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
             "config": cfg.model_dump(mode="json"), "git_commit": commit, "git_dirty": dirty,
             "command": command,
             "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            **endpoints(cfg.run.cycles), "splits": SPLIT_MEANING, "problems": problems}
+            **endpoints(cfg.run.cycles, splits=SPLITS if pooled(cfg) else DEV_HOLDOUT_SPLITS),
+            "splits": SPLIT_MEANING if pooled(cfg) else SPLIT_MEANING_DEV_HOLDOUT,
+            "problems": problems}
 
 
 def committed_at(path: Path) -> float | None:

@@ -11,6 +11,8 @@
 #   5. the problem sets fetched and cached under .autodidact/data, and the embedded models
 #      (the default Qwen2.5-Coder-0.5B-Instruct, dequantized once; the tiny test model) under
 #      .autodidact/models
+#   6. the CodeI/O problem set, built once in the sandbox (minutes) under
+#      .autodidact/data/codeio/<key>, logging to .autodidact/logs/codeio.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -151,4 +153,22 @@ fi
 # -- 5. Problem sets and models --------------------------------------------------------------
 "$VENV/bin/autodidact" data fetch --quiet
 "$VENV/bin/autodidact" model provision --tiny --quiet
+
+# -- 6. The CodeI/O problem set (needs the sandbox image, step 3) ----------------------------
+# built once: its tests are made by running the reference solutions in the sandbox; the cache
+# key hashes the wheel, the settings, the builder and the image (tasks/problems/codeio.py)
+codeio_built() { "$VENV/bin/python" -c 'import sys
+from tasks.paths import data_dir
+from tasks.problems.codeio import CODEIO_WHEEL_SHA256, CodeIOSettings, build_key
+key = build_key(CodeIOSettings(), CODEIO_WHEEL_SHA256)
+sys.exit(0 if (data_dir() / "codeio" / key / "manifest.json").is_file() else 1)' 2>/dev/null
+}
+if codeio_built; then
+    say "CodeI/O problem set is built"
+else
+    say "building the CodeI/O problem set in the sandbox, once: minutes (log: $LOGS/codeio.log)"
+    "$VENV/bin/autodidact" problems build --source codeio --quiet >"$LOGS/codeio.log" 2>&1 ||
+        { tail -20 "$LOGS/codeio.log"; die "building the CodeI/O problem set failed (see $LOGS/codeio.log)"; }
+    say "CodeI/O problem set: $(awk '$1 == "kept" {print $2}' "$LOGS/codeio.log") problems kept (the drops by reason: $LOGS/codeio.log)"
+fi
 say "ready"

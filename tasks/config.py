@@ -51,7 +51,7 @@ from tasks.schema import SECTIONS, Config
 # ---------------------------------------------------------------------------------------------
 
 CONFIG_DIR = REPO_ROOT / "configs"
-PRESETS = ("default", "smoke", "tiny", "efficacy")
+PRESETS = ("default", "smoke", "tiny", "efficacy", "codeio")
 
 
 class ConfigError(ValueError):

@@ -224,7 +224,9 @@ class ProblemsConfig(BaseModel):
 
     - **train**: what the policy samples and learns from; a new draw of `train_n` every cycle
       (`rotate`), from the training suite minus the dev problems and every near-duplicate of a dev
-      or test problem.
+      or test problem. A training suite other than the dev suite (e.g. `codeio`) also leaves out
+      every near-duplicate of any problem of the dev suite, HumanEval and MBPP (drawn or not), and
+      every problem whose reference code is one of theirs.
     - **dev**: held-out problems that gate promotion and pick the champion (paired comparisons,
       tasks/evaluation.py). Drawn once per run, from the dev suite minus near-duplicates of test
       problems.
@@ -240,7 +242,8 @@ class ProblemsConfig(BaseModel):
 
     train: str = "mbpp"
     """`str`, defaults to `"mbpp"`. Training problems: `"mbpp"` (397 MBPP problems), `"humaneval"`
-    (164) or the path of a `.jsonl` file of your own. Names are case-insensitive; files are read
+    (164), `"codeio"` (1,239 built from reference solutions, tasks/problems/codeio.py) or the path
+    of a `.jsonl` file of your own. Names are case-insensitive; files are read
     when the problems load, not here."""
 
     train_n: int | None = Field(None, ge=1)
@@ -260,10 +263,13 @@ class ProblemsConfig(BaseModel):
     """`str`, defaults to `"mbpp"`. Suite the dev problems come from, same forms as `train`. When
     it is the training suite, the dev problems are taken out of the training pool."""
 
-    dev_n: int = Field(100, ge=1)
-    """`int`, defaults to `100`. Dev problems, drawn once per run with `dev_seed`. Range: 1 to the
-    size of the dev suite after decontamination. Fewer problems make promotion decisions noisier
-    (and rarer: promotion needs a significant paired gain)."""
+    dev_n: int | None = Field(100, ge=1)
+    """`int` or `None`, defaults to `100`. Dev problems, drawn once per run with `dev_seed`; `None`:
+    all of the dev suite after decontamination (with `train` another suite, e.g. `codeio` with
+    `dev: mbpp`: the 381 MBPP problems that are not near-duplicates of HumanEval). Range: 1 to
+    the size of the dev suite after decontamination; when `train` is the dev suite, leave some
+    for the training pool. Fewer problems make promotion decisions noisier (and rarer: promotion
+    needs a significant paired gain)."""
 
     dev_seed: int = 0
     """`int`, defaults to `0`. Seed of the dev draw. Keep it fixed across nights: the champion of
@@ -285,10 +291,14 @@ class ProblemsConfig(BaseModel):
     """`float` or `None`, defaults to `0.75`. Cosine similarity of two prompts' embeddings at or
     above which they count as the same problem: a training problem that close to a dev problem,
     or to any problem of the test suite (drawn or not), leaves the training pool, and a dev
-    problem that close to a test-suite problem leaves the dev suite. `None`: exact matches only (same id or same prompt, ignoring case and
-    whitespace). Range: 0 < s ≤ 1. At 0.75 (all-MiniLM-L6-v2), 16 MBPP problems are closer than
-    that to a HumanEval one, among them decimal-to-binary (0.83), second smallest (0.78),
-    counting primes (0.77) and monotonic (0.77); at 0.8 only 7 are."""
+    problem that close to a test-suite problem leaves the dev suite; a training suite other than
+    the dev suite is held against every problem of the dev suite, HumanEval and MBPP. `None`:
+    exact matches only (same id or same prompt, ignoring case and whitespace; for a training
+    suite other than the dev suite also the same reference code). Range: 0 < s ≤ 1. At 0.75
+    (all-MiniLM-L6-v2), 16 MBPP problems are closer than that to a HumanEval one, among them
+    decimal-to-binary (0.83), second smallest (0.78), counting primes (0.77) and monotonic
+    (0.77); at 0.8 only 7 are; 15 of the 1,239 CodeI/O problems are that close to one of
+    HumanEval or MBPP."""
 
     show_example: bool = True
     """`bool`, defaults to `True`. Show each MBPP problem's first test case in its prompt, as a

@@ -23,7 +23,8 @@ One module per part; every name below is importable from `tasks.problems` itself
   `codeio_driver` is the program the CodeI/O builder runs in the sandbox (never imported)
 - `examples`: MBPP's first test case, shown in its prompt
 - `split`: choosing problems; the training pool / dev / test split, near-duplicate
-  decontamination, the per-cycle training draw, the leak guard (`LeakError`)
+  decontamination (a training suite of its own, e.g. codeio, against all of HumanEval and MBPP,
+  also by reference code), the per-cycle training draw, the leak guard (`LeakError`)
 - `curriculum`: the pass history and the training draw by pass rate (`problems.curriculum`)
 - `stages`: the Prefect tasks load-problems, draw-train, record-passes and shard-train
 - `cli`: `python -m tasks.problems`
@@ -100,6 +101,7 @@ from tasks.problems.codeio import (
 )
 from tasks.problems.examples import ExampleError, NoExample, first_case, show_examples, with_example
 from tasks.problems.split import (
+    BENCHMARKS,
     ContaminationError,
     Excluded,
     LeakError,
@@ -111,6 +113,7 @@ from tasks.problems.split import (
     draw_train_explained,
     load_suite,
     near_duplicates,
+    reference_key,
     select,
     split_problems,
 )
@@ -152,7 +155,8 @@ __all__ = [
     "NoExample", "ExampleError", "first_case", "with_example", "show_examples",
     # choosing problems, the split, the leak guard
     "load_suite", "select", "ContaminationError", "check_disjoint", "LeakError",
-    "check_not_held_out", "Excluded", "near_duplicates", "Split", "split_problems", "draw_train",
+    "check_not_held_out", "Excluded", "near_duplicates", "reference_key", "BENCHMARKS", "Split",
+    "split_problems", "draw_train",
     "draw_seed", "draw_train_explained",
     # the curriculum: pass history, the draw by pass rate
     "PassRow", "PassHistory", "PassRecord", "Why", "Draw", "curriculum_draw", "history_before",

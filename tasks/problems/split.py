@@ -3,15 +3,19 @@
 `load_suite` reads a suite by name or a JSONL file (a new source is added here), `select` draws a
 seeded subset and `check_disjoint` refuses training and evaluation sets that share a problem.
 `split_problems` splits the suites into the training pool, dev and test without near-duplicates
-across them (`near_duplicates`), `draw_train` draws a cycle's training problems from the pool
+across them (`near_duplicates`; a training suite that is not the dev suite is also held against
+all of HumanEval and MBPP, `BENCHMARKS`, by prompt and by reference code: `reference_key`),
+`draw_train` draws a cycle's training problems from the pool
 (by pass history with `problems.curriculum`: curriculum.py), and
 `check_not_held_out` is the guard every stage that learns runs on its input (`LeakError`).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import random
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
@@ -130,6 +134,11 @@ def check_not_held_out(problem_ids: Iterable[str], held_out: Iterable[str], what
 # ---------------------------------------------------------------------------------------------
 
 
+BENCHMARKS = ("humaneval", "mbpp")
+"""The suites a training suite that is not the dev suite is always decontaminated against, whole,
+whatever the run's dev and test suites are: the published benchmarks the policy is measured on."""
+
+
 class Excluded(BaseModel):
     """A problem decontamination took out, and the held-out problem it is too close to."""
 
@@ -138,27 +147,60 @@ class Excluded(BaseModel):
     id: str
     set: Literal["train", "dev"]  # the set it was taken out of ("dev" when train and dev share
     # a suite and it is too close to a test problem: it then leaves both)
-    near: str  # the dev or test problem it duplicates
-    near_set: Literal["dev", "test"]
+    near: str  # the problem it duplicates (the nearest one, for the embedding rule)
+    near_set: Literal["dev", "test", "benchmark"]  # "dev" and "test": of the dev or test suite
+    # (drawn or not); "benchmark": of HumanEval or MBPP when neither is the run's dev or test suite
     similarity: float  # cosine of the two prompts' embeddings (1.0 for an exact match)
     reason: str
 
 
+def reference_key(problem: Problem) -> str | None:
+    """The problem's reference code, normalized: `ast.dump` of its entry point's body without the
+    docstring (names kept; layout, comments and the function's own name ignored). None when it
+    has no reference, or the reference does not parse or define the entry point."""
+    if problem.solution is None:
+        return None
+    with warnings.catch_warnings():  # invalid escape sequences in some references
+        warnings.simplefilter("ignore")
+        try:
+            tree = ast.parse(problem.reference_program)
+        except SyntaxError:
+            return None
+    for node in tree.body:
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name == problem.entry_point):
+            body = node.body
+            if ast.get_docstring(node, clean=False) is not None:
+                body = body[1:]
+            return ast.dump(ast.Module(body=body, type_ignores=[])) if body else None
+    return None
+
+
 def near_duplicates(problems: Sequence[Problem], references: Sequence[Problem],
-                    threshold: float | None, embed=None) -> dict[str, tuple[str, float, str]]:
+                    threshold: float | None, embed=None,
+                    code: bool = False) -> dict[str, tuple[str, float, str]]:
     """For each problem that duplicates a reference: (reference id, similarity, reason).
 
-    Exact duplicates (same id, or same prompt ignoring case and whitespace) always count; with a
+    Exact duplicates (same id, or same prompt ignoring case and whitespace; with `code`, also the
+    same reference code, `reference_key`, where both have a reference) always count; with a
     `threshold`, so does a cosine similarity ≥ threshold between the prompts' embeddings
-    (`embed(texts)` gives unit vectors)."""
+    (`embed(texts)` gives unit vectors), against the nearest reference."""
     found: dict[str, tuple[str, float, str]] = {}
     by_prompt = {_normalized(r.prompt): r.id for r in references}
+    by_code: dict[str, str] = {}
+    for r in references if code else ():
+        key = reference_key(r)
+        if key is not None:
+            by_code.setdefault(key, r.id)
     ids = {r.id for r in references}
     for p in problems:
+        key = reference_key(p) if by_code else None
         if p.id in ids:
             found[p.id] = (p.id, 1.0, "same id")
         elif _normalized(p.prompt) in by_prompt:
             found[p.id] = (by_prompt[_normalized(p.prompt)], 1.0, "same prompt")
+        elif key is not None and key in by_code:
+            found[p.id] = (by_code[key], 1.0, "same reference code (ast, names kept)")
     if threshold is None or not problems or not references:
         return found
     if embed is None:
@@ -198,9 +240,16 @@ def _memoized(embed):
 
 
 def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
-    """Test drawn first; dev from the dev suite minus near-duplicates of any test-suite problem;
-    the training pool from the training suite minus the dev problems and near-duplicates of dev
-    problems or of any test-suite problem (the whole suite, also when `test_n` draws fewer).
+    """Test drawn first; dev from the dev suite minus near-duplicates of any test-suite problem
+    (all of what is left when `dev_n` is None); then the training pool:
+
+    - training suite = dev suite (MBPP for both): what the dev draw left, minus near-duplicates
+      of dev problems (and of any test-suite problem, already out of the dev suite);
+    - another training suite (`codeio`): all of it, minus every problem that duplicates any
+      problem of the test suite, of the dev suite (drawn or not, also those decontamination took
+      out of dev) or of `BENCHMARKS` (HumanEval, MBPP), by id, prompt, reference code or prompt
+      embedding (`near_duplicates` with `code`), each listed once with its nearest match.
+
     With `cfg.show_example`, the MBPP problems of the three sets then show their first test case
     (`show_examples`): the split itself compares the prompts as the suites have them, so its ids
     are the same either way.
@@ -213,28 +262,41 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
     test = select(test_suite, cfg.test_n, cfg.test_seed)
     excluded: list[Excluded] = []
 
-    def drop(problems, refs, from_set, ref_set):
-        near = near_duplicates(problems, refs, cfg.near_duplicate, embed)
-        excluded.extend(Excluded(id=pid, set=from_set, near=rid, near_set=ref_set,
+    def drop(problems, refs, from_set, ref_set, code=False):
+        """`problems` less the near-duplicates of `refs`; `ref_set(id)` names a ref's set."""
+        near = near_duplicates(problems, refs, cfg.near_duplicate, embed, code)
+        where = ref_set if callable(ref_set) else (lambda rid: ref_set)
+        excluded.extend(Excluded(id=pid, set=from_set, near=rid, near_set=where(rid),
                                  similarity=sim, reason=why)
                         for pid, (rid, sim, why) in sorted(near.items()))
         return [p for p in problems if p.id not in near]
 
     # against the whole test suite, not only the drawn test problems: a smaller test draw today
     # must not leave near-duplicates of the rest of the suite in training data
-    dev_suite = drop(load(cfg.dev), test_suite, "dev", "test")
-    if cfg.dev_n > len(dev_suite):
+    dev_all = load(cfg.dev)
+    dev_suite = drop(dev_all, test_suite, "dev", "test")
+    if cfg.dev_n is not None and cfg.dev_n > len(dev_suite):
         raise ValueError(f"problems.dev_n is {cfg.dev_n}, but the dev suite {cfg.dev!r} has "
-                         f"{len(dev_suite)} problems after decontamination: lower dev_n")
+                         f"{len(dev_suite)} problems after decontamination: lower dev_n, or "
+                         "set it to null for all of them")
     dev = select(dev_suite, cfg.dev_n, cfg.dev_seed)
     dev_ids = {p.id for p in dev}
     if cfg.train == cfg.dev:
         # one suite: the pool is what the dev draw left, already free of test's near-duplicates
         # (listed once, under "dev"); the dev problems themselves are not duplicates
         train_suite = [p for p in dev_suite if p.id not in dev_ids]
+        pool = drop(train_suite, dev, "train", "dev")
     else:
-        train_suite = drop(load(cfg.train), test_suite, "train", "test")
-    pool = drop(train_suite, dev, "train", "dev")
+        # another source: held against every problem anything is measured on, drawn or not
+        refs: dict[str, tuple[Problem, str]] = {}
+        suites = [(test_suite, "test"), (dev_all, "dev")] + [
+            (load(name), "benchmark") for name in BENCHMARKS
+            if name not in (cfg.train, cfg.dev, cfg.test)]
+        for suite, role in suites:
+            for r in suite:
+                refs.setdefault(r.id, (r, role))
+        pool = drop(load(cfg.train), [r for r, _ in refs.values()], "train",
+                    lambda rid: refs[rid][1], code=True)
     if not pool:
         raise ValueError(f"no training problems are left in {cfg.train!r} after taking out the "
                          "dev problems and near-duplicates: use a larger suite or a smaller "

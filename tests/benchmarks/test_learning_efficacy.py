@@ -2,7 +2,9 @@
 names the run id `open_run` will give and the problems held out in advance; it is refused once the
 run has outcomes or when another registration is there; `run` does not start without a matching,
 committed registration. Nothing here runs a flow: `self_train` is replaced by a stub that records
-that the run would have started."""
+that the run would have started. `world` trains and measures on one suite, as the MBPP runs do
+(the hold-out is dev and the pool problems no cycle draws); `codeio_world` trains on a suite of
+its own, so the hold-out is dev alone (configs/codeio.yaml)."""
 
 import json
 from pathlib import Path
@@ -15,30 +17,48 @@ from benchmarks.preregistration import identity
 from tests.toy import DEV, EVAL, TRAIN, write_suite
 
 
-@pytest.fixture
-def world(tmp_path):
-    """The tiny config on the toy problem files, a stand-in base model (a directory with a
-    config.json is all a Policy needs to be named) and a store and results root of its own."""
+def world_of(tmp_path, config: str, problems: list[str]) -> dict:
+    """`config` with `problems` overrides, a stand-in base model (a directory with a config.json
+    is all a Policy needs to be named), two cycles, and a store and results root of its own."""
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text('{"model_type": "stand-in"}\n')
-    overrides = [f"policy.base={tmp_path / 'model'}",
-                 f"problems.train={write_suite(TRAIN, tmp_path / 'train.jsonl')}",
-                 f"problems.dev={write_suite(DEV, tmp_path / 'dev.jsonl')}",
-                 f"problems.dev_n={len(DEV)}",
-                 f"problems.test={write_suite(EVAL, tmp_path / 'test.jsonl')}",
-                 "problems.test_n=null", "problems.train_n=1"]
-    settings = ["--config", "tiny", "--cycles", "2", "--store", str(tmp_path / "store"),
+    overrides = [f"policy.base={tmp_path / 'model'}", *problems]
+    settings = ["--config", config, "--cycles", "2", "--store", str(tmp_path / "store"),
                 "--out", str(tmp_path / "results")]
     for o in overrides:
         settings += ["--set", o]
 
     from tasks.config import load_config
 
-    cfg = load_config("tiny", overrides + ["run.cycles=2", f"run.store={tmp_path / 'store'}"])
+    cfg = load_config(config, overrides + ["run.cycles=2", f"run.store={tmp_path / 'store'}"])
     run_id, config_hash, _ = identity(cfg)
     return {"settings": settings, "overrides": overrides, "cfg": cfg, "run_id": run_id,
             "config_hash": config_hash, "results": tmp_path / "results" / run_id,
             "run_dir": tmp_path / "store" / run_id, "tmp": tmp_path}
+
+
+@pytest.fixture
+def world(tmp_path):
+    """The tiny config on one toy suite for training and dev (as MBPP is for both in the MBPP
+    runs: the pool is what the dev draw leaves) and a toy test suite."""
+    suite = write_suite(TRAIN + DEV, tmp_path / "problems.jsonl")
+    return world_of(tmp_path, "tiny", [
+        f"problems.train={suite}", f"problems.dev={suite}", f"problems.dev_n={len(DEV)}",
+        f"problems.test={write_suite(EVAL, tmp_path / 'test.jsonl')}", "problems.test_n=null",
+        "problems.train_n=1"])
+
+
+@pytest.fixture
+def codeio_world(tmp_path, monkeypatch):
+    """configs/codeio.yaml (CodeI/O training, all of MBPP as dev, HumanEval as test) with the
+    toy training problems standing in for the built CodeI/O set (building it takes the sandbox
+    and minutes), one a cycle, and exact-match decontamination only (no embedder)."""
+    import tasks.problems.split as split_module
+    from tasks.problems import load_jsonl
+
+    codeio = load_jsonl(write_suite(TRAIN, tmp_path / "codeio.jsonl"))
+    monkeypatch.setattr(split_module, "load_codeio", lambda: codeio)
+    return world_of(tmp_path, "codeio", ["problems.train_n=1", "problems.near_duplicate=null"])
 
 
 class Started(Exception):
@@ -90,8 +110,9 @@ def test_preregistration_names_the_run_open_run_makes_and_its_holdout(world, cap
     drawn = {p.id for n in (1, 2) for p in draw_train(split.pool, world["cfg"].problems,
                                                       run_id, n)}
     problems = doc["problems"]
-    assert set(problems["dev"]) == {row[0] for row in DEV}
-    assert problems["unseen"] == [row[0] for row in TRAIN if row[0] not in drawn]
+    assert problems["dev"] == [p.id for p in split.dev] and len(split.dev) == len(DEV)
+    assert problems["unseen"] == [p.id for p in split.pool if p.id not in drawn]
+    assert len(split.pool) == len(TRAIN)  # what the dev draw left of the one suite
     assert 2 <= len(problems["unseen"]) <= 3  # one problem a cycle: at most two are drawn
     assert problems["holdout"] == problems["dev"] + problems["unseen"]
     assert set(problems["test"]) == {row[0] for row in EVAL}
@@ -288,7 +309,7 @@ def test_run_refuses_a_holdout_that_is_not_the_registered_one(world, monkeypatch
     registered = json.loads(registration(world).read_text())["problems"]
     from tasks.problems import load_jsonl
 
-    pool = load_jsonl(world["tmp"] / "train.jsonl")
+    pool = load_jsonl(world["tmp"] / "problems.jsonl")
     unseen = [p for p in pool if p.id in registered["unseen"]]
     results = stand_in_run(world, draws={1: unseen[:1]})  # cycle 1 trained on a held-out one
     monkeypatch.setattr(le, "self_train", lambda config, overrides: (results, 1.0))
@@ -304,7 +325,7 @@ def test_an_evaluation_already_in_place_is_read_back_not_run_again(world, monkey
     from tasks.problems import load_jsonl
     from tasks.records import write_json
 
-    problems = load_jsonl(world["tmp"] / "train.jsonl")
+    problems = load_jsonl(world["tmp"] / "problems.jsonl")
     policy = Policy(base="base", base_hash="0" * 16)
     done = result_of(policy, [p.id for p in problems], "unseen")
     where = world["tmp"] / "evaluations" / policy.id / "unseen"
@@ -315,3 +336,48 @@ def test_an_evaluation_already_in_place_is_read_back_not_run_again(world, monkey
     assert evaluate_once(policy, problems, "toy", "unseen", world["cfg"], where) == done
     with pytest.raises(ValueError, match="belongs to another problem set"):
         evaluate_once(policy, problems[:2], "toy", "unseen", world["cfg"], where)
+
+
+# ---------------------------------------------------------------------------------------------
+# A training suite of its own (configs/codeio.yaml): the hold-out is dev alone
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_codeio_run_registers_all_of_mbpp_as_its_holdout_and_no_unseen_endpoint(codeio_world):
+    from tasks.problems import load_mbpp
+
+    assert le.main(["preregister", *codeio_world["settings"]]) == 0
+    doc = json.loads(registration(codeio_world).read_text())
+    problems = doc["problems"]
+    mbpp = [p.id for p in load_mbpp()]  # no embedder here: no near-duplicate of HumanEval is out
+    assert problems["dev"] == problems["holdout"] == mbpp and len(mbpp) == 397
+    assert problems["unseen"] == []  # the undrawn CodeI/O problems are not held out
+    assert {pid for ids in problems["train_draws"].values() for pid in ids} <= {
+        row[0] for row in TRAIN}
+    assert len(problems["test"]) == 164
+    assert doc["primary"]["split"] == "holdout" and doc["primary"]["cycle"] == 2
+    assert [(e["split"], e["cycle"]) for e in doc["secondary"]] == [
+        ("holdout", 1), ("test", 1), ("test", 2)]  # no unseen, and dev would repeat holdout
+    assert "empty, not an endpoint" in doc["splits"]["unseen"]
+
+
+def test_a_codeio_run_evaluates_nothing_on_unseen_and_analyzes_its_holdout(codeio_world,
+                                                                          monkeypatch):
+    assert le.main(["preregister", *codeio_world["settings"]]) == 0
+    results = stand_in_run(codeio_world)
+    monkeypatch.setattr(le, "self_train", lambda config, overrides: (results, 1.0))
+    monkeypatch.setattr(le, "evaluate_once", lambda *a, **k: pytest.fail("evaluated unseen"))
+    assert le.main(["run", *codeio_world["settings"], "--allow-uncommitted"]) == 0
+
+    registered = json.loads(registration(codeio_world).read_text())["problems"]
+    rows = read_outcomes(codeio_world["results"] / "outcomes.csv")
+    assert {r["split"] for r in rows} == {"dev", "holdout", "test"}
+    for cycle in (0, 1, 2):
+        for split in ("dev", "holdout", "test"):
+            ids = [r["problem_id"] for r in rows if r["cycle"] == cycle and r["split"] == split]
+            assert sorted(ids) == sorted(registered[split])
+    analysis = json.loads((codeio_world["results"] / "analysis.json").read_text())
+    assert analysis["primary"]["split"] == "holdout" and analysis["primary"]["n"] == 397
+    assert analysis["family_size"] == 3 and analysis["primary"]["diff"] > 0
+    assert json.loads((codeio_world["results"] / "run.json").read_text())["unseen_problems"] == 0
+    assert not (codeio_world["run_dir"] / "problems" / "unseen.jsonl").exists()

@@ -116,7 +116,7 @@ def test_config_path_of_a_missing_file_lists_the_presets(tmp_path):
         config_path(str(tmp_path / "nightly.yaml"))
     message = str(caught.value)
     assert "nightly.yaml" in message and "does not exist" in message
-    assert "default, smoke, tiny, efficacy" in message
+    assert "default, smoke, tiny, efficacy, codeio" in message
 
 
 # ---------------------------------------------------------------------------------------------

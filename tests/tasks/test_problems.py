@@ -463,6 +463,112 @@ def test_exact_duplicates_are_caught_without_an_embedder():
     assert near_duplicates([a], [a], None) == {"a": ("a", 1.0, "same id")}
 
 
+# A training suite that is not the dev suite (CodeI/O): held against all of HumanEval and MBPP
+
+# the HumanEval/0 task (has_close_elements) told as a CodeI/O row tells it, solved another way
+# (cosine 0.80 to HumanEval/0's prompt with all-MiniLM-L6-v2)
+PLANTED = Problem(
+    id="codeio/planted", source="codeio", entry_point="main_solution",
+    prompt='def main_solution(numbers, threshold):\n    """You are given a list of numbers '
+           '`numbers` and a float `threshold`. Your task is to check whether any two numbers in '
+           'the list are closer to each other than the threshold.\n\n'
+           '    >>> main_solution(numbers=[1.0, 2.8, 3.0, 4.0, 5.0, 2.0], threshold=0.3)\n'
+           '    True\n    """\n',
+    solution="    ordered = sorted(numbers)\n    return any(b - a < threshold for a, b in "
+             "zip(ordered, ordered[1:]))\n",
+    tests="def check(candidate):\n    assert candidate([1.0, 2.8, 3.0], 0.3) is True\n")
+# another task in words, but HumanEval/0's reference code, line for line
+SAME_CODE = PLANTED.model_copy(update={
+    "id": "codeio/same-code",
+    "prompt": 'def main_solution(numbers, threshold):\n    """A sensor logs readings; report '
+              'whether two of its readings lie within the tolerance of each other."""\n',
+    "solution": "    for idx, elem in enumerate(numbers):\n"
+                "        for idx2, elem2 in enumerate(numbers):\n"
+                "            if idx != idx2:\n"
+                "                # how far apart\n"
+                "                distance = abs(elem - elem2)\n"
+                "                if distance < threshold:\n"
+                "                    return True\n"
+                "    return False\n"})
+CLEAN = Problem(
+    id="codeio/clean", source="codeio", entry_point="main_solution",
+    prompt='def main_solution(arrivals, durations):\n    """Customers reach a single bank '
+           'teller at the given arrival minutes and each needs the given service minutes; '
+           'return the minute the last customer leaves."""\n',
+    solution="    t = 0\n    for a, d in zip(arrivals, durations):\n        t = max(t, a) + d\n"
+             "    return t\n",
+    tests="def check(candidate):\n    assert candidate([0, 1], [5, 2]) == 7\n")
+
+
+def mbpp_twin(mbpp, pid: str) -> Problem:
+    """A training problem with an MBPP problem's prompt, retyped (other spacing)."""
+    original = next(p for p in mbpp if p.id == pid)
+    return CLEAN.model_copy(update={"id": f"codeio/{pid}", "solution": None,
+                                    "prompt": original.prompt.replace("\n", "\n\n"),
+                                    "entry_point": original.entry_point})
+
+
+def test_another_training_suite_is_decontaminated_against_all_of_humaneval_and_mbpp(
+        mbpp, humaneval, embed):
+    """A planted HumanEval near-duplicate, a copy of HumanEval's reference code, and a copy of an
+    MBPP problem dev does not hold (one decontamination took out of dev, near HumanEval/79)
+    leave the pool, each with its reason and nearest match; dev is drawn as before."""
+    from tasks.schema import ProblemsConfig
+
+    training = [PLANTED, SAME_CODE, mbpp_twin(mbpp, "mbpp_99_decimal_to_binary"), CLEAN]
+    suites = {"mbpp": mbpp, "humaneval": humaneval, "codeio": training}
+    cfg = ProblemsConfig(train="codeio", dev="mbpp", dev_n=50, test="humaneval")
+    split = split_problems(cfg, embed, load=suites.__getitem__)
+    assert ids(split.pool) == ["codeio/clean"]
+    out = {e.id: e for e in split.excluded if e.set == "train"}
+    assert out["codeio/planted"].near == "HumanEval/0" and out["codeio/planted"].near_set == "test"
+    assert out["codeio/planted"].reason == "embedding cosine ≥ 0.75"
+    assert out["codeio/planted"].similarity >= 0.75
+    assert (out["codeio/same-code"].near, out["codeio/same-code"].reason) == (
+        "HumanEval/0", "same reference code (ast, names kept)")
+    twin = out["codeio/mbpp_99_decimal_to_binary"]
+    assert (twin.near, twin.near_set, twin.reason) == (
+        "mbpp_99_decimal_to_binary", "dev", "same prompt")
+    assert "mbpp_99_decimal_to_binary" not in ids(split.dev)  # out of dev, still held against
+    # dev: as when MBPP is also the training suite (the same draw of the decontaminated suite)
+    same = split_problems(cfg.model_copy(update={"train": "mbpp"}), embed,
+                          load=suites.__getitem__)
+    assert ids(split.dev) == ids(same.dev)
+    assert [e for e in split.excluded if e.set == "dev"] == [
+        e for e in same.excluded if e.set == "dev"]
+    # all of the dev suite: dev_n null takes every MBPP problem that is not near HumanEval
+    everything = split_problems(cfg.model_copy(update={"dev_n": None}), embed,
+                                load=suites.__getitem__)
+    assert len(everything.dev) == len(mbpp) - 16 == 381
+
+
+def test_training_decontamination_is_reported_and_names_mbpp_when_it_is_not_dev(
+        monkeypatch, tmp_path, mbpp_dir, mbpp):
+    """Exact matches need no embedder. With a dev suite of its own, MBPP is still held against
+    (`near_set` "benchmark"); `decontamination.json` lists every problem taken out."""
+    from tasks.schema import ProblemsConfig
+    from tests.toy import DEV, write_suite
+
+    monkeypatch.setenv("AUTODIDACT_HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(p.model_dump_json(exclude={"source", "shown_site"}) + "\n" for p in
+                             (SAME_CODE, mbpp_twin(mbpp, "mbpp_464_check_value"), CLEAN)))
+    cfg = ProblemsConfig(train=str(train), dev=str(write_suite(DEV, tmp_path / "dev.jsonl")),
+                         dev_n=len(DEV), test="humaneval", near_duplicate=None)
+    sets = P.load_problems_task.fn(cfg, str(tmp_path / "problems"), "unused")
+    assert ids(sets.pool.read(Problem)) == ["codeio/clean"] and sets.excluded == 2
+    report = json.loads((tmp_path / "problems" / "decontamination.json").read_text())
+    assert report["near_duplicate"] is None
+    assert [(e["id"], e["set"], e["near"], e["near_set"], e["similarity"], e["reason"])
+            for e in report["excluded"]] == [
+        ("codeio/mbpp_464_check_value", "train", "mbpp_464_check_value", "benchmark", 1.0,
+         "same prompt"),
+        ("codeio/same-code", "train", "HumanEval/0", "test", 1.0,
+         "same reference code (ast, names kept)")]
+
+
 def test_each_cycle_and_each_run_draws_other_training_problems(split):
     from tasks.problems import draw_train
     from tasks.schema import ProblemsConfig
