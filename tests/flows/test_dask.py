@@ -60,7 +60,9 @@ def test_a_cycle_on_a_dask_cluster_gives_the_outputs_of_the_default_runner(toy, 
     assert {k for k in expected if k.startswith("execute/")} == {
         "execute/attempts.1.jsonl", "execute/attempts.2.jsonl"}  # two shards, each its own task
     fixes = [k for k in expected if k.startswith("debug/")]
-    assert len(fixes) == 2 and all(expected[k] for k in fixes), fixes  # each shard debugged
+    # each shard has its debug task; the toy model's samples (which depend on the machine's float
+    # kernels) decide which shards have failures to debug, and at least one has
+    assert len(fixes) == 2 and any(expected[k] for k in fixes), fixes
     assert got.keys() == expected.keys()
     for key in expected:
         assert got[key] == expected[key], f"{key} differs on Dask"
