@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 AUTODIDACT := $(VENV)/bin/autodidact
 
-.PHONY: setup run test bench clean-sandbox deploy worker
+.PHONY: setup run test bench docs clean-sandbox deploy worker
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,12 @@ bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/sampling_throughput.py
 	$(PY) benchmarks/training_throughput.py
+
+# The documentation site (mkdocs.yml, docs/), offline; --strict fails on a broken link or a missing
+# page. `$(VENV)/bin/mkdocs serve` serves it while you edit. NO_MKDOCS_2_WARNING silences
+# Material's banner announcing its end of life (May 2027) and its successor.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir .autodidact/site
 
 # remove sandbox containers left by a killed process
 clean-sandbox:
