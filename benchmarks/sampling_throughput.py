@@ -8,7 +8,9 @@ with --chat, the instruct model's own format on the OpenVINO backend:
   chat         the chat template (tasks/generation.py `render`, default system message), each
                answer stopped at its code block's closing fence, as every stage samples;
   chat-nostop  the same prompts, answers run to the end of the turn (or `max_new_tokens`): the
-               prose after the code that the closing-fence stop saves.
+               prose after the code that the closing-fence stop saves;
+  chat_body    the chat template with the answer begun (a ```python block holding the prompt),
+               so the model writes only the body, stopped at the block's closing fence.
 
 The workload is a cycle's: HumanEval prompts, k samples each at temperature 0.7, top-p 0.95.
 Every side's programs are judged in the sandbox, so speed cannot come from cutting programs short:
@@ -41,7 +43,8 @@ def main() -> None:
     parser.add_argument("--skip-plain", action="store_true", help="leave out the slowest side")
     parser.add_argument("--skip-hf", action="store_true", help="leave out both HF sides")
     parser.add_argument("--chat", action="store_true",
-                        help="add the chat-format sides (OpenVINO, with and without the stop)")
+                        help="add the chat-format sides (OpenVINO: chat with and without "
+                             "the stop, and chat_body)")
     args = parser.parse_args()
 
     from sandbox import Request, Sandbox
@@ -49,7 +52,8 @@ def main() -> None:
     from tasks.generation import Settings, extract, render
     from tasks.names import DEFAULT_BASE
     from tasks.policy import base_policy
-    from tasks.problems import load_humaneval, select
+    from tasks.problems.humaneval import load_humaneval
+    from tasks.problems.records import select
 
     problems = select(load_humaneval(), args.n, seed=1)
     prompts = [p.prompt for p in problems]
@@ -81,6 +85,12 @@ def main() -> None:
             start = time.perf_counter()
             outs = ov.generate(chat_prompts, replace(settings, stop_early=stop, style="chat"))
             sides[name], style[name] = (time.perf_counter() - start, outs), "chat"
+        del ov
+        ov = open_backend(policy, "openvino")
+        body_prompts = [render(p, "chat_body", "", tokenizer) for p in prompts]
+        start = time.perf_counter()
+        outs = ov.generate(body_prompts, replace(settings, stop_early=True, style="chat_body"))
+        sides["chat_body"], style["chat_body"] = (time.perf_counter() - start, outs), "chat_body"
 
     def count(texts: list[str]) -> int:
         return sum(len(tokenizer(t).input_ids) for t in texts)
@@ -103,10 +113,10 @@ def main() -> None:
 
     print(f"{args.n} HumanEval prompts x {args.samples} samples, T {args.temperature}, top-p "
           f"0.95, <= {args.max_new_tokens} new tokens, 2 CPU cores")
-    print(f"  {'side':<9} {'time s':>7} {'cand/s':>7} {'useful tok/s':>13} {'raw tok/s':>10} "
+    print(f"  {'side':<11} {'time s':>7} {'cand/s':>7} {'useful tok/s':>13} {'raw tok/s':>10} "
           f"{'passing':>8}")
     for name, r in rows.items():
-        print(f"  {name:<9} {r['seconds']:7.1f} {r['per_s']:7.3f} {r['useful']:13.1f} "
+        print(f"  {name:<11} {r['seconds']:7.1f} {r['per_s']:7.3f} {r['useful']:13.1f} "
               f"{r['raw']:10.1f} {r['passed']:>4}/{r['candidates']}")
     fast = rows["openvino"]
     for name in ("hf", "plain"):
@@ -121,6 +131,8 @@ def main() -> None:
         for name in ("openvino", "chat-nostop"):
             print(f"  ratio chat / {name}: {chat['per_s'] / rows[name]['per_s']:.2f} "
                   f"candidates/s")
+        print(f"  ratio chat_body / chat: {rows['chat_body']['per_s'] / chat['per_s']:.2f} "
+              "candidates/s")
 
 
 if __name__ == "__main__":

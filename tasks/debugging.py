@@ -27,9 +27,9 @@ from tasks.engines import open_backend
 from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, extract, render
 from tasks.policy import Policy
-from tasks.problems import Problem, shard_suffix
-from tasks.records import (Attempt, CycleContext, Shard, attempt_id, read_attempts,
-                           write_rows)
+from tasks.problems.records import Problem
+from tasks.records import (Attempt, CycleContext, Shard, attempt_id, read_attempts, write_rows,
+                           shard_suffix)
 from tasks.sampling import run_name, seed_for, settings_for
 from tasks.schema import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
 
@@ -40,8 +40,9 @@ def debug_prompt(problem: Problem, failed: Attempt, specialist: SpecialistConfig
                  tokenizer) -> str:
     """The prompt of a fix: the problem, the failed answer and what the sandbox said. In chat
     style it is the conversation: the failed answer as the model wrote it is the assistant's
-    turn, the feedback the next user turn; in completion style the failed program is shown as a
-    comment above the problem."""
+    turn, the feedback the next user turn (in chat_body style the answer is the whole failed
+    program, the block the model completed); in completion style the failed program is shown as
+    a comment above the problem."""
     style = specialist.prompt_style
     shown = failed.response if style == "chat" and failed.response.strip() else failed.code
     return render(problem.prompt, style, specialist.system_prompt, tokenizer,

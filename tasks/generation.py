@@ -18,6 +18,11 @@ Rendering (what the model sees) lives here too, because training must see exactl
                     the model answers with a fenced block holding the whole function. A
                     self-debug turn is the conversation itself: the failed answer as the
                     assistant's turn, the sandbox's feedback as the next user turn.
+  chat_body style:  the chat style's conversation, with the assistant's answer begun for the
+                    model: a ```python block holding the problem's prompt (signature and
+                    docstring), so the model writes only the body, which ends at the block's
+                    closing fence. The model does not spend tokens restating a long docstring
+                    (a CodeI/O prompt's spec), and its answers are read as completion style's.
 
 Where an answer ends: a completion-style body at its first stop sequence or top-level line; a
 chat answer at the closing fence of its code block: whatever followed would be prose the
@@ -39,10 +44,11 @@ STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n```", "\
 # language ("```python"), so this string never matches one. Matched on the decoded text, it also
 # holds when a blank line or prose follows ("\n```\n\nThis function ...").
 CHAT_STOP = "\n```\n"
-STYLES = ("completion", "chat")
+STYLES = ("completion", "chat", "chat_body")
+BODY_STYLES = ("completion", "chat_body")  # the model writes the body after the prompt
 # The system message of a chat prompt whose specialist gives none (the evaluation format): the
 # instruct model's own default. With it, the base policy passes 96/164 HumanEval problems greedily
-# against 72/164 in completion style (README, "Prompt format").
+# against 72/164 in completion style (docs/results.md, "Prompt format").
 CHAT_SYSTEM = "You are a helpful assistant."
 
 
@@ -57,7 +63,7 @@ class Settings:
     # stop a sequence once its answer is complete (see `answer_complete`): a completion-style
     # body at its first stop sequence, a chat answer at the closing fence of its code block
     stop_early: bool = False
-    style: str = "completion"  # "completion" or "chat": where `stop_early` stops
+    style: str = "completion"  # one of STYLES: where `stop_early` stops
 
 
 class Backend(Protocol):
@@ -115,14 +121,15 @@ def extract(prompt: str, completion: str, entry_point: str, style: str) -> tuple
     """(response, program): the part of the model's output the program comes from (the training
     target of a pair) and the whole candidate program.
 
-    completion style: the body continuation cut at the first stop sequence (which include a
-    closing fence and "# Test" lines), when it is non-empty and prompt + body is valid Python, or
-    when there is no fenced block to fall back on. Otherwise the model opened a fenced block (or
-    restated the function in one): that block is the program, with the prompt's imports.
+    completion and chat_body style: the body continuation cut at the first stop sequence (which
+    include a closing fence and "# Test" lines), when it is non-empty and prompt + body is valid
+    Python, or when there is no fenced block to fall back on. Otherwise the model opened a fenced
+    block (or restated the function in one): that block is the program, with the prompt's
+    imports.
     chat style: the first fenced block that defines `entry_point` (else the first block, else the
     raw text), with the prompt's imports and helper definitions prepended.
     """
-    if style == "completion":
+    if style in BODY_STYLES:
         body = truncate_at_stops(completion)
         if "```" not in completion or (body.strip() and _compiles(prompt + body)):
             return body, prompt + body
@@ -158,7 +165,7 @@ def chat_complete(text: str) -> bool:
 
 
 def answer_complete(text: str, style: str) -> bool:
-    """`body_complete` in completion style, `chat_complete` in chat style."""
+    """`chat_complete` in chat style, `body_complete` in the others (the body styles)."""
     return chat_complete(text) if style == "chat" else body_complete(text)
 
 
@@ -193,7 +200,8 @@ def render(prompt: str, style: str, system_prompt: str, tokenizer=None,
            examples: Sequence[str] = (), feedback: tuple[str, str] | None = None) -> str:
     """The exact text the policy sees.  `examples`: retrieved solutions (RAG); `feedback`: for a
     self-debug turn, (the failed answer, sandbox feedback) — in completion style the failed
-    program, in chat style the failed answer as the model wrote it (its assistant turn)."""
+    program, in chat style the failed answer as the model wrote it (its assistant turn), in
+    chat_body style the failed program (the assistant's turn as a whole block)."""
     if style == "completion":
         parts = []
         if system_prompt:
@@ -205,7 +213,7 @@ def render(prompt: str, style: str, system_prompt: str, tokenizer=None,
             parts.append("# A previous attempt:\n" + code.strip() + "\n# It failed:\n# "
                          + fb.strip().replace("\n", "\n# ") + "\n# A corrected version:\n")
         return "".join(parts) + prompt
-    if style != "chat":
+    if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise ValueError("chat style needs the tokenizer's chat template: the policy's tokenizer "
@@ -225,7 +233,10 @@ def render(prompt: str, style: str, system_prompt: str, tokenizer=None,
                      {"role": "user", "content": f"That failed:\n{fb.strip()}\nFix it. Answer "
                                                  f"with one ```python block holding the whole "
                                                  f"function."}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if style == "chat_body":  # the answer begun: its block opens with the problem's prompt
+        text += "```python\n" + prompt + ("" if prompt.endswith("\n") else "\n")
+    return text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ def _check_suite(value: str, what: str) -> str:
 class CurriculumConfig(BaseModel):
     """Section `problems.curriculum`: each cycle's training draw prefers problems of intermediate
     difficulty for the policy, read from every problem's pass history (see
-    tasks/problems/curriculum.py, and "Curriculum by pass rate" in the README).
+    tasks/problems/curriculum.py, and "Curriculum by pass rate" in docs/problems.md).
 
     After a cycle's execution the `record-passes` task writes, for each problem drawn, how many of
     its first tries passed every test case (`<run>/history/passes.jsonl`). A later draw gives
@@ -404,11 +404,13 @@ class SpecialistConfig(BaseModel):
     """`bool`, defaults to `True`. Show this specialist the memories retrieved for the problem
     (`memory.top_k`). `False` keeps its prompt free of them, as evaluation prompts are."""
 
-    prompt_style: Literal["completion", "chat"] = "completion"
-    """`"completion"` or `"chat"`, defaults to `"completion"`. `completion`: the model continues
-    the problem's signature and docstring as plain text, stopping at the next top-level statement;
-    `chat`: the problem goes through the instruct model's chat template and the code is taken from
-    the answer."""
+    prompt_style: Literal["completion", "chat", "chat_body"] = "completion"
+    """`"completion"`, `"chat"` or `"chat_body"`, defaults to `"completion"`. `completion`: the
+    model continues the problem's signature and docstring as plain text, stopping at the next
+    top-level statement; `chat`: the problem goes through the instruct model's chat template and
+    the code is taken from the answer; `chat_body`: as `chat`, with the answer begun for the model
+    (a ```python block holding the problem's signature and docstring), so it writes only the
+    body, up to the block's closing fence."""
 
     @field_validator("name")
     @classmethod
@@ -585,7 +587,7 @@ class SandboxConfig(BaseModel):
     runtime: Literal["runc", "runsc"] = "runc"
     """`str`, defaults to `"runc"`. The container runtime: `runc` (Docker's default) or `runsc`
     (gVisor, a user-space kernel between the candidates and the host's), which you install
-    (Debian's `runsc`) and register with Docker yourself; the README's "Isolation" says how, what
+    (Debian's `runsc`) and register with Docker yourself; "Isolation" in docs/sandbox.md says how, what
     it costs and why it is not the default here."""
 
 
@@ -646,7 +648,7 @@ class PairsConfig(BaseModel):
     problem's passing candidates. `"shortest"`: the shortest. Shortest-always teaches a length
     preference beside correctness (passing code is chosen short, failing code is usually longer);
     over chained cycles the policy's answers shrank and the problems it lost were shortcuts
-    (README, "Learning efficacy"). Interacts with `hard_negatives`, which then picks the rejected
+    (docs/results.md, "Learning efficacy"). Interacts with `hard_negatives`, which then picks the rejected
     most similar to the chosen one."""
 
     min_reward_gap: float = Field(0.0, ge=0, le=1)
@@ -943,13 +945,13 @@ class EvaluationConfig(BaseModel):
     programs per solved dev problem (among the `n_samples`) fall below (1 − this) × the
     champion's. Range: 0 to 1; 1 turns the check off."""
 
-    prompt_style: Literal["completion", "chat"] | None = None
-    """`"completion"`, `"chat"` or `None`, defaults to `None`: the style the specialists write in
-    (`sampling.specialists[*].prompt_style`; they must then agree). The format dev and test
-    problems are shown in: the problem as published, with no retrieved examples, and in `chat`
-    style the instruct model's chat template with its default system message
-    (`tasks.generation.CHAT_SYSTEM`). A policy is judged in the format it trains in; the two are
-    never compared with each other (the base policy passes 0.585 of HumanEval greedily in chat
+    prompt_style: Literal["completion", "chat", "chat_body"] | None = None
+    """`"completion"`, `"chat"`, `"chat_body"` or `None`, defaults to `None`: the style the
+    specialists write in (`sampling.specialists[*].prompt_style`; they must then agree). The
+    format dev and test problems are shown in: the problem as published, with no retrieved
+    examples, and in the chat styles the instruct model's chat template with its default system
+    message (`tasks.generation.CHAT_SYSTEM`). A policy is judged in the format it trains in;
+    scores in different styles are never compared with each other (the base policy passes 0.585 of HumanEval greedily in chat
     style and 0.439 in completion style)."""
 
     max_likelihood_drop: float = Field(0.5, ge=0)

@@ -97,7 +97,8 @@ def chat_generation_suffix(tokenizer) -> str | None:
 
 def without_appended_eos(dataset, tokenizer):
     """Take the end-of-sequence token trl appended off the chosen and rejected ids of every
-    completion-style row (a prompt that is not a chat turn).
+    completion-style row (a prompt that does not end where the assistant's turn opens: completion
+    style, and chat_body style, whose answer is a body cut at a stop sequence).
 
     trl appends `tokenizer.eos_token` to every non-conversational completion. In completion style
     the policy never writes it: generation continues the function body and is cut at a stop
@@ -383,7 +384,7 @@ def train_task(ctx: CycleContext, pairs: Shard, policy: Policy, training: Traini
     Refuses pairs of a held-out (dev or test) problem. `earlier`: the pairs of the run's earlier
     cycles, for the collapse probe (see `earlier_chosen_logps`)."""
     from tasks.pairs import Pair
-    from tasks.problems import check_not_held_out
+    from tasks.problems.leaks import check_not_held_out
     from tasks.records import digest
 
     check_not_held_out([p.problem_id for p in pairs.read(Pair)], held_out_ids, "training data")

@@ -65,6 +65,30 @@ def test_chat_rendering_uses_the_template_and_system_prompt(tiny_backend):
     assert text.rstrip().endswith("assistant")
 
 
+def test_chat_body_rendering_begins_the_answer_with_the_prompt(tiny_backend):
+    """chat_body: the chat conversation, and the assistant's answer begun as a block holding the
+    problem's prompt; the model's continuation is a body, read as completion style reads one."""
+    from tasks.generation import answer_complete, extract
+
+    tokenizer = tiny_backend.tokenizer
+    chat = render(PROMPT, "chat", "You are careful.", tokenizer=tokenizer)
+    text = render(PROMPT, "chat_body", "You are careful.", tokenizer=tokenizer)
+    assert text == chat + "```python\n" + PROMPT
+    no_newline = render(PROMPT.rstrip("\n"), "chat_body", "", tokenizer=tokenizer)
+    assert no_newline.endswith('"""Area of a circle."""\n')
+    answer = "    return math.pi * r * r\n```\n\nThis function computes the area."
+    assert not answer_complete(answer[:20], "chat_body")
+    assert answer_complete(answer[:answer.index("```") + 3], "chat_body")
+    response, program = extract(PROMPT, answer, "area", "chat_body")
+    assert response == "    return math.pi * r * r\n" and program == PROMPT + response
+    # a self-debug turn shows the failed program as the assistant's whole block, then begins
+    # the next answer the same way
+    fix = render(PROMPT, "chat_body", "", tokenizer=tokenizer,
+                 feedback=(PROMPT + "    return r\n", "area(1.0) returned 1.0"))
+    assert "```python\n" + PROMPT + "    return r\n```" in fix
+    assert fix.endswith("```python\n" + PROMPT) and "area(1.0) returned 1.0" in fix
+
+
 def test_backend_returns_n_completions_per_prompt_in_batches(tiny_backend):
     prompts = [PROMPT, "def add(a, b):\n", "def neg(x):\n"]
     out = tiny_backend.generate(prompts, Settings(temperature=0.8, n=3, max_new_tokens=8,

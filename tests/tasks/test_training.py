@@ -59,7 +59,8 @@ def test_completion_style_rows_train_without_the_eos_trl_appends(tmp_path):
     """In completion style the policy never writes the end-of-sequence token (generation is cut
     at a stop sequence), so training must not target it: trl appends it to every plain-text
     completion, and on the real model one cycle of that taught the policy to end right after the
-    docstring. A chat answer does end with it, so chat rows keep it."""
+    docstring. A chat answer does end with it, so chat rows keep it; a chat_body answer is a body
+    cut at a stop, as in completion style."""
     from peft import LoraConfig
     from trl import DPOConfig
 
@@ -76,7 +77,12 @@ def test_completion_style_rows_train_without_the_eos_trl_appends(tmp_path):
         Pair(prompt=chat_prompt, chosen="```python\ndef add(a, b):\n    return a + b\n```",
              rejected="```python\ndef add(a, b):\n    return a - b\n```", problem_id="p1",
              kind="best_vs_worse", chosen_reward=1.0, rejected_reward=0.0, chosen_id="c1",
-             rejected_id="r1")]
+             rejected_id="r1"),
+        # chat_body: the answer begun in the prompt, the body cut at the closing fence
+        Pair(prompt=render(PROMPT, "chat_body", "You are careful.", tokenizer),
+             chosen="    return a + b\n", rejected="    return a - b\n", problem_id="p2",
+             kind="best_vs_worse", chosen_reward=1.0, rejected_reward=0.0, chosen_id="c2",
+             rejected_id="r2")]
     dataset = load_pair_dataset(write_pairs(pairs, tmp_path / "pairs.jsonl").path)
     args = DPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False,
                      report_to="none", max_length=256)
@@ -90,6 +96,9 @@ def test_completion_style_rows_train_without_the_eos_trl_appends(tmp_path):
     assert tokenizer.decode(completion["rejected_ids"]) == "    return a - b\n"
     assert eos not in completion["chosen_ids"] and eos not in completion["rejected_ids"]
     assert chat["chosen_ids"][-1] == eos and chat["rejected_ids"][-1] == eos
+    body = rows["p2"]
+    assert tokenizer.decode(body["chosen_ids"]) == "    return a + b\n"
+    assert eos not in body["chosen_ids"] and eos not in body["rejected_ids"]
 
 
 def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cfg):
