@@ -587,8 +587,8 @@ class SandboxConfig(BaseModel):
     runtime: Literal["runc", "runsc"] = "runc"
     """`str`, defaults to `"runc"`. The container runtime: `runc` (Docker's default) or `runsc`
     (gVisor, a user-space kernel between the candidates and the host's), which you install
-    (Debian's `runsc`) and register with Docker yourself; "Isolation" in docs/sandbox.md says how, what
-    it costs and why it is not the default here."""
+    (Debian's `runsc`) and register with Docker yourself; "Isolation" in docs/sandbox.md says how,
+    what it costs and why it is not the default here."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,8 +648,8 @@ class PairsConfig(BaseModel):
     problem's passing candidates. `"shortest"`: the shortest. Shortest-always teaches a length
     preference beside correctness (passing code is chosen short, failing code is usually longer);
     over chained cycles the policy's answers shrank and the problems it lost were shortcuts
-    (docs/results.md, "Learning efficacy"). Interacts with `hard_negatives`, which then picks the rejected
-    most similar to the chosen one."""
+    (docs/results.md, "Learning efficacy"). Interacts with `hard_negatives`, which then picks the
+    rejected most similar to the chosen one."""
 
     min_reward_gap: float = Field(0.0, ge=0, le=1)
     """`float`, defaults to `0.0`. How much lower than the chosen candidate's reward (fraction of
@@ -951,8 +951,8 @@ class EvaluationConfig(BaseModel):
     format dev and test problems are shown in: the problem as published, with no retrieved
     examples, and in the chat styles the instruct model's chat template with its default system
     message (`tasks.generation.CHAT_SYSTEM`). A policy is judged in the format it trains in;
-    scores in different styles are never compared with each other (the base policy passes 0.585 of HumanEval greedily in chat
-    style and 0.439 in completion style)."""
+    scores in different styles are never compared with each other (the base policy passes 0.585
+    of HumanEval greedily in chat style and 0.439 in completion style)."""
 
     max_likelihood_drop: float = Field(0.5, ge=0)
     """`float`, defaults to `0.5`. Collapse guard: promotion is refused when earlier cycles'
