@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.evaluation import EvalResult, compare_results, evaluate
     from tasks.execution import open_sandbox
     from tasks.policy import base_policy
-    from tasks.problems import load_suite
+    from tasks.problems.split import load_suite
 
     cfg = load_config(args.config)
     out = Path(args.out)

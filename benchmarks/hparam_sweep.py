@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.memory import Embedder
     from tasks.pairs import mine_pairs, read_attempt_files, token_budget, write_pairs
     from tasks.policy import base_policy
-    from tasks.problems import split_problems
+    from tasks.problems.split import split_problems
     from tasks.report import markdown_table, mean_response_chars
     from tasks.training import train
     from transformers import AutoTokenizer

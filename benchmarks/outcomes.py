@@ -26,7 +26,7 @@ OUTCOME_COLUMNS = ("cycle", "policy", "split", "problem_id", "greedy_passed", "s
 
 def read_problems(path: Path) -> list:
     """The `Problem`s of a JSONL file of the run store."""
-    from tasks.problems import Problem
+    from tasks.problems.records import Problem
 
     return [Problem.model_validate_json(line) for line in Path(path).read_text().splitlines()
             if line]

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox import Limits, Request, Sandbox  # noqa: E402
-from tasks.problems import load_humaneval  # noqa: E402
+from tasks.problems.humaneval import load_humaneval
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ BATCHED = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
 
 def pairs_of(n: int):
     from tasks.pairs import Pair
-    from tasks.problems import load_humaneval, select
+    from tasks.problems.humaneval import load_humaneval
+    from tasks.problems.records import select
 
     pairs = []
     for p in select(load_humaneval(), n, seed=3):

@@ -79,7 +79,8 @@ def cmd_sandbox_exec(args) -> int:
 def cmd_sandbox_canonical(args) -> int:
     """Judge a suite's reference solutions: a health check of the sandbox and the data."""
     from sandbox import Request, execute, summarize
-    from tasks.problems import load_suite, select
+    from tasks.problems.records import select
+    from tasks.problems.split import load_suite
 
     problems = [p for p in select(load_suite(args.suite), args.n, args.seed)]
     missing = [p.id for p in problems if p.solution is None]
@@ -104,7 +105,9 @@ def cmd_sandbox_canonical(args) -> int:
 
 def cmd_data_fetch(args) -> int:
     from tasks.paths import data_dir
-    from tasks.problems import check_disjoint, fetch_mbpp, load_humaneval, load_mbpp
+    from tasks.problems.split import check_disjoint
+    from tasks.problems.mbpp import fetch_mbpp, load_mbpp
+    from tasks.problems.humaneval import load_humaneval
 
     path = fetch_mbpp(data_dir())
     humaneval, mbpp = load_humaneval(), load_mbpp()
@@ -283,7 +286,8 @@ def cmd_sample(args) -> int:
     from tasks.config import load_config
     from tasks.engines import open_backend
     from tasks.policy import base_policy
-    from tasks.problems import load_suite, select
+    from tasks.problems.records import select
+    from tasks.problems.split import load_suite
     from tasks.sampling import sample
 
     cfg = load_config(args.config, args.set)
@@ -404,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, help="candidates judged at once (default: cores)")
         p.add_argument("--memory-mb", type=int, help="memory limit per candidate (default 1024)")
 
-    p = ssub.add_parser("exec", help="judge a JSONL file of requests (see README: contract)")
+    p = ssub.add_parser("exec", help="judge a JSONL file of requests (docs/sandbox.md: "
+                                     "contract)")
     p.add_argument("requests", help="one request per line: id, code, tests, entry_point, "
                                     "timeout_s")
     p.add_argument("-o", "--output", help="write verdicts here (default: stdout)")

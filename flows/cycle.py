@@ -35,8 +35,9 @@ from tasks.explore import explore_task, monitor_task
 from tasks.memory import consolidate_task
 from tasks.pairs import mine_pairs_task
 from tasks.policy import Policy
-from tasks.problems import (draw_train_task, history_before, load_problems_task,
-                            record_passes_task, shard_train_task)
+from tasks.problems.stages import (draw_train_task, load_problems_task, record_passes_task,
+                                   shard_train_task)
+from tasks.problems.curriculum import history_before
 from tasks.records import CycleContext, Shard
 from tasks.sampling import sample_task
 from tasks.schema import Config

@@ -18,7 +18,9 @@ from prefect import flow, get_run_logger
 from tasks.config import load_config
 from tasks.evaluation import EvalResult, evaluate_task
 from tasks.policy import base_policy
-from tasks.problems import load_suite, select, show_examples, split_problems
+from tasks.problems.records import select
+from tasks.problems.split import load_suite, split_problems
+from tasks.problems.examples import show_examples
 from tasks.records import digest, write_rows
 from tasks.schema import evaluation_style
 

@@ -5,8 +5,9 @@ re-executes everything. Our key is instead the hash of
 
   - the task's name,
   - the source of the code it runs: the module defining the task and every project module it
-    imports, transitively (imports inside functions count too), plus the sandbox runner, which
-    the sandbox engine mounts into its container rather than imports,
+    imports, transitively (imports inside functions count too, but those inside a module's
+    top-level `main`: that is its command line, which no stage calls), plus the sandbox runner,
+    which the sandbox engine mounts into its container rather than imports,
   - the versions of the libraries that code drives (torch, transformers, trl, peft, OpenVINO
     GenAI, ...), so an upgrade re-runs the stages it can change,
   - its parameters: records carrying content hashes (`Shard.sha256`, `Policy.id`), the config
@@ -66,10 +67,20 @@ def _package_of(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] != "__init__" else parts[:-1])
 
 
+def _walk_but_main(tree: ast.Module):
+    """Every node of `tree` but those of a top-level `def main` (a module's command line)."""
+    todo = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "main")]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def _imports(path: Path) -> set[str]:
-    """Every module name an import statement of the file may refer to (anywhere in it)."""
+    """Every module name an import statement of the file may refer to (anywhere in it but its
+    command line, a top-level `main`)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _walk_but_main(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

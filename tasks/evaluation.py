@@ -45,7 +45,7 @@ from tasks.caching import cached
 from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
-from tasks.problems import Problem
+from tasks.problems.records import Problem
 from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
 from tasks.schema import (EvaluationConfig, SamplingConfig, SandboxConfig,
                           evaluation_style)

@@ -21,8 +21,8 @@ from prefect import task
 from sandbox import Request, Sandbox
 from sandbox.engine import Limits, SandboxError
 from tasks.caching import cached
-from tasks.problems import Problem, shard_suffix
-from tasks.records import Attempt, CycleContext, Shard, read_attempts, write_rows
+from tasks.problems.records import Problem
+from tasks.records import Attempt, CycleContext, Shard, read_attempts, shard_suffix, write_rows
 from tasks.schema import SandboxConfig
 
 

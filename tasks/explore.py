@@ -35,7 +35,8 @@ from tasks.caching import cached
 from tasks.evaluation import pass_at_k
 from tasks.execution import ENGINE_RETRIES
 from tasks.policy import Policy
-from tasks.problems import Problem, select
+from tasks.problems.records import Problem
+from tasks.problems.records import select
 from tasks.records import Attempt, CycleContext, Shard, write_json, write_rows
 from tasks.schema import ExploreConfig, SamplingConfig, SandboxConfig, SpecialistConfig
 from tasks.stats import auc, balance_score

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached
 from tasks.names import EMBEDDER
-from tasks.problems import Problem
+from tasks.problems.records import Problem
 from tasks.records import Attempt, CycleContext, Shard, read_attempts
 
 EPISODES, SEMANTIC = "episodes", "semantic"
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         memory = Memory(args.db, args.embedder)
         if args.consolidate:
-            from tasks.problems import load_suite
+            from tasks.problems.split import load_suite
 
             lines = Path(args.consolidate).read_text().splitlines()
             attempts = [Attempt.model_validate_json(line) for line in lines if line.strip()]

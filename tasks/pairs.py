@@ -543,7 +543,7 @@ def mine_pairs_task(ctx: CycleContext, attempts: list[Shard], pairs: PairsConfig
     """Preference pairs from every attempt of the cycle, each fitting `max_length` tokens of
     the policy's tokenizer, with a manifest of their lineage. Refuses attempts at a held-out
     (dev or test) problem: those never become training data."""
-    from tasks.problems import check_not_held_out
+    from tasks.problems.leaks import check_not_held_out
 
     rows = read_attempts(attempts)
     check_not_held_out([a.problem_id for a in rows], held_out_ids, "preference pairs")

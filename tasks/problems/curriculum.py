@@ -67,7 +67,7 @@ from typing import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from tasks.problems.records import Problem
-from tasks.problems.split import select
+from tasks.problems.records import select
 from tasks.records import Attempt, write_rows
 from tasks.schema import CurriculumConfig
 

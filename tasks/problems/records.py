@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import random
 import re
 from typing import NoReturn
 
@@ -199,3 +200,22 @@ def _reject_duplicate_ids(rows: list[tuple[int | None, Problem]], file: str, fie
             raise ProblemFormatError(file, line, field, f"duplicate id {problem.id!r}, already "
                                      f"used on {earlier_at}", "every id to be unique in the file")
         first_seen[problem.id] = line
+
+
+def select(problems: list[Problem], n: int | None = None,
+           seed: int | None = None) -> list[Problem]:
+    """A deterministic subset of `n` problems, in their original order.
+
+    n None: all of them. seed None: the first n. Otherwise a `random.Random(seed)` sample, so the
+    same seed always picks the same problems.
+    """
+    problems = list(problems)
+    if n is None:
+        return problems
+    if n < 1 or n > len(problems):
+        raise ValueError(f"Asked for n={n} problems, but the set has {len(problems)}: choose n "
+                         f"between 1 and {len(problems)}, or leave it unset to use them all")
+    if seed is None:
+        return problems[:n]
+    chosen = sorted(random.Random(seed).sample(range(len(problems)), n))
+    return [problems[i] for i in chosen]

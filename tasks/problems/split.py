@@ -5,19 +5,18 @@ seeded subset and `check_disjoint` refuses training and evaluation sets that sha
 `split_problems` splits the suites into the training pool, dev and test without near-duplicates
 across them (`near_duplicates`; a training suite that is not the dev suite is also held against
 all of HumanEval and MBPP, `BENCHMARKS`, by prompt and by reference code: `reference_key`),
-`draw_train` draws a cycle's training problems from the pool
-(by pass history with `problems.curriculum`: curriculum.py), and
-`check_not_held_out` is the guard every stage that learns runs on its input (`LeakError`).
+and `draw_train` draws a cycle's training problems from the pool (by pass history with
+`problems.curriculum`: curriculum.py). The guard every stage that learns runs on its input is in
+leaks.py.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import random
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,7 +26,7 @@ from tasks.problems.examples import NoExample, show_examples
 from tasks.problems.humaneval import load_humaneval
 from tasks.problems.jsonl import load_jsonl
 from tasks.problems.mbpp import load_mbpp
-from tasks.problems.records import Problem
+from tasks.problems.records import Problem, select
 from tasks.schema import ProblemsConfig
 
 if TYPE_CHECKING:  # curriculum.py imports this module
@@ -53,25 +52,6 @@ def load_suite(spec: str) -> list[Problem]:
     raise ValueError(f"Unknown problem suite {spec!r}: use one of {', '.join(SUITES)}, or a "
                      "path to a .jsonl file (format at the top of "
                      "tasks/problems/__init__.py)")
-
-
-def select(problems: list[Problem], n: int | None = None,
-           seed: int | None = None) -> list[Problem]:
-    """A deterministic subset of `n` problems, in their original order.
-
-    n None: all of them. seed None: the first n. Otherwise a `random.Random(seed)` sample, so the
-    same seed always picks the same problems.
-    """
-    problems = list(problems)
-    if n is None:
-        return problems
-    if n < 1 or n > len(problems):
-        raise ValueError(f"Asked for n={n} problems, but the set has {len(problems)}: choose n "
-                         f"between 1 and {len(problems)}, or leave it unset to use them all")
-    if seed is None:
-        return problems[:n]
-    chosen = sorted(random.Random(seed).sample(range(len(problems)), n))
-    return [problems[i] for i in chosen]
 
 
 def _normalized(prompt: str) -> str:
@@ -112,21 +92,6 @@ def check_disjoint(train: list[Problem], evaluation: list[Problem]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Held out: dev and test problems never become training data
 # ---------------------------------------------------------------------------------------------
-
-
-class LeakError(ValueError):
-    """A held-out (dev or test) problem reached a stage that must never see it."""
-
-
-def check_not_held_out(problem_ids: Iterable[str], held_out: Iterable[str], what: str) -> None:
-    """Raise `LeakError` when any of `problem_ids` is a held-out (dev or test) problem: the guard
-    every stage that learns (memory, pairs, training) runs on its input."""
-    leaked = sorted(set(problem_ids) & set(held_out))
-    if leaked:
-        raise LeakError(f"{len(leaked)} held-out (dev or test) problem(s) reached the {what}, "
-                        f"e.g. {', '.join(leaked[:3])}: dev and test problems never become "
-                        "training data; sample only the cycle's training problems (the "
-                        "draw-train task), and do not mix attempts of another run in")
 
 
 # ---------------------------------------------------------------------------------------------

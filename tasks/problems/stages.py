@@ -113,9 +113,3 @@ def shard_train_task(ctx: CycleContext, train: Shard, shards: int) -> list[Shard
                          f"problems: use at most {len(rows)} shards")
     where = Path(ctx.stage_dir("problems"))
     return [write_rows(where / f"train.{i + 1}.jsonl", rows[i::shards]) for i in range(shards)]
-
-
-def shard_suffix(problems: Shard) -> str:
-    """`""` for the whole draw, `".<i>"` for its shard i: what a stage adds to its file names."""
-    stem = Path(problems.path).stem
-    return stem[len("train"):] if stem.startswith("train.") else ""

@@ -41,7 +41,7 @@ def test_sample_writes_candidates_and_prints_the_throughput(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 * 2 * 2  # problems x specialists of tiny.yaml x samples
-    from tasks.problems import load_humaneval
+    from tasks.problems.humaneval import load_humaneval
 
     problems = {p.id: p for p in load_humaneval()}
     for row in rows:

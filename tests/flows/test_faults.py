@@ -260,7 +260,7 @@ def test_the_engine_going_away_mid_batch_scores_no_candidate_and_the_stage_retri
 
     from tasks.config import load_config
     from tasks.execution import execute, execute_task
-    from tasks.problems import Problem
+    from tasks.problems.records import Problem
     from tasks.records import Attempt, CycleContext, write_rows
 
     cfg = load_config("tiny").sandbox

@@ -20,7 +20,7 @@ def _run(sandbox, code, tests=TESTS, entry="add", timeout=5.0):
 
 
 def test_humaneval_canonical_solutions_all_pass(sandbox):
-    from tasks.problems import load_humaneval
+    from tasks.problems.humaneval import load_humaneval
 
     problems = load_humaneval()
     verdicts = sandbox.run([Request(p.id, p.reference_program, p.tests, p.entry_point, 10.0,
@@ -32,7 +32,7 @@ def test_humaneval_canonical_solutions_all_pass(sandbox):
 
 
 def test_humaneval_wrong_solutions_fail_with_partial_credit(sandbox):
-    from tasks.problems import load_humaneval
+    from tasks.problems.humaneval import load_humaneval
 
     by_id = {p.id: p for p in load_humaneval()}
     p = by_id["HumanEval/0"]  # has_close_elements: a solution that always says True

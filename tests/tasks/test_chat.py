@@ -6,7 +6,7 @@ import pytest
 
 from tasks.config import load_config
 from tasks.generation import CHAT_SYSTEM, render
-from tasks.problems import load_jsonl
+from tasks.problems.jsonl import load_jsonl
 
 pytestmark = pytest.mark.docker
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.problems import Problem
+from tasks.problems.records import Problem
 from tasks.problems.curriculum import (
     PassRow,
     curriculum_draw,
@@ -25,7 +25,8 @@ from tasks.problems.curriculum import (
     read_passes,
     record_passes,
 )
-from tasks.problems.split import draw_train, select
+from tasks.problems.records import select
+from tasks.problems.split import draw_train
 from tasks.records import Attempt, CycleContext, write_rows
 from tasks.schema import CurriculumConfig, ProblemsConfig
 
@@ -95,7 +96,7 @@ def test_with_the_curriculum_off_every_draw_is_todays_byte_for_byte(tmp_path):
 
 def _mbpp_in_file_order() -> list[Problem]:
     from tasks import paths
-    from tasks.problems import MBPP_FILENAME, load_mbpp
+    from tasks.problems.mbpp import MBPP_FILENAME, load_mbpp
 
     for where in (paths.data_dir(), Path("/tmp")):
         if (where / MBPP_FILENAME).is_file():

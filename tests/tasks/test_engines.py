@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tasks.config import load_config
-from tasks.problems import load_jsonl
+from tasks.problems.jsonl import load_jsonl
 from tasks.schema import AgentConfig
 
 

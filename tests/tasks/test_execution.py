@@ -3,7 +3,9 @@
 import pytest
 
 from sandbox.runner.judge import held_out_sites, prepare_tests
-from tasks.problems import Problem, load_mbpp, with_example
+from tasks.problems.records import Problem
+from tasks.problems.mbpp import load_mbpp
+from tasks.problems.examples import with_example
 from tasks.records import Attempt
 from tasks.schema import SandboxConfig
 

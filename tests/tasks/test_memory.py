@@ -7,7 +7,7 @@ import pytest
 
 from tasks.memory import Embedder, Memory, MemoryStoreError, normalize_code
 from tasks.names import EMBEDDER
-from tasks.problems import Problem
+from tasks.problems.records import Problem
 from tasks.records import Attempt, attempt_id
 
 REVERSE = Problem(id="rev", entry_point="reverse_string", source="test",

@@ -403,7 +403,7 @@ def test_pairs_and_training_refuse_a_held_out_problem(tmp_path):
     """The leak guard of the two stages that turn attempts into training data."""
     from tasks.pairs import mine_pairs_task
     from tasks.policy import Policy
-    from tasks.problems import LeakError
+    from tasks.problems.leaks import LeakError
     from tasks.records import CycleContext, write_rows
     from tasks.schema import TrainingConfig
     from tasks.training import train_task

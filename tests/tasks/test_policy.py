@@ -103,7 +103,7 @@ def test_default_model_loads_offline_and_writes_passing_code(sandbox, monkeypatc
     problems, one specialist, greedy; at least one candidate passes in the sandbox."""
     from tasks.schema import AgentConfig, SamplingConfig, SandboxConfig, SpecialistConfig
     from tasks.execution import judge
-    from tasks.problems import load_humaneval
+    from tasks.problems.humaneval import load_humaneval
     from tasks.engines import open_backend
     from tasks.sampling import sample
 

