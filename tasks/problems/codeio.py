@@ -38,12 +38,15 @@ How a problem is built, every drop carrying a reason (the manifest counts them):
    when nothing could be kept for one reason (that reason: `reference_error`,
    `reference_timeout`, `generator_error`, `generator_timeout`, `output_not_plain`, ...), when
    any input gave two different outputs (`non_deterministic`), when fewer than `min_inputs` were
-   kept (`too_few_inputs`), when every kept input gives the same output (`constant_output`), or
+   kept (`too_few_inputs`; an input whose second run failed, e.g. timed out, is not kept and
+   counts as `rerun_failed`: nothing was compared, so it says nothing about determinism), when
+   every kept input gives the same output (`constant_output`), or
    when its program failed as a whole (`program_timeout`, `program_error`,
    `program_resource_exceeded`).
 4. Rendered (`render_error` when the reference cannot be cut into prompt and solution), then
-   checked: `prompt + solution` must pass its own tests in the sandbox
-   (`reference_fails_own_tests`).
+   checked: `prompt + solution` must pass its own tests in the sandbox within `check_timeout_s`
+   (`reference_fails_own_tests`), half the limit a candidate is judged at, so that a candidate as
+   fast as the reference is not timed out by a busy moment.
 
 The tests compare through a helper the tests define themselves (the judge binds names the tests
 define from the tests, never from the candidate): floats, also inside lists, tuples and dicts,
@@ -146,7 +149,11 @@ class CodeIOSettings(BaseModel):
     """One generator or reference call, in the sandbox (wall clock)."""
     program_timeout_s: float = Field(90.0, gt=0, le=600)
     """One problem's whole program in the sandbox: loading, every draw and both runs (over it:
-    `program_timeout`); also bounds the check of `prompt + solution` against its tests."""
+    `program_timeout`)."""
+    check_timeout_s: float = Field(5.0, gt=0, le=600)
+    """The reference's own program, `prompt + solution` with every kept test, must pass within
+    it (else `reference_fails_own_tests`): half of `sandbox.timeout_s`'s default, 10 s, the limit
+    a candidate is judged at."""
     limit: int | None = Field(None, ge=1)
     """Only the first `limit` unique problems (a quick build); None: all of them."""
     workers: int | None = Field(None, ge=1, exclude=True)
@@ -686,7 +693,7 @@ def build_problems(rows: list[SourceRow], settings: CodeIOSettings, box,
     verdicts = []
     for at in range(0, len(rendered), chunk):
         verdicts += box.run([Request(p.id, p.reference_program, p.tests, p.entry_point,
-                                     timeout_s=settings.program_timeout_s,
+                                     timeout_s=settings.check_timeout_s,
                                      context=p.context, shown=(0,))
                              for _, _, p in rendered[at:at + chunk]])
         log(f"references judged against their tests: {len(verdicts)} of {len(rendered)} "
@@ -727,12 +734,15 @@ def _shape(values: list[int], edges: list[int]) -> dict:
 
 
 def build_key(settings: CodeIOSettings, wheel_sha256: str) -> str:
-    """What the built set depends on: the data, the settings, this module, the driver, the
-    sandbox image (its Python writes the reprs)."""
+    """What the built set depends on: the data, the settings, the code (this module, the driver,
+    the `Problem` record, the sandbox and its runner, every project module they import: the
+    stages' own `source_hash`) and the sandbox image by its tag (its Python writes the reprs;
+    sandbox/image.py's IMAGE_VERSION changes with its recipe)."""
     from sandbox import IMAGE_TAG
+    from tasks.caching import source_hash
 
-    return digest("codeio", wheel_sha256, settings.model_dump(),
-                  _sha256(Path(__file__).read_bytes()), _sha256(DRIVER.read_bytes()), IMAGE_TAG)
+    return digest("codeio", wheel_sha256, settings.model_dump(), source_hash(build_problems),
+                  IMAGE_TAG)
 
 
 def build_codeio(data_dir: Path | None = None, settings: CodeIOSettings | None = None,

@@ -214,6 +214,9 @@ def draw(job, report, drop):
     for i, out in enumerate(first):
         if not isinstance(out, str):
             drop(*out)
+        elif not isinstance(second[i], str):  # the second run failed: nothing was compared
+            reason, detail = second[i]
+            drop("rerun_failed", f"the second run on {shown[i][:120]}: {reason}: {detail[:150]}")
         elif second[i] != out:
             drop("non_deterministic", f"two runs on {shown[i][:120]} returned {out[:80]} and "
                                       f"{str(second[i])[:80]}")
@@ -223,8 +226,9 @@ def draw(job, report, drop):
 
 
 def rerun_elsewhere(job, inputs):
-    """The reference's outputs on `inputs` (reprs) from a fresh interpreter; None for an input
-    whose run failed there."""
+    """The reference's outputs on `inputs` (reprs) from a fresh interpreter; for an input whose
+    run failed there, ["<reason>", "<detail>"] (the reasons of `outputs_of`, or `rerun_failed`
+    when the interpreter gave no answer at all)."""
     if not inputs:
         return []
     child = {"reference": job["reference"], "inputs": inputs[::-1], "max_repr": job["max_repr"],
@@ -234,10 +238,22 @@ def rerun_elsewhere(job, inputs):
         done = subprocess.run([sys.executable, "-I", "-S", "-c", job["driver"] + "\nrerun()\n"],
                               input=json.dumps(child), capture_output=True, text=True,
                               timeout=budget)
+    except subprocess.TimeoutExpired:
+        return [["rerun_failed", f"the fresh interpreter ran past {budget:g} s"]] * len(inputs)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return [["rerun_failed", f"the fresh interpreter did not start: {describe(exc)}"]
+                ] * len(inputs)
+    try:
         outputs = json.loads(done.stdout)
-    except (subprocess.SubprocessError, OSError, ValueError):
-        return [None] * len(inputs)
-    return [out if isinstance(out, str) else None for out in outputs[::-1]]
+    except ValueError:
+        return [["rerun_failed", f"the fresh interpreter (exit {done.returncode}) printed no "
+                                 f"answer; stderr: {done.stderr[-200:]}"]] * len(inputs)
+    if not isinstance(outputs, list) or len(outputs) != len(inputs):
+        return [["rerun_failed", "the fresh interpreter's answer has the wrong shape"]
+                ] * len(inputs)
+    return [out if isinstance(out, str) else
+            [str(out[0]), str(out[1])] if isinstance(out, list) and len(out) == 2 else
+            ["rerun_failed", "an answer of the wrong shape"] for out in outputs[::-1]]
 
 
 def rerun():

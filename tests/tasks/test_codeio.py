@@ -16,7 +16,7 @@ import pytest
 from sandbox import Request
 from sandbox.runner.judge import held_out_sites, prepare_tests
 from tasks import paths
-from tasks.problems import load_suite
+from tasks.problems.split import load_suite
 from tasks.problems.codeio import (CODEIO_WHEEL, CodeIOSettings, SourceRow, build_codeio,
                                    build_problems, deduplicate, fetch_codeio, load_codeio,
                                    static_check)
@@ -48,10 +48,19 @@ REFERENCES = {
                    ADD_GENERATOR),
     "counter": ("CALLS = [0]\n\ndef main_solution(a, b):\n    CALLS[0] += 1\n"
                 "    return a + b + CALLS[0]\n", ADD_GENERATOR),
+    # passes in the builder's first run only: the second interpreter starts without -B (the
+    # sandbox's processes have it), so nothing was compared, which is not non-determinism
+    "fails_elsewhere": ("import sys\n\ndef main_solution(a, b):\n"
+                        "    if not sys.flags.dont_write_bytecode:\n"
+                        "        raise RuntimeError('not in the sandbox process')\n"
+                        "    return a + b\n", ADD_GENERATOR),
+    # 0.3 s a call: 8 calls run past the check's 1.5 s, though no call runs past 0.5 s
+    "slow": ("import time\n\ndef main_solution(a, b):\n    time.sleep(0.3)\n"
+             "    return a + b\n", ADD_GENERATOR),
     "odd_names": ("def main_solution(limit_s, fn):\n    return limit_s - fn\n",
                   ADD_GENERATOR.replace("'a'", "'limit_s'").replace("'b'", "'fn'")),
 }
-SETTINGS = CodeIOSettings(call_timeout_s=0.5)
+SETTINGS = CodeIOSettings(call_timeout_s=0.5, check_timeout_s=1.5)
 
 
 def _row(name: str, code: str, generator: str = ADD_GENERATOR) -> SourceRow:
@@ -107,6 +116,8 @@ def test_tests_pass_the_reference_and_fail_a_changed_one(built, sandbox):
     ("raises", "reference_error"),
     ("hangs", "reference_timeout"),
     ("set", "output_not_plain"),
+    ("fails_elsewhere", "rerun_failed"),
+    ("slow", "reference_fails_own_tests"),  # candidates are judged within a time limit too
 ])
 def test_references_that_cannot_make_tests_are_dropped_with_the_reason(built, name, reason):
     kept, dropped = built
