@@ -95,7 +95,7 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
     """The preregistration of the run: endpoints and the problem ids of every split."""
     import datetime as dt
 
-    from tasks.problems import draw_train, split_problems
+    from tasks.problems.split import draw_train, split_problems
 
     embed = None
     if cfg.problems.near_duplicate is not None:  # as load_problems_task splits them
@@ -104,8 +104,20 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
         embed = Embedder(cfg.memory.embedder).embed
     split = split_problems(cfg.problems, embed)
     key = cfg.run.draws_of or run_id  # what the run's draws are keyed on (run.draws_of)
-    draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, key, n)]
-             for n in range(1, cfg.run.cycles + 1)}
+    if cfg.problems.curriculum.enabled:
+        # the curriculum draws by the pass history the run itself writes: no draw is known
+        # before the run, so the problems no cycle draws cannot be registered
+        if pooled(cfg):
+            raise Refused("problems.curriculum.enabled: the curriculum draws each cycle's "
+                          "training problems by the pass history the run writes, so the pool "
+                          "problems no cycle draws (the unseen half of the hold-out) are not "
+                          "known before the run. Register it with a training suite of its own "
+                          "(problems.train other than problems.dev, e.g. configs/codeio.yaml: "
+                          "the hold-out is then dev alone), or switch the curriculum off")
+        draws = {}
+    else:
+        draws = {n: [p.id for p in draw_train(split.pool, cfg.problems, key, n)]
+                 for n in range(1, cfg.run.cycles + 1)}
     problems = holdout_sets([p.id for p in split.pool], [p.id for p in split.dev],
                             [p.id for p in split.test], draws, pooled(cfg))
     if pooled(cfg) and not problems["unseen"]:

@@ -54,7 +54,7 @@ def codeio_world(tmp_path, monkeypatch):
     toy training problems standing in for the built CodeI/O set (building it takes the sandbox
     and minutes), one a cycle, and exact-match decontamination only (no embedder)."""
     import tasks.problems.split as split_module
-    from tasks.problems import load_jsonl
+    from tasks.problems.jsonl import load_jsonl
 
     codeio = load_jsonl(write_suite(TRAIN, tmp_path / "codeio.jsonl"))
     monkeypatch.setattr(split_module, "load_codeio", lambda: codeio)
@@ -104,7 +104,7 @@ def test_preregistration_names_the_run_open_run_makes_and_its_holdout(world, cap
     assert doc["correction"] == "holm"
 
     # the holdout: dev and the pool problems neither cycle draws, as draw_train draws them
-    from tasks.problems import draw_train, split_problems
+    from tasks.problems.split import draw_train, split_problems
 
     split = split_problems(world["cfg"].problems)
     drawn = {p.id for n in (1, 2) for p in draw_train(split.pool, world["cfg"].problems,
@@ -244,7 +244,7 @@ def stand_in_run(world, draws=None):
     from types import SimpleNamespace
 
     from tasks.policy import Policy
-    from tasks.problems import draw_train, split_problems
+    from tasks.problems.split import draw_train, split_problems
     from tasks.records import write_json, write_rows
 
     cfg, run_id, run_dir = world["cfg"], world["run_id"], world["run_dir"]
@@ -307,7 +307,7 @@ def test_run_evaluates_every_policy_on_unseen_in_the_store_then_writes_and_analy
 def test_run_refuses_a_holdout_that_is_not_the_registered_one(world, monkeypatch, capsys):
     assert le.main(["preregister", *world["settings"]]) == 0
     registered = json.loads(registration(world).read_text())["problems"]
-    from tasks.problems import load_jsonl
+    from tasks.problems.jsonl import load_jsonl
 
     pool = load_jsonl(world["tmp"] / "problems.jsonl")
     unseen = [p for p in pool if p.id in registered["unseen"]]
@@ -322,7 +322,7 @@ def test_run_refuses_a_holdout_that_is_not_the_registered_one(world, monkeypatch
 def test_an_evaluation_already_in_place_is_read_back_not_run_again(world, monkeypatch):
     from benchmarks.outcomes import evaluate_once
     from tasks.policy import Policy
-    from tasks.problems import load_jsonl
+    from tasks.problems.jsonl import load_jsonl
     from tasks.records import write_json
 
     problems = load_jsonl(world["tmp"] / "problems.jsonl")
@@ -344,7 +344,7 @@ def test_an_evaluation_already_in_place_is_read_back_not_run_again(world, monkey
 
 
 def test_a_codeio_run_registers_all_of_mbpp_as_its_holdout_and_no_unseen_endpoint(codeio_world):
-    from tasks.problems import load_mbpp
+    from tasks.problems.mbpp import load_mbpp
 
     assert le.main(["preregister", *codeio_world["settings"]]) == 0
     doc = json.loads(registration(codeio_world).read_text())
@@ -381,3 +381,25 @@ def test_a_codeio_run_evaluates_nothing_on_unseen_and_analyzes_its_holdout(codei
     assert analysis["family_size"] == 3 and analysis["primary"]["diff"] > 0
     assert json.loads((codeio_world["results"] / "run.json").read_text())["unseen_problems"] == 0
     assert not (codeio_world["run_dir"] / "problems" / "unseen.jsonl").exists()
+
+
+def test_a_curriculum_run_on_one_suite_is_refused_with_what_to_do(world, capsys):
+    """The curriculum draws by the history the run writes: the unseen problems of a one-suite
+    run are not known in advance, so such a run cannot be registered."""
+    settings = world["settings"] + ["--set", "problems.curriculum.enabled=true"]
+    assert le.main(["preregister", *settings]) == 2
+    err = capsys.readouterr().err
+    assert "problems.curriculum.enabled" in err and "configs/codeio.yaml" in err
+    assert "Traceback" not in err
+    assert not list((world["tmp"] / "results").rglob("preregistration.json"))
+
+
+def test_a_curriculum_run_on_a_suite_of_its_own_registers_dev_as_its_holdout(codeio_world):
+    settings = codeio_world["settings"] + ["--set", "problems.curriculum.enabled=true"]
+    assert le.main(["preregister", *settings]) == 0
+    [path] = (codeio_world["tmp"] / "results").rglob("preregistration.json")
+    doc = json.loads(path.read_text())
+    assert doc["config"]["problems"]["curriculum"]["enabled"] is True
+    problems = doc["problems"]
+    assert problems["holdout"] == problems["dev"] and len(problems["dev"]) == 397
+    assert problems["unseen"] == [] and problems["train_draws"] == {}
