@@ -9,9 +9,10 @@ trained from (the adapter switched off), on the pair's prompt and chosen answer:
     token after it (which the policy never writes in completion style: generation is cut at a stop
     sequence).
 
-This is how the appended-EOS target was measured (README, "Learning efficacy"): an adapter trained
-on it raised the EOS after the body by 13.8 nats on average and made `<|im_start|>` the first
-token on 14 of its 64 prompts; one trained on the same pairs without it does neither
+This is how the appended-EOS target was measured (docs/results.md, "Learning efficacy"): an
+adapter trained on it raised the EOS after the body by 13.8 nats on average and made
+`<|im_start|>` the first token on 14 of its 64 prompts; one trained on the same pairs without it
+does neither
 (`benchmarks/results/eos_target/probe-*.json`).
 
     python benchmarks/completion_end_probe.py --adapter STORE/RUN/cycle-1/train/<dir>/adapter \

@@ -120,7 +120,7 @@ def mean_response_chars(attempts_file: str | Path) -> float | None:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    """Rows as a GitHub-flavoured markdown table (for the README and artifacts)."""
+    """Rows as a GitHub-flavoured markdown table (for docs/results.md and artifacts)."""
     if not rows:
         return ""
     keys = list(rows[0])
