@@ -25,6 +25,7 @@ import yaml
 from prefect import flow, get_run_logger, tags
 
 from flows.cycle import cycle_flow
+from flows.inputs import reopen_problem
 from flows.lineage import RunLock, artifact_key_of, claim_flow_run, policy_tag, run_tags
 from tasks.config import load_config
 from tasks.policy import Policy, base_policy
@@ -130,17 +131,9 @@ def open_run(cfg: Config, start: str = "base", run_id: str | None = None,
                 break
     if run_id is not None and (store / run_id / "run.json").exists():
         meta = json.loads((store / run_id / "run.json").read_text())
-        if meta["config_hash"] not in ours:
-            raise RunError(f"run {run_id} was created with another configuration (hash "
-                           f"{meta['config_hash']}, this one {cfg.hash()}): resume it with "
-                           f"`autodidact resume {run_id}`, or start a new run")
-        created_in = Path(meta["memory_dir"]).parent
-        if created_in.resolve() != store.resolve():
-            # its records, cached results and memory snapshot name the store it was made in:
-            # resumed here, it would read and write the memory at the old path
-            raise RunError(f"run {run_id} was created in the store {created_in} and is now in "
-                           f"{store}: a run cannot move. Move the store back to {created_in} "
-                           f"(or link that path to it) and resume there")
+        problem = reopen_problem(cfg, run_id, meta)  # another configuration, or a moved store
+        if problem is not None:
+            raise RunError(problem)
         return run_id, store / run_id, meta
     policy = start_policy(cfg, start)
     run_id = run_id or run_id_for(cfg, policy, day)
