@@ -6,16 +6,23 @@
     autodidact data fetch
     autodidact problems build --source codeio [--limit N] [--workers N] [--rebuild] [...]
     autodidact model provision [--tiny]
-    autodidact cycle    [--config smoke] [--set section.key=value ...]
-    autodidact run      [--config default] [--cycles N] [--start base|promoted] [--set ...]
+    autodidact cycle    [--config smoke] [--store DIR] [--set section.key=value ...]
+    autodidact run      [--config default] [--store DIR] [--cycles N] [--start base|promoted]
+                        [--run-id RUN] [--set ...]
     autodidact resume RUN [--store DIR]
-    autodidact evaluate [--config default] [--adapter DIR ...] [--split test|dev] [--suite S] [-n N]
+    autodidact evaluate [--config default] [--store DIR] [--adapter DIR ...] [--split test|dev]
+                        [--suite S] [-n N] [--set ...]
     autodidact sample   [--config default] [--suite S] [-n N] [--samples K] [--temperature T]
-                        [--adapter DIR ...] -o FILE
+                        [--adapter DIR ...] -o FILE [--set ...]
     autodidact server   [--stop | --foreground]
     autodidact runs     [--store DIR]
     autodidact deploy   [--name DEPLOYMENT] [--name ...]
     autodidact worker   [--once]
+
+Every command checks its inputs first (flows/inputs.py): paths it writes are writable, suites
+are known, adapters are adapters, a run it reopens exists, the config is valid. A bad one is one
+line, `error: <what is wrong and what to do>`, exit status 2, before any Prefect flow run is
+created, any model loads or any file is written. `--store DIR` means `--set run.store=DIR`.
 
 Heavy imports (docker, pydantic models, later torch and Prefect) happen inside the command that
 needs them, so `autodidact --help` answers at once.
@@ -24,10 +31,14 @@ needs them, so `autodidact --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from flows.inputs import (InputError, check_adapters, check_base, check_count, check_run_id,
+                          check_store, check_suite, readable_file, writable_dir, writable_file)
 
 
 def _limits(args):
@@ -57,7 +68,16 @@ def cmd_sandbox_build(args) -> int:
     return 0
 
 
+def _check_limits(args) -> None:
+    check_count(getattr(args, "workers", None), "--workers")
+    check_count(getattr(args, "memory_mb", None), "--memory-mb")
+
+
 def cmd_sandbox_exec(args) -> int:
+    readable_file(args.requests, "requests file")
+    if args.output:
+        writable_file(args.output, "-o")
+    _check_limits(args)
     from sandbox import execute, read_requests, summarize
 
     requests = read_requests(args.requests)
@@ -78,6 +98,11 @@ def cmd_sandbox_exec(args) -> int:
 
 def cmd_sandbox_canonical(args) -> int:
     """Judge a suite's reference solutions: a health check of the sandbox and the data."""
+    check_suite(args.suite, "--suite")
+    check_count(args.n, "-n")
+    if args.timeout <= 0:
+        raise InputError(f"--timeout {args.timeout}: give a positive number of seconds")
+    _check_limits(args)
     from sandbox import Request, execute, summarize
     from tasks.problems.records import select
     from tasks.problems.split import load_suite
@@ -103,8 +128,14 @@ def cmd_sandbox_canonical(args) -> int:
     return 0 if all(v.ok for v in verdicts) else 1
 
 
+def _check_home_dir(path: Path, what: str) -> None:
+    writable_dir(path, what, "set AUTODIDACT_HOME to a directory you can write")
+
+
 def cmd_data_fetch(args) -> int:
     from tasks.paths import data_dir
+
+    _check_home_dir(data_dir(), "data directory")
     from tasks.problems.split import check_disjoint
     from tasks.problems.mbpp import fetch_mbpp, load_mbpp
     from tasks.problems.humaneval import load_humaneval
@@ -122,6 +153,11 @@ def cmd_data_fetch(args) -> int:
 def cmd_problems_build(args) -> int:
     """Build a problem set whose tests the sandbox makes (or read it from the cache); print
     what was kept and what was dropped, by reason."""
+    from tasks.paths import data_dir
+
+    for flag in ("limit", "workers", "inputs", "max_lines", "max_repr"):
+        check_count(getattr(args, flag), "--" + flag.replace("_", "-"))
+    _check_home_dir(data_dir(), "data directory")
     from tasks.problems.codeio import CodeIOSettings, build_codeio, counts_table
 
     given = {"limit": args.limit, "workers": args.workers, "inputs": args.inputs,
@@ -135,6 +171,9 @@ def cmd_problems_build(args) -> int:
 
 
 def cmd_model_provision(args) -> int:
+    from tasks.paths import models_dir
+
+    _check_home_dir(models_dir(), "models directory")
     from tasks.policy import provision_default, provision_tiny
 
     log = (lambda *a: None) if args.quiet else print
@@ -211,12 +250,34 @@ def print_cycle(r, out=sys.stdout) -> None:
     p(f"files:                {r.directory}")
 
 
-def _run_flow(config: str, overrides: list[str], start: str = "base",
-              run_id: str | None = None) -> int:
-    from flows.server import ensure_server
+def _overrides(args) -> list[str]:
+    """The `--set` overrides, then `--store DIR` as `run.store=DIR` (so it wins over a --set)."""
+    store = getattr(args, "store", None)
+    return list(args.set) + ([f"run.store={json.dumps(store)}"] if store else [])
+
+
+def check_self_training(config: str, overrides: list[str], run_id: str | None = None):
+    """The inputs of `cycle`, `run` and `resume`: the config, the store, and either the run to
+    reopen (it exists, with this config, in this store) or, for a new run, the base model and
+    the suites it will load. Returns the config."""
     from tasks.config import load_config
 
-    load_config(config, overrides)  # a bad config is refused before any server starts
+    cfg = load_config(config, overrides)
+    check_store(cfg.run.store_dir())
+    if run_id is not None:
+        check_run_id(cfg, run_id)
+    else:
+        check_base(cfg.policy.base)
+        for split in ("train", "dev", "test"):
+            check_suite(getattr(cfg.problems, split), f"problems.{split}")
+    return cfg
+
+
+def _run_flow(config: str, overrides: list[str], start: str = "base",
+              run_id: str | None = None) -> int:
+    """Run the parent flow; its inputs were checked (check_self_training)."""
+    from flows.server import ensure_server
+
     _quiet_libraries()
     ensure_server()
     from flows.self_training import self_training
@@ -234,12 +295,16 @@ def _run_flow(config: str, overrides: list[str], start: str = "base",
 
 
 def cmd_cycle(args) -> int:
-    return _run_flow(args.config, args.set + ["run.cycles=1"], args.start)
+    overrides = _overrides(args) + ["run.cycles=1"]
+    check_self_training(args.config, overrides)
+    return _run_flow(args.config, overrides, args.start)
 
 
 def cmd_run(args) -> int:
-    extra = [f"run.cycles={args.cycles}"] if args.cycles else []
-    return _run_flow(args.config, args.set + extra, args.start, args.run_id)
+    check_count(args.cycles, "--cycles")
+    overrides = _overrides(args) + ([f"run.cycles={args.cycles}"] if args.cycles else [])
+    check_self_training(args.config, overrides, args.run_id)
+    return _run_flow(args.config, overrides, args.start, args.run_id)
 
 
 def cmd_resume(args) -> int:
@@ -247,26 +312,47 @@ def cmd_resume(args) -> int:
 
     store = Path(args.store).expanduser() if args.store else runs_dir()
     config = store / args.run / "config.yaml"
-    if not config.exists():
-        runs = sorted(p.parent.name for p in store.glob("*/run.json"))
-        print(f"error: no run {args.run!r} in {store}"
-              + (f"; runs there: {', '.join(runs)}" if runs else ""), file=sys.stderr)
-        return 2
+    if not config.is_file():
+        runs = sorted(p.parent.name for p in store.glob("*/run.json")) if store.is_dir() else []
+        raise InputError(f"no run {args.run!r} in {store}"
+                         + (f"; runs there: {', '.join(runs)}" if runs else "; it holds no runs")
+                         + " (`autodidact runs --store DIR` lists a store's runs)")
     # the store it is found in (where a run is stored is not part of its configuration hash);
-    # open_run refuses, saying so, a run whose store has moved since it was created
-    return _run_flow(str(config), [f"run.store={store}"], run_id=args.run)
+    # a run whose store has moved since it was created is refused, saying so
+    overrides = [f"run.store={json.dumps(str(store))}"]
+    check_self_training(str(config), overrides, run_id=args.run)
+    return _run_flow(str(config), overrides, run_id=args.run)
+
+
+def check_evaluate(args):
+    """The inputs of `evaluate`: config, -n, the suite of the split, adapters, base, store."""
+    from tasks.config import load_config
+
+    cfg = load_config(args.config, _overrides(args))
+    check_count(args.n, "-n")
+    if args.split == "dev" and args.suite:
+        raise InputError("--suite applies to --split test; the dev split is the run's "
+                         "(problems.dev, dev_n, dev_seed): leave out --suite, or use --split "
+                         "test")
+    if args.suite:
+        check_suite(args.suite, "--suite")
+    else:
+        check_suite(getattr(cfg.problems, args.split), f"problems.{args.split}")
+    check_adapters(args.adapter)
+    check_base(cfg.policy.base)
+    check_store(cfg.run.store_dir())
+    return cfg
 
 
 def cmd_evaluate(args) -> int:
     from flows.server import ensure_server
-    from tasks.config import load_config
 
-    load_config(args.config, args.set)
+    check_evaluate(args)
     _quiet_libraries()
     ensure_server()
     from flows.evaluate import evaluate_flow
 
-    state = evaluate_flow(config=args.config, overrides=args.set, adapters=args.adapter,
+    state = evaluate_flow(config=args.config, overrides=_overrides(args), adapters=args.adapter,
                           suite=args.suite, n=args.n, split=args.split, return_state=True)
     result = state.result()
     print(f"policy {result.policy_id} on {result.problems} {result.split} problems of "
@@ -274,40 +360,47 @@ def cmd_evaluate(args) -> int:
           + ("" if result.pass1_sampled is None else
              f"sampled pass@1 {result.pass1_sampled:.3f} ")
           + " ".join(f"pass@{k} {v:.3f}" for k, v in result.pass_at_k.items()))
+    print(f"files: {result.directory}  (result.json, the problems and every judged candidate)")
     print(f"In the Prefect UI: {_flow_run_url(state)}")
     return 0
+
+
+def check_sample(args):
+    """The inputs of `sample`: config, counts, temperature, suite, adapters, base, -o."""
+    from tasks.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    check_count(args.samples, "--samples")
+    check_count(args.n, "-n")
+    if args.temperature is not None and not 0 <= args.temperature <= 2:
+        raise InputError(f"--temperature {args.temperature}: give 0 (greedy) to 2")
+    check_suite(args.suite or cfg.problems.train, "--suite" if args.suite else "problems.train")
+    check_adapters(args.adapter)
+    check_base(cfg.policy.base)
+    writable_file(args.output, "-o")
+    return cfg
 
 
 def cmd_sample(args) -> int:
     """Candidates from a policy, as a cycle's sampling stage writes them (every specialist of the
     config, the first agent's seed, no memory), into a JSONL file; prints the throughput."""
-    import json
-
-    from tasks.config import load_config
+    cfg = check_sample(args)
     from tasks.engines import open_backend
     from tasks.policy import base_policy
     from tasks.problems.records import select
     from tasks.problems.split import load_suite
     from tasks.sampling import sample
 
-    cfg = load_config(args.config, args.set)
     sampling = cfg.sampling
     if args.samples is not None:
-        if args.samples < 1:
-            raise ValueError(f"--samples {args.samples}: give at least 1")
         sampling = sampling.model_copy(update={"samples_per_specialist": args.samples})
     specialists = sampling.specialists
     if args.temperature is not None:
-        if not 0 <= args.temperature <= 2:
-            raise ValueError(f"--temperature {args.temperature}: give 0 (greedy) to 2")
         specialists = [s.model_copy(update={"temperature": args.temperature})
                        for s in specialists]
     policy = base_policy(cfg.policy.base)
     for adapter in args.adapter:
-        if not (Path(adapter) / "adapter_config.json").exists():
-            raise FileNotFoundError(f"{adapter} is not a LoRA adapter directory (no "
-                                    "adapter_config.json)")
-        policy = policy.with_adapter(Path(adapter).resolve())
+        policy = policy.with_adapter(Path(adapter).expanduser().resolve())
     suite = args.suite or cfg.problems.train
     problems = select(load_suite(suite), args.n if args.n is not None else cfg.problems.train_n,
                       cfg.problems.train_seed)
@@ -324,7 +417,7 @@ def cmd_sample(args) -> int:
     rows = [{"id": a.id, "problem_id": a.problem_id, "specialist": a.specialist,
              "sample": a.sample, "policy_id": a.policy_id, "prompt": a.prompt,
              "response": a.response, "program": a.code} for a in attempts]
-    out = Path(args.output)
+    out = Path(args.output).expanduser()
     tmp = out.with_name(out.name + ".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out)
@@ -354,9 +447,7 @@ def cmd_runs(args) -> int:
 
     store = Path(args.store).expanduser() if args.store else runs_dir()
     if not store.is_dir():
-        print(f"error: no run store at {store} (pass --store, or set AUTODIDACT_HOME)",
-              file=sys.stderr)
-        return 2
+        raise InputError(f"no run store at {store} (pass --store, or set AUTODIDACT_HOME)")
     with_api = healthy(api_url())
     if with_api:
         os.environ["PREFECT_API_URL"] = api_url()
@@ -454,23 +545,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_model_provision)
 
-    def config_flags(p, default):
+    def config_flags(p, default, store=False):
         p.add_argument("--config", default=default,
                        help=f"preset (default, smoke, tiny) or YAML path (default: {default})")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one config value, e.g. --set sampling.max_new_tokens=256")
+        if store:
+            p.add_argument("--store", metavar="DIR",
+                           help="the run store (same as --set run.store=DIR; default: "
+                                "run.store, else $AUTODIDACT_HOME/runs)")
 
     p = sub.add_parser("cycle", help="one self-training cycle")
-    config_flags(p, "smoke")
+    config_flags(p, "smoke", store=True)
     p.add_argument("--start", default="base", choices=["base", "promoted"],
                    help="start from policy.base or the newest promoted policy")
     p.set_defaults(func=cmd_cycle)
 
     p = sub.add_parser("run", help="N self-training cycles (the parent flow)")
-    config_flags(p, "default")
+    config_flags(p, "default", store=True)
     p.add_argument("--cycles", type=int, help="cycles to chain (default: run.cycles)")
     p.add_argument("--start", default="base", choices=["base", "promoted"])
-    p.add_argument("--run-id", help="reopen this run instead of deriving the id")
+    p.add_argument("--run-id", metavar="RUN",
+                   help="reopen this run of the store instead of deriving the id (it must "
+                        "exist, with this config; `autodidact runs` lists them)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="run a run again: finished tasks come from the cache")
@@ -478,8 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="the run store (default: $AUTODIDACT_HOME/runs)")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("evaluate", help="evaluate a policy (base + adapters) on a suite")
-    config_flags(p, "default")
+    p = sub.add_parser("evaluate", help="evaluate a policy (base + adapters) on a suite; "
+                                        "writes under <store>/evaluations/")
+    config_flags(p, "default", store=True)
     p.add_argument("--adapter", action="append", default=[],
                    help="a LoRA adapter directory, oldest first (repeatable)")
     p.add_argument("--split", choices=["dev", "test"], default="test",
@@ -532,12 +630,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sandbox import RequestError, SandboxError
     from sandbox.image import ImageBuildError
+    from tasks.config import ConfigError
     from tasks.policy import PolicyError
 
     try:
         return args.func(args)
-    except (RequestError, SandboxError, ImageBuildError, PolicyError, FileNotFoundError,
-            ValueError, RuntimeError) as exc:
+    except ConfigError as exc:  # one line per problem, each naming the file and the key
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except (InputError, RequestError, SandboxError, ImageBuildError, PolicyError,
+            FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
