@@ -28,7 +28,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.lineage import (artifact_key, artifact_key_of, lineage_markdown, materialize_lineage,
                            policy_markdown)
-from tasks.debugging import debug_task
+from tasks.debugging import budget_shares, debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
 from tasks.explore import explore_task, monitor_task
@@ -99,10 +99,12 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
         executing.append(execute_task.submit(ctx, samples, part, cfg.sandbox))
     debugging = []
     if cfg.debug.max_turns > 0:
+        jobs = [(part, done, policy, agents) for part, done in zip(parts, executing)
+                for policy, agents in by_policy.values()]
+        shares = budget_shares(cfg.debug.budget, len(jobs))
         debugging = [debug_task.submit(ctx, done, part, policy, agents, specialists, cfg.sampling,
-                                       cfg.sandbox, cfg.debug.max_turns)
-                     for part, done in zip(parts, executing)
-                     for policy, agents in by_policy.values()]
+                                       cfg.sandbox, cfg.debug, share)
+                     for (part, done, policy, agents), share in zip(jobs, shares)]
     # results in the order of the DAG: a failed stage raises its own error, not "NotReady" from
     # a task downstream of it
     for f in sampling:

@@ -61,7 +61,8 @@ def _unique(names: list[str], what: str) -> None:
 RUN_LOCATION = ("store", "task_runner", "dask_address", "dask_workers")
 """Keys of `run` left out of `Config.hash()` (the run's identity)."""
 
-OMITTED_AT_DEFAULT = (("problems", "curriculum"),)
+OMITTED_AT_DEFAULT = (("problems", "curriculum"), ("debug", "per_problem"), ("debug", "near_miss"),
+                      ("debug", "stop_at_fix"), ("debug", "budget"))
 """(section, key) left out of `Config.hash()` while they hold their default: keys added after
 runs were registered by their id, so that a configuration which does not use them keeps the run
 id it had (the registered efficacy runs, every nightly config)."""
@@ -602,9 +603,34 @@ class DebugConfig(BaseModel):
     model_config = _STRICT
 
     max_turns: int = Field(2, ge=0, le=10)
-    """`int`, defaults to `2`. Most fix attempts per failing candidate; each turn shows the model
-    its own error (exception, message, traceback tail, the failing call, never the expected
-    value). Range: 0 to 10; 0 disables self-debug (and with it debug pairs, `pairs.debug_pairs`)."""
+    """`int`, defaults to `2`. Most fix attempts per debugged candidate (the turns of its chain);
+    each turn shows the model its own error (exception, message, traceback tail, the failing
+    call, never the expected value). Range: 0 to 10; 0 disables self-debug (and with it debug
+    pairs, `pairs.debug_pairs`)."""
+
+    per_problem: int | None = Field(2, ge=1)
+    """`int` or `None`, defaults to `2`. Most debug chains a problem gets, from its failing first
+    tries of the highest reward; `None`: every failing first try that is worth one (below).
+    Worth one: each failure of a problem no first try passed (a fix gives the problem its first
+    chosen program), and a near miss (`near_miss`) of a problem some first try passed. Range:
+    ≥ 1."""
+
+    near_miss: float | None = Field(0.5, ge=0, le=1)
+    """`float` or `None`, defaults to `0.5`. On a problem some first try passed, a failing first
+    try is debugged only when its reward (the fraction of test cases it passed) is at least this:
+    a fix then adds a distinct correct program and a pair against a nearly right one. `None`:
+    failures of such problems are never debugged; `0`: all of them are. Range: 0 to 1."""
+
+    stop_at_fix: bool = True
+    """`bool`, defaults to `True`. End a problem's other chains once one of its fixes passed (the
+    problem has its chosen program; more fixes of it would mostly repeat it)."""
+
+    budget: int | None = Field(256, ge=0)
+    """`int` or `None`, defaults to `256`. Most fixes a cycle generates, all turns and policies
+    together, split evenly among the cycle's debug tasks (one per policy and shard); chains are
+    taken in the order that spreads the budget over problems (every problem's first chain
+    before any second one, unsolved problems first). Each task reports what it spent and
+    skipped in `debug/<agents>.report.json`. `None`: no limit. Range: ≥ 0."""
 
 
 class MemoryConfig(BaseModel):

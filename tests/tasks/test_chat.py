@@ -65,12 +65,14 @@ def test_chat_answers_stop_at_the_closing_fence_and_pass_and_fail(chat_world, ju
 
 def test_a_chat_debug_turn_continues_the_conversation(chat_world, judged, sandbox):
     from tasks.debugging import self_debug
+    from tasks.schema import DebugConfig
 
     cfg, problems, policy, backend = chat_world
     by_id = {p.id: p for p in problems}
-    fixes = self_debug(judged, by_id, backend, backend.tokenizer, policy.id,
-                       cfg.sampling.agents, cfg.sampling.specialists, cfg.sampling, cfg.sandbox,
-                       sandbox, max_turns=1)
+    every = DebugConfig(max_turns=1, per_problem=None, near_miss=0.0, budget=None)
+    fixes, _ = self_debug(judged, by_id, backend, backend.tokenizer, policy.id,
+                          cfg.sampling.agents, cfg.sampling.specialists, cfg.sampling,
+                          cfg.sandbox, sandbox, every)
     assert fixes
     parents = {a.id: a for a in judged}
     suffix = "<|im_start|>assistant\n"

@@ -99,6 +99,7 @@ def test_retrieved_examples_are_rendered_into_the_prompt(world):
 
 def test_execution_attaches_verdicts_and_self_debug_chains_turns(world, sandbox):
     from tasks.debugging import self_debug
+    from tasks.schema import DebugConfig
     from tasks.execution import judge, pass_rates
 
     cfg, problems, policy, backend = world
@@ -112,8 +113,10 @@ def test_execution_attaches_verdicts_and_self_debug_chains_turns(world, sandbox)
         assert a.reward == (a.passed / a.total if a.total else 0.0)
 
     agent, spec = cfg.sampling.agents[0], cfg.sampling.specialists[0]
-    fixes = self_debug(executed, by_id, backend, backend.tokenizer, policy.id, [agent], [spec],
-                       cfg.sampling, cfg.sandbox, sandbox, max_turns=2)
+    every = DebugConfig(max_turns=2, per_problem=None, near_miss=0.0, stop_at_fix=False,
+                        budget=None)  # every failing first try, every turn
+    fixes, report = self_debug(executed, by_id, backend, backend.tokenizer, policy.id, [agent],
+                               [spec], cfg.sampling, cfg.sandbox, sandbox, every)
     failing = [a for a in executed if a.agent == agent.name and a.specialist == spec.name
                and not a.ok]
     assert {f.parent for f in fixes if f.turn == 1} == {a.id for a in failing}
@@ -131,6 +134,18 @@ def test_execution_attaches_verdicts_and_self_debug_chains_turns(world, sandbox)
     assert row["candidates"] == len(problems)
     assert row["passed_after_debug"] == row["passed_first"] + sum(
         1 for a in failing if any(f.ok for f in fixes if root_of(f, fixes) == a.id))
+    assert (report.failing, report.chains, report.attempts) == (len(failing), len(failing),
+                                                                len(fixes))
+    assert report.fixes == sum(f.ok for f in fixes) and sum(report.per_turn) == len(fixes)
+
+    # a budget of 2 fixes: the two chains that come first, one turn, the rest reported skipped
+    if len(failing) > 2:
+        budgeted = every.model_copy(update={"per_problem": None})
+        fixes, report = self_debug(executed, by_id, backend, backend.tokenizer, policy.id,
+                                   [agent], [spec], cfg.sampling, cfg.sandbox, sandbox, budgeted,
+                                   budget=2)
+        assert len(fixes) == report.attempts == 2 and report.per_turn == [2]
+        assert report.skipped["over_budget"] == len(failing) - 2 and report.chains == 2
 
 
 def root_of(fix, fixes):
