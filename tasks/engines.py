@@ -58,9 +58,12 @@ class EngineHung(RuntimeError):
     The stages that sample retry with a fresh pipeline; the stuck call's thread is left behind."""
 
 
-def watched(fn, what: str, hang_s: float = HANG_S, idle_cpu_s: float = IDLE_CPU_S):
+def watched(fn, what: str, hang_s: float = HANG_S, idle_cpu_s: float = IDLE_CPU_S,
+            poll=None, poll_s: float = 10.0):
     """`fn()`, run in a daemon thread and watched from this one: its result, its exception, or
-    EngineHung once the process has used less than `idle_cpu_s` of CPU for `hang_s` seconds."""
+    EngineHung once the process has used less than `idle_cpu_s` of CPU for `hang_s` seconds.
+    `poll()`, when given, is called from this thread every `poll_s` seconds while `fn` runs
+    (progress reporting)."""
     import time
 
     done: dict = {}
@@ -75,9 +78,14 @@ def watched(fn, what: str, hang_s: float = HANG_S, idle_cpu_s: float = IDLE_CPU_
     worker.start()
     cpu, since = time.process_time(), time.monotonic()
     while True:
-        worker.join(timeout=min(10.0, hang_s / 4))
+        worker.join(timeout=min(10.0, hang_s / 4, poll_s))
         if not worker.is_alive():
             break
+        if poll is not None:
+            try:
+                poll()
+            except Exception:  # progress is observation: it never stops the work it observes
+                poll = None
         now_cpu, now = time.process_time(), time.monotonic()
         if now_cpu - cpu >= idle_cpu_s:
             cpu, since = now_cpu, now
@@ -244,6 +252,8 @@ class OpenVINOBackend:
     `render` already.
     """
 
+    poll_s = 10.0  # how often a generate call with a progress reads the pipeline's counters
+
     def __init__(self, model_dir: Path):
         import openvino_genai as og
         from transformers import AutoTokenizer
@@ -279,7 +289,9 @@ class OpenVINOBackend:
             config.include_stop_str_in_output = False
         return config
 
-    def generate(self, prompts: Sequence[str], settings) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], settings, progress=None) -> list[list[str]]:
+        """`progress` counts finished requests (prompts) while the pipeline runs; the prompts
+        run again with a closing fence as their stop (below) are added to its total."""
         if not prompts:
             return []
         each = per_prompt(settings, len(prompts))
@@ -290,7 +302,8 @@ class OpenVINOBackend:
         for s in each:
             index.append(seen.get(s, 0))
             seen[s] = index[-1] + 1
-        out = self._run(prompts, [self._config(s, i) for s, i in zip(each, index)], each)
+        out = self._run(prompts, [self._config(s, i) for s, i in zip(each, index)], each,
+                        progress)
         # A body continuation stops at "\ndef " and the like; a fenced answer opened in
         # completion style would stop right after its fence. Those prompts run again with the
         # closing fence as the only stop (same seeds), and their fenced samples are replaced.
@@ -303,14 +316,23 @@ class OpenVINOBackend:
                 config = self._config(each[i], index[i])
                 config.stop_strings = {"\n```"}
                 configs.append(config)
-            again = self._run([prompts[i] for i in opened], configs, [each[i] for i in opened])
+            if progress is not None:
+                progress.grow(len(opened))
+            again = self._run([prompts[i] for i in opened], configs, [each[i] for i in opened],
+                              progress)
             for i, texts in zip(opened, again):
                 out[i] = [new if _open_fence(old) else old for old, new in zip(out[i], texts)]
         return out
 
-    def _run(self, prompts, configs, each) -> list[list[str]]:
+    def _run(self, prompts, configs, each, progress=None) -> list[list[str]]:
+        poll, counted = None, [0]
+        if progress is not None:
+            poll = self._counter(len(prompts), progress, counted)
         results = watched(lambda: self.pipe.generate(list(prompts), configs),
-                          f"OpenVINO generate ({len(prompts)} prompts)")
+                          f"OpenVINO generate ({len(prompts)} prompts)", poll=poll,
+                          poll_s=self.poll_s)
+        if progress is not None:
+            progress.advance(len(prompts) - counted[0])
         out = []
         for result, s in zip(results, each):
             texts = list(result.m_generation_ids)
@@ -321,6 +343,26 @@ class OpenVINOBackend:
                                    f"expected {s.n} (status {result.m_status})")
             out.append(texts)
         return out
+
+    def _counter(self, total: int, progress, counted: list[int]):
+        """A poll that advances `progress` by the requests the pipeline finished since the last
+        poll. `PipelineMetrics.requests` is the number of unfinished requests as of the last
+        step (0 before the first step of a new pipeline; after a generate call it keeps that
+        call's last value until the next call's first step, so a value equal to the one before
+        the call is not trusted until it has changed once). Read from this thread while the
+        pipeline runs: a copy of a few counters, which changes nothing generated."""
+        stale = self.pipe.get_metrics().requests
+        fresh = [False]
+
+        def poll() -> None:
+            waiting = self.pipe.get_metrics().requests
+            if not fresh[0] and waiting == stale:
+                return
+            fresh[0] = True
+            if 0 < waiting <= total and total - waiting > counted[0]:
+                progress.advance(total - waiting - counted[0])
+                counted[0] = total - waiting
+        return poll
 
 
 def _open_fence(text: str) -> bool:

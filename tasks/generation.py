@@ -4,10 +4,11 @@ Takes: prompts (already rendered text), sampling settings (temperature, n, max_n
 seed).  Gives: completions cut at stop sequences, and whole programs extracted from them, whether
 the model continued the function body or wrote a fenced block.
 
-The backend interface is one method, `Backend.generate(prompts, settings) -> list[list[str]]`
-(n completions per prompt).  `HFBackend` runs transformers `generate` in batches (several sequences
-per forward pass) with the model loaded once per backend; `tasks/engines.py` opens it, or the
-faster OpenVINO engine, for a policy.
+The backend interface is one method, `Backend.generate(prompts, settings, progress=None) ->
+list[list[str]]` (n completions per prompt; `progress`, a `tasks.progress.Progress`, counts the
+prompts whose completions are all written).  `HFBackend` runs transformers `generate` in batches
+(several sequences per forward pass) with the model loaded once per backend; `tasks/engines.py`
+opens it, or the faster OpenVINO engine, for a policy.
 
 Rendering (what the model sees) lives here too, because training must see exactly the same text:
 
@@ -67,10 +68,12 @@ class Settings:
 
 
 class Backend(Protocol):
-    def generate(self, prompts: Sequence[str],
-                 settings: Settings | Sequence[Settings]) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], settings: Settings | Sequence[Settings],
+                 progress=None) -> list[list[str]]:
         """n raw completions for each prompt, in order. `settings`: one for every prompt, or a
-        sequence with one per prompt (several specialists' prompts in one batch)."""
+        sequence with one per prompt (several specialists' prompts in one batch). `progress`
+        (a `tasks.progress.Progress`): advanced by the prompts done as they finish; it observes
+        and changes nothing generated."""
 
 
 def per_prompt(settings: Settings | Sequence[Settings], count: int) -> list[Settings]:
@@ -261,21 +264,24 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # generation continues on the right
 
-    def generate(self, prompts: Sequence[str],
-                 settings: Settings | Sequence[Settings]) -> list[list[str]]:
+    def generate(self, prompts: Sequence[str], settings: Settings | Sequence[Settings],
+                 progress=None) -> list[list[str]]:
         """Prompts with equal settings are batched together (a batch shares its sampling
-        parameters); each group is generated as if alone."""
+        parameters); each group is generated as if alone. `progress` counts a prompt once the
+        batch holding its last sample is done."""
         each = per_prompt(settings, len(prompts))
         out: list[list[str]] = [[] for _ in prompts]
         groups: dict[Settings, list[int]] = {}
         for i, s in enumerate(each):
             groups.setdefault(s, []).append(i)
         for s, members in groups.items():
-            for i, texts in zip(members, self._generate([prompts[i] for i in members], s)):
+            for i, texts in zip(members, self._generate([prompts[i] for i in members], s,
+                                                        progress)):
                 out[i] = texts
         return out
 
-    def _generate(self, prompts: Sequence[str], settings: Settings) -> list[list[str]]:
+    def _generate(self, prompts: Sequence[str], settings: Settings,
+                  progress=None) -> list[list[str]]:
         import torch
 
         out: list[list[str]] = [[] for _ in prompts]
@@ -305,6 +311,9 @@ class HFBackend:
                 if settings.stop_early and settings.style == "chat":
                     text = cut_chat(text)  # as OpenVINO's stop string leaves it
                 out[i].append(text)
+            if progress is not None:  # prompts whose last sample was in this batch
+                end = start + len(batch)
+                progress.advance(end // settings.n - start // settings.n)
         return out
 
 
