@@ -13,6 +13,7 @@ Run alone: `autodidact sandbox exec requests.jsonl` judges a file of requests th
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -22,6 +23,7 @@ from sandbox import Request, Sandbox
 from sandbox.engine import Limits, SandboxError
 from tasks.caching import cached
 from tasks.problems.records import Problem
+from tasks.progress import Progress
 from tasks.records import Attempt, CycleContext, Shard, read_attempts, shard_suffix, write_rows
 from tasks.schema import SandboxConfig
 
@@ -54,19 +56,40 @@ def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
     return [request(a, problems[a.problem_id]) for a in attempts]
 
 
+# With a progress to report, the sandbox judges the candidates in this many batches (each at
+# least PROGRESS_MIN_BATCH candidates): one `docker exec` each (~0.1 s), and a verdict depends
+# only on its own request, never on what shares its batch.
+PROGRESS_BATCHES = 20
+PROGRESS_MIN_BATCH = 32
+
+
+def progress_batches(n: int) -> list[tuple[int, int]]:
+    """(start, end) of the batches n candidates are judged in when progress is reported."""
+    size = max(PROGRESS_MIN_BATCH, math.ceil(n / PROGRESS_BATCHES))
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
 def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: Sandbox,
-          cfg: SandboxConfig) -> list[Attempt]:
-    """The attempts with their verdicts, in order, judged by an open sandbox."""
+          cfg: SandboxConfig, progress: Progress | None = None) -> list[Attempt]:
+    """The attempts with their verdicts, in order, judged by an open sandbox. `progress`, when
+    given, counts the candidates judged: they then go to the sandbox in `progress_batches`
+    (without it, in one batch)."""
     if not attempts:
         return []
     ids = [a.id for a in attempts]
     if len(set(ids)) != len(ids):
         raise ValueError("two attempts share an id: verdicts are matched to attempts by id")
-    verdicts = {v.id: v for v in box.run(requests_for(attempts, problems, cfg))}
-    broken = [v for v in verdicts.values() if v.status == "sandbox_error"]
-    if broken:  # never the candidates' fault, and never trained on: the task retries
-        raise SandboxError(f"the sandbox could not judge {len(broken)} of {len(verdicts)} "
-                           f"candidates (first: {broken[0].id}: {broken[0].feedback})")
+    requests = requests_for(attempts, problems, cfg)
+    if progress is None:
+        verdicts = {v.id: v for v in box.run(requests)}
+    else:
+        verdicts = {}
+        for start, end in progress_batches(len(requests)):
+            got = box.run(requests[start:end])
+            verdicts.update((v.id, v) for v in got)
+            _refuse_broken(verdicts.values(), len(requests))  # stop at the first broken batch
+            progress.advance(len(got))
+    _refuse_broken(verdicts.values(), len(verdicts))
     return [a.model_copy(update=dict(status=verdicts[a.id].status, passed=verdicts[a.id].passed,
                                      total=verdicts[a.id].total,
                                      held_out_passed=verdicts[a.id].held_out_passed,
@@ -76,13 +99,21 @@ def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: San
             for a in attempts]
 
 
+def _refuse_broken(verdicts, total: int) -> None:
+    broken = [v for v in verdicts if v.status == "sandbox_error"]
+    if broken:  # never the candidates' fault, and never trained on: the task retries
+        raise SandboxError(f"the sandbox could not judge {len(broken)} of {total} "
+                           f"candidates (first: {broken[0].id}: {broken[0].feedback})")
+
+
 def execute(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
             cfg: SandboxConfig) -> list[Attempt]:
-    """Judge attempts in a fresh sandbox container (started and removed here)."""
+    """Judge attempts in a fresh sandbox container (started and removed here), reporting
+    progress as "execute" (tasks/progress.py)."""
     if not attempts:
         return []
-    with open_sandbox(cfg) as box:
-        return judge(attempts, problems, box, cfg)
+    with open_sandbox(cfg) as box, Progress("execute", len(attempts), "candidates") as progress:
+        return judge(attempts, problems, box, cfg, progress)
 
 
 def pass_rates(attempts: Sequence[Attempt]) -> dict[tuple[str, str], dict]:
