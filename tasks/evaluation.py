@@ -181,8 +181,10 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
              cfg: EvaluationConfig, sampling: SamplingConfig, sandbox_cfg: SandboxConfig,
              box: Sandbox, out_dir: str | Path | None = None, split: str = "test") -> EvalResult:
     """Greedy pass@1, and sampled pass@1 and pass@k from `cfg.n_samples` samples per problem;
-    the judged candidates go to `<out_dir>/attempts.jsonl` when `out_dir` is given."""
+    the judged candidates go to `<out_dir>/attempts.jsonl` when `out_dir` is given. Progress:
+    "evaluate <split> greedy" and "... sampled" (prompts), "... judge" (candidates)."""
     from tasks.memory import code_hash
+    from tasks.progress import Progress
 
     if not problems:
         raise ValueError(f"no {split} problems: check problems.{split}_n")
@@ -191,10 +193,13 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
     prompts = [render(p.prompt, style, "", tokenizer) for p in problems]
     base = dict(max_new_tokens=sampling.max_new_tokens, top_p=sampling.top_p, seed=EVAL_SEED,
                 batch_size=sampling.batch_size, stop_early=True, style=style)
-    greedy = backend.generate(prompts, Settings(temperature=0.0, n=1, **base))
-    sampled = (backend.generate(prompts, Settings(temperature=cfg.temperature, n=cfg.n_samples,
-                                                  **base))
-               if cfg.n_samples > 0 else [[] for _ in problems])
+    with Progress(f"evaluate {split} greedy", len(prompts), "prompts") as progress:
+        greedy = backend.generate(prompts, Settings(temperature=0.0, n=1, **base), progress)
+    sampled = [[] for _ in problems]
+    if cfg.n_samples > 0:
+        with Progress(f"evaluate {split} sampled", len(prompts), "prompts") as progress:
+            sampled = backend.generate(prompts, Settings(temperature=cfg.temperature,
+                                                         n=cfg.n_samples, **base), progress)
     attempts = []
     for problem, prompt, g, s in zip(problems, prompts, greedy, sampled):
         for k, text in enumerate(g + s):
@@ -204,7 +209,8 @@ def evaluate(problems: Sequence[Problem], backend: Backend, policy_id: str, suit
                 problem_id=problem.id, cycle=0, agent="eval", specialist="none",
                 sample=k, turn=0, policy_id=policy_id, prompt=prompt,
                 response=response, code=code))
-    judged = judge(attempts, {p.id: p for p in problems}, box, sandbox_cfg)
+    with Progress(f"evaluate {split} judge", len(attempts), "candidates") as progress:
+        judged = judge(attempts, {p.id: p for p in problems}, box, sandbox_cfg, progress)
     if out_dir is not None:  # the candidates behind the score, for inspection
         write_rows(Path(out_dir) / "attempts.jsonl", judged)
     outcomes = []

@@ -122,25 +122,29 @@ def sweep(problems: Sequence[Problem], backend, policy_id: str,
           sandbox_cfg: SandboxConfig, box, cfg: ExploreConfig, run_id: str,
           cycle: int) -> tuple[Exploration, list[Attempt]]:
     """Sample `problems` at every scale, judge, and keep the scale of the best balance score
-    (ties: the scale nearest 1, then the smaller)."""
+    (ties: the scale nearest 1, then the smaller). Progress: "explore", the prompts of every
+    scale sampled (judging them takes seconds)."""
     from tasks.execution import judge
+    from tasks.progress import Progress
     from tasks.sampling import sample
     from tasks.schema import AgentConfig
 
     rows, judged = [], []
     one = sampling.model_copy(update={"samples_per_specialist": cfg.samples})
-    for scale in cfg.scales:
-        these = scaled(specialists, scale, cfg)
-        agent = AgentConfig(name=f"sweep{scale:g}", policy="current", seed=0)
-        attempts = judge(sample(problems, backend, backend.tokenizer, policy_id, [agent], these,
-                                one, cycle, None, run_id),
-                         {p.id: p for p in problems}, box, sandbox_cfg)
-        judged += attempts
-        m = monitor(attempts, cfg.n_star)
-        rows.append({"scale": scale, "temperatures": {s.name: s.temperature for s in these},
-                     "balance": round(m.balance, 4), "pass@1": round(m.pass_at_k[1], 4),
-                     "selected": m.selected, "correct": m.selected_correct,
-                     "distinct_passing": round(m.distinct_passing, 3)})
+    with Progress("explore", len(cfg.scales) * len(specialists) * len(problems),
+                  "prompts") as progress:
+        for scale in cfg.scales:
+            these = scaled(specialists, scale, cfg)
+            agent = AgentConfig(name=f"sweep{scale:g}", policy="current", seed=0)
+            sampled = sample(problems, backend, backend.tokenizer, policy_id, [agent], these,
+                             one, cycle, None, run_id, progress=progress)
+            attempts = judge(sampled, {p.id: p for p in problems}, box, sandbox_cfg)
+            judged += attempts
+            m = monitor(attempts, cfg.n_star)
+            rows.append({"scale": scale, "temperatures": {s.name: s.temperature for s in these},
+                         "balance": round(m.balance, 4), "pass@1": round(m.pass_at_k[1], 4),
+                         "selected": m.selected, "correct": m.selected_correct,
+                         "distinct_passing": round(m.distinct_passing, 3)})
     best = max(rows, key=lambda r: (r["balance"], -abs(r["scale"] - 1.0), -r["scale"]))
     return Exploration(scale=best["scale"], specialists=scaled(specialists, best["scale"], cfg),
                        rows=rows), judged

@@ -30,6 +30,7 @@ from tasks.execution import ENGINE_RETRIES
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
 from tasks.problems.records import Problem
+from tasks.progress import Progress
 from tasks.records import (Attempt, CycleContext, Shard, attempt_id, digest, shard_suffix,
                            write_rows)
 from tasks.schema import AgentConfig, MemoryConfig, SamplingConfig, SpecialistConfig
@@ -54,12 +55,14 @@ def settings_for(cfg: SamplingConfig, temperature: float, n: int, seed: int,
 def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: str,
            agents: Sequence[AgentConfig], specialists: Sequence[SpecialistConfig],
            cfg: SamplingConfig, cycle: int,
-           examples: Sequence[Sequence[str]] | None = None, run_id: str = "") -> list[Attempt]:
+           examples: Sequence[Sequence[str]] | None = None, run_id: str = "",
+           progress: Progress | None = None) -> list[Attempt]:
     """`cfg.samples_per_specialist` candidates per problem from every (agent, specialist), all
     generated in one call to the backend.
 
     `examples[i]` are the retrieved memories shown with problem i (none when `examples` is None,
-    and never to a specialist with `retrieval: false`).
+    and never to a specialist with `retrieval: false`). `progress` counts the prompts done
+    (default: a "sample" progress of its own, tasks/progress.py).
     """
     if examples is not None and len(examples) != len(problems):
         raise ValueError(f"{len(examples)} example lists for {len(problems)} problems: retrieval "
@@ -76,7 +79,11 @@ def sample(problems: Sequence[Problem], backend: Backend, tokenizer, policy_id: 
                 prompts.append(render(problem.prompt, style, specialist.system_prompt, tokenizer,
                                       examples=shown[i] if shown is not None else ()))
                 settings.append(each)
-    completions = backend.generate(prompts, settings)
+    if progress is None:
+        with Progress("sample", len(prompts), "prompts") as own:
+            completions = backend.generate(prompts, settings, progress=own)
+    else:
+        completions = backend.generate(prompts, settings, progress=progress)
     attempts = []
     for (agent, specialist, problem), prompt, outs in zip(jobs, prompts, completions):
         for k, text in enumerate(outs):
