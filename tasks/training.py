@@ -134,6 +134,39 @@ def _trainer_class():
     return CompletionAwareDPOTrainer
 
 
+def _progress_callback():
+    """A transformers callback reporting training through tasks/progress.py: a line per
+    logging step (every optimizer step here) with the step, the loss, trl's reward accuracy and
+    reward margin, the rate and the ETA, in the task's log and its progress artifact."""
+    from transformers import TrainerCallback
+
+    from tasks.progress import Progress
+
+    class TrainingProgress(TrainerCallback):
+        def __init__(self):
+            self.progress: Progress | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.progress = Progress("train", state.max_steps, "steps", done=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.progress is None or not logs or "loss" not in logs:
+                return  # the summary at the end (train_runtime, ...) has no step loss
+            parts = [f"loss {float(logs['loss']):.4f}"]
+            if "rewards/accuracies" in logs:
+                parts.append(f"reward accuracy {float(logs['rewards/accuracies']):.2f}")
+            if "rewards/margins" in logs:
+                parts.append(f"margin {float(logs['rewards/margins']):+.4f}")
+            self.progress.report(", ".join(parts), done=state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.update_to(state.global_step)
+                self.progress.close()
+
+    return TrainingProgress()
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -247,9 +280,11 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     # without it (measured), so the warning is noise in every training log
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from peft import LoraConfig
+    from transformers import PrinterCallback, ProgressCallback
     from trl import DPOConfig
 
     from tasks.pairs import load_pair_dataset
+    from tasks.progress import run_logger
 
     out = Path(out_dir)
     adapter_dir = out / ADAPTER
@@ -288,10 +323,15 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         from transformers import set_seed
 
         set_seed(seed)
+        if kwargs.get("precompute_ref_log_probs", False):
+            run_logger().info(f"train: {len(dataset)} pairs; their reference log-probs first")
         with completions_scored_only(COMPLETIONS_ONLY):  # the reference pass scores too
             trainer = _trainer_class()(model=model, args=args, train_dataset=dataset,
                                        processing_class=tokenizer, peft_config=lora,
-                                       callbacks=list(callbacks) or None)
+                                       callbacks=[*callbacks, _progress_callback()])
+        # the progress callback reports instead of transformers' bar and printed log dicts
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
         resume = last_complete_checkpoint(checkpoints)
         try:
             with completions_scored_only(COMPLETIONS_ONLY):
