@@ -10,6 +10,8 @@ One run goes through three lives, as a failed night does:
 """
 
 import json
+import logging
+import re
 import time
 from pathlib import Path
 
@@ -107,19 +109,44 @@ def cfg_policy_id(run_dir: Path) -> str:
     return json.loads((run_dir / "run.json").read_text())["start_policy_id"]
 
 
+PROGRESS_LINE = re.compile(r"^(?P<what>[^:]+): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)")
+
+
+class _Records(logging.Handler):
+    """Keeps the records a logger hands it."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     """The cycle's keyed artifacts (summary, pass rates, pairs, evaluation, promotion), named and
-    tagged flow runs, a lineage a person can click through, and asset materializations."""
+    tagged flow runs, a lineage a person can click through, and asset materializations; and
+    the progress of every long stage in its task run's log and progress artifact."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, FlowRunFilter,
-                                                FlowRunFilterTags)
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId,
+                                                ArtifactFilterKey, ArtifactFilterType,
+                                                FlowRunFilter, FlowRunFilterTags, LogFilter,
+                                                LogFilterTaskRunId)
+    from prefect.logging.handlers import APILogHandler
 
     from flows.lineage import store_tag
     from flows.self_training import self_training
 
-    results = self_training(config=str(toy / "toy.yaml"),
-                            overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
-                                       "memory.enabled=false"])
+    # the task runs' logger (caplog's handler on the root logger does not survive Prefect
+    # configuring logging when its main module first loads)
+    task_logs = _Records()
+    logging.getLogger("prefect.task_runs").addHandler(task_logs)
+    try:
+        results = self_training(config=str(toy / "toy.yaml"),
+                                overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
+                                           "memory.enabled=false"])
+    finally:
+        logging.getLogger("prefect.task_runs").removeHandler(task_logs)
     r = results[0]
     key = r.run_id.lower()
     with get_client(sync_client=True) as client:
@@ -172,6 +199,51 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     assert adapter in made, sorted(made)
     assert any(k.endswith(f"/{r.run_id}/cycle-1/pairs") for k in made[adapter]), made[adapter]
     assert f"autodidact://policy/{r.started_from.id}" in made[adapter]
+
+    # progress (tasks/progress.py): each long stage's lines come from its task run's logger,
+    # start at 0 and count up to their total
+    counted: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    task_runs = {}
+    for record in task_logs.records:
+        match = PROGRESS_LINE.match(record.getMessage())
+        if match and getattr(record, "task_run_name", None):
+            key = (record.task_run_name, match["what"])
+            counted.setdefault(key, []).append((int(match["done"]), int(match["total"])))
+            task_runs[record.task_run_name] = str(record.task_run_id)
+    for (run, what), seen in counted.items():
+        dones = [done for done, _ in seen]
+        assert dones[0] == 0 and dones == sorted(dones), (run, what, seen)
+        assert seen[-1][0] == seen[-1][1] > 0, (run, what, seen)
+    stages = {(run.split("[")[0], what) for run, what in counted}
+    for split in ("dev", "test"):
+        stages -= {("evaluate", f"evaluate {split} {part}")
+                   for part in ("greedy", "sampled", "judge")}
+    assert stages == {("sample", "sample"), ("execute", "execute"), ("explore", "explore"),
+                      ("train", "train")}, stages
+    (train_run,) = [run for run in task_runs if run.startswith("train[")]
+    steps = [line for line in (rec.getMessage() for rec in task_logs.records)
+             if line.startswith("train: ") and "; loss " in line]
+    assert len(steps) == r.training["steps"], steps
+    assert all("reward accuracy" in line and "margin" in line for line in steps)
+    # the same lines in the task run's log on the server, and a progress artifact at 100%
+    APILogHandler().flush()  # sends the logs still queued
+
+    def server_log() -> list[str]:
+        with get_client(sync_client=True) as client:
+            return [log.message for log in client.read_logs(log_filter=LogFilter(
+                task_run_id=LogFilterTaskRunId(any_=[task_runs[train_run]])))]
+    deadline = time.monotonic() + 30
+    logged = server_log()
+    while not any("steps (100%)" in line for line in logged) and time.monotonic() < deadline:
+        time.sleep(1)
+        logged = server_log()
+    assert any(line.startswith("train: ") and "steps (100%)" in line for line in logged), logged
+    with get_client(sync_client=True) as client:
+        bars = client.read_artifacts(artifact_filter=ArtifactFilter(
+            type=ArtifactFilterType(any_=["progress"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[f.id for f in runs.values()])))
+    assert {str(b.task_run_id) for b in bars} == set(task_runs.values())
+    assert all(float(b.data) == 100.0 for b in bars), [(b.description, b.data) for b in bars]
 
 
 def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):
