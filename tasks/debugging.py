@@ -38,6 +38,7 @@ from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, extract, render
 from tasks.policy import Policy
 from tasks.problems.records import Problem
+from tasks.progress import Progress
 from tasks.records import (Attempt, CycleContext, Shard, attempt_id, read_attempts,
                            shard_suffix, write_json, write_rows)
 from tasks.sampling import run_name, seed_for, settings_for
@@ -171,7 +172,9 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
                                                   turn),
                                          specialist.prompt_style))
         started = time.monotonic()
-        outs = backend.generate(prompts, settings)
+        with Progress(f"debug turn {turn} of {debug.max_turns}", len(prompts),
+                      "prompts") as progress:
+            outs = backend.generate(prompts, settings, progress=progress)
         seconds["generation"] += time.monotonic() - started
         fixes = []
         for failed, prompt, (text,) in zip(frontier, prompts, outs):
@@ -185,7 +188,9 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
                 policy_id=policy_id, prompt=prompt,
                 response=response, code=code))
         started = time.monotonic()
-        judged = judge(fixes, problems, box, sandbox_cfg)
+        with Progress(f"debug turn {turn} of {debug.max_turns} judge", len(fixes),
+                      "candidates") as progress:
+            judged = judge(fixes, problems, box, sandbox_cfg, progress)
         seconds["judging"] += time.monotonic() - started
         new.extend(judged)
         per_turn.append(len(judged))
