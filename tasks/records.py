@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable, TypeVar
 
@@ -129,12 +130,37 @@ class Shard(BaseModel):
         return [model.model_validate_json(line) for line in data.decode().splitlines() if line]
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (`/proc/self/status` on Linux 4.7+): the
+    `os.umask` round trip sets it for a moment, and a file another thread creates meanwhile
+    would get the wrong mode. Elsewhere the round trip, under a lock (which orders only the
+    callers of this function)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> str:
-    """Write `data` to `path` atomically; return its sha256."""
+    """Write `data` to `path` atomically; return its sha256.
+
+    The file gets the mode `open()` would have given it (0666 less the umask: 0644 under the
+    usual 022), not mkstemp's private 0600, so every file of a run store reads the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
