@@ -5,7 +5,7 @@ Takes: `EvalResult`s (tasks/evaluation.py), whose per-problem outcomes are the r
 Gives: `paired_rows` (one row per held-out set and baseline: both scores, the paired difference
 of the per-problem score with its bootstrap 95% CI, the sign-flip and McNemar p-values),
 `run_table` (one row per cycle) and `plot_scores` (a PNG of dev and test pass@1 over cycles with
-95% CIs). Nothing here chooses anything: promotion is tasks/evaluation.py's `decide`, on dev.
+95% CIs, promoted cycles shaded grey). Nothing here chooses anything: promotion is tasks/evaluation.py's `decide`, on dev.
 
 Recompute any number from the files: every evaluation writes its outcomes to
 `<run>/evaluations/<policy id>/<split>/result.json`.
@@ -67,9 +67,11 @@ def run_table(cycles: Sequence[dict]) -> list[dict]:
     return rows
 
 
-def plot_scores(cycles: Sequence[dict], path: str | Path, title: str) -> Path:
-    """A PNG of dev and test per-problem score (greedy + sampled) and greedy pass@1 over cycles,
-    with 95% bootstrap CIs of the score; cycle 0 is the start policy."""
+def scores_figure(cycles: Sequence[dict], title: str):
+    """The matplotlib figure `plot_scores` saves: dev and test per-problem score (greedy +
+    sampled) with 95% bootstrap CIs and greedy pass@1 over cycles, and a grey band on every
+    cycle whose policy was promoted. The legend names exactly what is drawn: the band's entry
+    is there only when some cycle was promoted."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -85,16 +87,25 @@ def plot_scores(cycles: Sequence[dict], path: str | Path, title: str) -> Path:
                     label=f"{split} score (greedy + samples), 95% CI")
         ax.plot(xs, [c[split].pass1_greedy for c in cycles], linestyle="--", marker="x",
                 color=colour, alpha=0.6, label=f"{split} greedy pass@1")
-    for c in cycles:
-        if c["promoted"]:
-            ax.axvline(c["cycle"], color="grey", alpha=0.25, linewidth=6)
-    ax.set_xlabel("cycle (0: start policy; grey: promoted)")
+    promoted = [c["cycle"] for c in cycles if c["promoted"]]
+    for i, cycle in enumerate(promoted):  # one legend entry for all the bands
+        ax.axvspan(cycle - 0.15, cycle + 0.15, color="grey", alpha=0.25, linewidth=0,
+                   label="promoted" if i == 0 else "_nolegend_")
+    ax.set_xlabel("cycle (0: the start policy)")
     ax.set_ylabel("pass rate")
     ax.set_xticks(xs)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def plot_scores(cycles: Sequence[dict], path: str | Path, title: str) -> Path:
+    """A PNG of `scores_figure`; cycle 0 is the start policy."""
+    fig = scores_figure(cycles, title)
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
