@@ -64,11 +64,18 @@ def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
+# Files describing a model or adapter directory rather than being part of it: left out of its
+# content hash. `manifest.json` names the hash; `README.md` is the model card training writes
+# (run id, paths, timings: what differs between two runs that trained the same weights).
+NOT_HASHED = ("manifest.json", "README.md")
+
+
 def dir_hash(path: Path) -> str:
-    """Content hash of a model or adapter directory (names + bytes of every file), 16 hex."""
+    """Content hash of a model or adapter directory (names + bytes of every file but the
+    `NOT_HASHED` ones), 16 hex."""
     digest = hashlib.sha256()
     for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        if file.name == "manifest.json":
+        if file.name in NOT_HASHED:
             continue
         digest.update(str(file.relative_to(path)).encode())
         digest.update(file_sha256(file).encode())

@@ -3,7 +3,8 @@
 Takes: a pair dataset (tasks/pairs.py: `prompt, chosen, rejected, ...`), the policy it was mined
 with (base + adapters), the `training` config section and a directory of its own in the run store.
 Gives: a new LoRA adapter in `<dir>/adapter/` with a `manifest.json` (parents, data hash, config
-hash, library versions, metrics), and the new `Policy` = previous policy + that adapter.
+hash, library versions, metrics) and a model card `README.md`, and the new `Policy` = previous
+policy + that adapter.
 
 The loss is trl's `loss_type=["sigmoid", "sft"]`, `loss_weights=[1, training.sft_weight]`: DPO
 plus negative log-likelihood of the chosen code (CodeLutra's dual loss). The previous policy's
@@ -16,7 +17,11 @@ training killed mid-way resumes from the newest one when it is run again with th
 The adapter is written to a staging directory and renamed into place, so `<dir>/adapter/` exists
 only when complete.
 
-Run alone: `python -m tasks.training PAIRS.jsonl OUT_DIR --config tiny`.
+The adapter's `README.md` is its model card (`model_card`): the policy, its parent, the pairs
+(path, sha256, rows by kind), the settings, trl's metrics and the commands that reproduce it. It is
+written after the content hash is taken and is not part of it (tasks/policy.py, `NOT_HASHED`).
+
+Run alone: `python -m tasks.training PAIRS.jsonl OUT_DIR --config tiny [--adapter DIR ...]`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import logging
 import shutil
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -33,8 +39,8 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached, source_hash
-from tasks.policy import Policy, _offline, dir_hash, load_policy
-from tasks.records import CycleContext, Shard, write_json
+from tasks.policy import Policy, _offline, dir_hash, file_sha256, load_policy
+from tasks.records import CycleContext, Shard, write_atomic, write_json
 from tasks.schema import TrainingConfig
 
 ADAPTER = "adapter"
@@ -268,12 +274,15 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
 
 def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: str,
           out_dir: str | Path, seed: int = 0, pairs_sha256: str = "", config_hash: str = "",
-          callbacks: Sequence = (), earlier: Sequence[tuple[str, str]] = ()) -> TrainResult:
+          callbacks: Sequence = (), earlier: Sequence[tuple[str, str]] = (),
+          config_file: str | None = None, run: tuple[str, str] | None = None) -> TrainResult:
     """Train a new adapter on the pairs; resume from `<out_dir>/checkpoints` when one is there.
 
     `callbacks` are transformers `TrainerCallback`s (progress reporting, or a test stopping the
     run to show that it resumes). `earlier`: (prompt, chosen) of earlier cycles, whose likelihood
     before and after training goes into the metrics (the collapse guard reads the drop).
+    `config_file` (the config the settings came from) and `run` ((run id, store) of the run that
+    trains) go into the adapter's model card, `README.md`, as the commands that reproduce it.
     """
     _offline()
     # bitsandbytes warns at import that an optional CPU kernel package is missing; NF4 works
@@ -350,7 +359,8 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(str(staging))
     _canonical_adapter_config(staging / "adapter_config.json")
-    adapter_hash = dir_hash(staging)
+    adapter_hash = dir_hash(staging)  # README.md is not hashed: the card may name the run
+    pairs_sha256 = pairs_sha256 or file_sha256(Path(pairs_path))
     write_json(staging / "manifest.json", {
         "adapter_hash": adapter_hash,
         "parents": {"policy": policy.id, "base_hash": policy.base_hash,
@@ -364,10 +374,123 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         "metrics": metrics,
         "versions": _versions(),
     })
+    write_atomic(staging / "README.md", model_card(
+        policy=policy, adapter_hash=adapter_hash, adapter_dir=adapter_dir, pairs_path=pairs_path,
+        pairs_sha256=pairs_sha256, kinds=Counter(dataset["kind"]),
+        problems=len(set(dataset["problem_id"])), cfg=cfg, dtype=dtype, seed=seed,
+        steps=trainer.state.global_step, resumed_from=resume, metrics=metrics,
+        log_history=trainer.state.log_history, config_file=config_file, run=run).encode())
     staging.rename(adapter_dir)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: no resume needed
     shutil.rmtree(out / "merged-previous-policy", ignore_errors=True)
     return _result_from(adapter_dir, policy)
+
+
+def _flat(settings: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested settings as (dotted key, value) rows, sorted."""
+    rows = []
+    for key, value in sorted(settings.items()):
+        if isinstance(value, dict):
+            rows += _flat(value, f"{prefix}{key}.")
+        else:
+            rows.append((prefix + key, value))
+    return rows
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return f"`{json.dumps(value)}`" if isinstance(value, (list, bool)) or value is None \
+        else str(value).replace("|", "\\|")
+
+
+# trl's per-step names, shown with the value of the last logged step
+FINAL_STEP = (("loss", "loss (DPO + SFT)"), ("rewards/accuracies", "reward accuracy"),
+              ("rewards/margins", "reward margin"), ("nll_loss", "SFT (NLL) loss"))
+
+
+def model_card(*, policy: Policy, adapter_hash: str, adapter_dir: Path, pairs_path, pairs_sha256,
+               kinds: dict[str, int], problems: int, cfg: TrainingConfig, dtype: str, seed: int,
+               steps: int, resumed_from: str | None, metrics: dict[str, float],
+               log_history: Sequence[dict], config_file: str | None,
+               run: tuple[str, str] | None) -> str:
+    """The adapter's `README.md` (in place of peft's blank template): the policy it makes and the
+    one it was trained from, the pairs it was trained on, the settings, trl's metrics and the
+    commands that reproduce it. Not part of the adapter's content hash (tasks/policy.py,
+    `NOT_HASHED`), so it may name the run, paths and timings."""
+    new = Policy(base=policy.base, base_hash=policy.base_hash,
+                 adapters=policy.adapters + (str(adapter_dir),),
+                 adapter_hashes=policy.adapter_hashes + (adapter_hash,))
+    parent = (f"`{policy.id}`: the base model with {len(policy.adapters)} adapter(s), oldest "
+              "first:\n" + "".join(f"    - `{a}` (hash `{h}`)\n"
+                                   for a, h in zip(policy.adapters, policy.adapter_hashes))
+              if policy.adapters else f"`{policy.id}`: the base model alone\n")
+    logged = [entry for entry in log_history if "loss" in entry]
+    final = logged[-1] if logged else {}
+    metric_rows = [(f"{label}, final step ({final.get('step', steps)})", float(final[key]))
+                   for key, label in FINAL_STEP if key in final]
+    metric_rows += sorted(metrics.items())
+    kind_text = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    adapters = "".join(f" --adapter {a}" for a in policy.adapters)
+    config = config_file or "CONFIG"
+    lines = [
+        f"# Policy {new.id}",
+        "",
+        "A LoRA adapter trained by autodidact (`tasks/training.py`): DPO with an SFT term on the "
+        "chosen code (trl `DPOTrainer`), against the policy it was trained from as reference. "
+        "`manifest.json` beside this file holds the same facts as JSON.",
+        "",
+        "## Lineage",
+        "",
+        f"- policy: `{new.id}` (this adapter on top of its parent)",
+        f"- adapter content hash: `{adapter_hash}` (every file here but `manifest.json` and "
+        "this `README.md`)",
+        f"- parent policy: {parent}".rstrip("\n"),
+        f"- base model: `{policy.base}` (hash `{policy.base_hash}`)",
+    ]
+    if run is not None:
+        lines.append(f"- trained in run `{run[0]}` of the store `{run[1]}`")
+    lines += [
+        "",
+        "## Data",
+        "",
+        f"- pairs file: `{pairs_path}`",
+        f"- sha256: `{pairs_sha256}`",
+        f"- rows trained: {sum(kinds.values())} ({kind_text}), from {problems} problems",
+        "",
+        "## Training settings",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *(f"| {key} | {_cell(value)} |" for key, value in
+          _flat(cfg.model_dump(mode="json")) + [("dtype", dtype), ("seed", seed)]),
+        "",
+        f"{steps} optimizer steps" + (f", resumed from `{Path(resumed_from).name}`"
+                                      if resumed_from else "") + ".",
+        "",
+        "## Metrics (as trl reported them)",
+        "",
+        "`mean_*`: the mean over every logged step; `train_loss`: trl's mean loss over the run "
+        "(a resumed training counts only the steps after its checkpoint); `earlier_chosen_*`: "
+        "the likelihood of earlier cycles' chosen code before and after (the collapse probe).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {name} | {_cell(value)} |" for name, value in metric_rows),
+        "",
+        "## Reproduce",
+        "",
+    ]
+    if run is not None:
+        lines += ["The run again (this training, finished, comes from the cache):", "",
+                  f"    autodidact resume {run[0]} --store {run[1]}", ""]
+    lines += ["This training again, into a new directory OUT (the same pairs, parent policy, "
+              "settings, dtype and seed)" + ("" if config_file else
+                                             f", CONFIG being a config with policy.dtype {dtype}, "
+                                             f"run.seed {seed} and the training settings above")
+              + ":", "",
+              f"    python -m tasks.training {pairs_path} OUT --config {config}{adapters}", ""]
+    return "\n".join(lines)
 
 
 def _canonical_adapter_config(path: Path) -> None:
@@ -436,7 +559,9 @@ def train_task(ctx: CycleContext, pairs: Shard, policy: Policy, training: Traini
                                                   ctx.dtype, ctx.seed, source_hash(train))[:12]
     return train(pairs.path, policy, training, ctx.dtype, where, ctx.seed,
                  pairs_sha256=pairs.sha256, config_hash=config_hash,
-                 earlier=earlier_examples(earlier))
+                 earlier=earlier_examples(earlier),
+                 config_file=str(Path(ctx.run_dir) / "config.yaml"),
+                 run=(ctx.run_id, str(Path(ctx.run_dir).parent)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -449,10 +574,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("pairs")
     parser.add_argument("out_dir")
     parser.add_argument("--config", default="tiny")
+    parser.add_argument("--adapter", action="append", default=[],
+                        help="an adapter of the policy to train from, on policy.base (repeat, "
+                             "oldest first); the model card of an adapter lists its parent's")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
-    result = train(args.pairs, base_policy(cfg.policy.base), cfg.training, cfg.policy.dtype,
-                   args.out_dir, cfg.run.seed, config_hash=cfg.section_hash("training"))
+    policy = base_policy(cfg.policy.base)
+    for adapter in args.adapter:
+        policy = policy.with_adapter(Path(adapter).expanduser().resolve())
+    result = train(args.pairs, policy, cfg.training, cfg.policy.dtype, args.out_dir,
+                   cfg.run.seed, config_hash=cfg.section_hash("training"),
+                   config_file=args.config)
     print(result.model_dump_json(indent=2))
 
 

@@ -110,7 +110,8 @@ def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cf
     shard = pairs_file(tmp_path / "pairs.jsonl")
     policy = base_policy(TINY_BASE)
     result = train(shard.path, policy, tiny_cfg.training, "float32", tmp_path / "train",
-                   pairs_sha256=shard.sha256, config_hash="cfg")
+                   pairs_sha256=shard.sha256, config_hash="cfg",
+                   config_file="/runs/r-1/config.yaml", run=("r-1", "/runs"))
     assert result.steps == 4 and result.pairs == 4
     assert result.policy.adapters[:-1] == policy.adapters
     assert result.policy.id != policy.id
@@ -124,6 +125,53 @@ def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cf
     assert not (tmp_path / "train" / "checkpoints").exists()  # cleaned once complete
     # the loss the manifest records is the real one (DPO + SFT is positive)
     assert result.metrics["train_loss"] > 0
+
+
+def test_the_adapter_carries_a_model_card_outside_its_content_hash(tmp_path, tiny_cfg, capsys):
+    """README.md is our model card, not peft's blank template: the policy and its parent, the
+    pairs (path, sha256, rows by kind), settings, trl's metrics and the commands that reproduce
+    it. It names the run, so it is not hashed: editing it changes no policy id."""
+    import yaml
+
+    from tasks.policy import dir_hash
+    from tasks.training import main, train
+
+    shard = pairs_file(tmp_path / "pairs.jsonl")
+    policy = base_policy(TINY_BASE)
+    cfg = tiny_cfg.model_copy(update={"run": tiny_cfg.run.model_copy(update={"seed": 3})})
+    config = tmp_path / "config.yaml"  # as a run keeps it
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    result = train(shard.path, policy, cfg.training, cfg.policy.dtype, tmp_path / "train",
+                   seed=3, pairs_sha256=shard.sha256, config_file=str(config),
+                   run=("r-1", "/runs"))
+    card = (Path(result.adapter) / "README.md").read_text()
+    assert "[More Information Needed]" not in card  # peft's template
+    assert card.startswith(f"# Policy {result.policy.id}\n")
+    assert f"- parent policy: `{policy.id}`: the base model alone" in card
+    assert f"- pairs file: `{shard.path}`" in card and f"- sha256: `{shard.sha256}`" in card
+    assert "- rows trained: 4 (best_vs_worse 4), from 4 problems" in card
+    assert f"| lora_r | {cfg.training.lora_r} |" in card and "| seed | 3 |" in card
+    assert f"| dpo.beta | {tiny_cfg.training.dpo['beta']:.6g} |" in card
+    manifest = json.loads((Path(result.adapter) / "manifest.json").read_text())
+    assert f"| train_loss | {manifest['metrics']['train_loss']:.6g} |" in card
+    for metric in ("loss (DPO + SFT), final step (4)", "reward accuracy, final step (4)",
+                   "reward margin, final step (4)", "mean_rewards_accuracies",
+                   "mean_rewards_margins"):
+        assert f"| {metric} | " in card, metric
+    assert "    autodidact resume r-1 --store /runs\n" in card
+    # the command it gives trains the same adapter again
+    (command,) = [line.strip() for line in card.splitlines()
+                  if line.startswith("    python -m tasks.training ")]
+    assert command == f"python -m tasks.training {shard.path} OUT --config {config}"
+    argv = [tmp_path / "again" if arg == "OUT" else arg for arg in command.split()[3:]]
+    main([str(arg) for arg in argv])
+    assert json.loads(capsys.readouterr().out)["adapter_hash"] == result.adapter_hash
+    # not in the content hash: the policy id is the weights' and config's alone
+    (Path(result.adapter) / "README.md").write_text("edited\n")
+    assert dir_hash(Path(result.adapter)) == result.adapter_hash
+    assert train(shard.path, policy, cfg.training, cfg.policy.dtype, tmp_path / "train",
+                 seed=3).policy == result.policy  # the finished adapter, checked against its
+    # manifest's hash
 
 
 class Kill(TrainerCallback):
@@ -160,6 +208,9 @@ def test_nf4_quantized_base_trains_on_this_cpu(tmp_path, tiny_cfg):
     # a second cycle on top: the previous adapter is merged, then quantized
     second = train(shard.path, first.policy, cfg, "float32", tmp_path / "two")
     assert len(second.policy.adapters) == 2 and second.steps == 2
+    card = (Path(second.adapter) / "README.md").read_text()  # names the policy below it
+    assert f"- parent policy: `{first.policy.id}`: the base model with 1 adapter(s)" in card
+    assert f" --adapter {first.adapter}\n" in card
     assert not (tmp_path / "two" / "merged-previous-policy").exists()
 
 
