@@ -5,7 +5,8 @@ Takes: `EvalResult`s (tasks/evaluation.py), whose per-problem outcomes are the r
 Gives: `paired_rows` (one row per held-out set and baseline: both scores, the paired difference
 of the per-problem score with its bootstrap 95% CI, the sign-flip and McNemar p-values),
 `run_table` (one row per cycle) and `plot_scores` (a PNG of dev and test pass@1 over cycles with
-95% CIs, promoted cycles shaded grey). Nothing here chooses anything: promotion is tasks/evaluation.py's `decide`, on dev.
+95% CIs, promoted cycles shaded grey). Nothing here chooses anything: promotion is
+tasks/evaluation.py's `decide`, on dev.
 
 Recompute any number from the files: every evaluation writes its outcomes to
 `<run>/evaluations/<policy id>/<split>/result.json`.
