@@ -26,7 +26,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sandbox.contract import (STATUSES, Output, Program, Request, Verdict, output_from_json,
                               verdict_from_json)
@@ -266,8 +266,10 @@ class Sandbox:
         self.start()
 
     # -- judging -----------------------------------------------------------------------------
-    def run(self, requests: Iterable[Request]) -> list[Verdict]:
-        """Judge every request; verdicts in the same order.
+    def run(self, requests: Iterable[Request],
+            progress: Callable[[int], None] | None = None) -> list[Verdict]:
+        """Judge every request; verdicts in the same order. `progress(n)`, when given, is called
+        as verdicts arrive (n new ones each time), in this thread; it changes nothing judged.
 
         Every runner has a host-side wall-clock budget (`budget_s`).  A runner that stops
         answering is killed with its container, and the requests it left unjudged are judged
@@ -277,7 +279,8 @@ class Sandbox:
         """
         return self._run_all(
             list(requests), "batch", verdict_from_json,
-            lambda r, cause: Verdict(r.id, "sandbox_error", 0, 0, f"not judged: {cause}", 0.0))
+            lambda r, cause: Verdict(r.id, "sandbox_error", 0, 0, f"not judged: {cause}", 0.0),
+            progress)
 
     def run_programs(self, programs: Iterable[Program]) -> list[Output]:
         """Run every program confined like a candidate (its own process, uid, namespaces,
@@ -288,16 +291,18 @@ class Sandbox:
             list(programs), "programs", output_from_json,
             lambda p, cause: Output(p.id, "sandbox_error", "", f"not run: {cause}", 0.0))
 
-    def _run_all(self, requests: list, mode: str, parse, unjudged_as) -> list:
+    def _run_all(self, requests: list, mode: str, parse, unjudged_as,
+                 progress: Callable[[int], None] | None = None) -> list:
         """The results of `requests` in runner `mode`, each line read by `parse`; a request the
-        runners could not answer gets `unjudged_as(request, cause)`."""
+        runners could not answer gets `unjudged_as(request, cause)`. `progress(n)`: n more
+        results are in."""
         verdicts: list = []
         barren = unjudged = 0
         while len(verdicts) < len(requests):
             remaining = requests[len(verdicts):]
             try:
                 try:
-                    got = self._exec_batch(remaining, mode, parse)
+                    got = self._exec_batch(remaining, mode, parse, progress)
                     cause = f"the sandbox runner stopped early: {self.last_runner_error}"
                 except RunnerLost as lost:
                     got, cause = lost.verdicts, lost.cause
@@ -319,7 +324,10 @@ class Sandbox:
                 # three such requests in a row the sandbox itself is broken: stop trying
                 unjudged += 1
                 stop = len(verdicts) + (1 if unjudged < 3 else len(requests) - len(verdicts))
-                verdicts += [unjudged_as(r, cause) for r in requests[len(verdicts):stop]]
+                filled = [unjudged_as(r, cause) for r in requests[len(verdicts):stop]]
+                verdicts += filled
+                if progress is not None:
+                    progress(len(filled))
                 barren = 0
         return verdicts
 
@@ -330,7 +338,8 @@ class Sandbox:
         return sum(times) / self.limits.workers + max(times, default=0.0) + HOST_MARGIN_S
 
     def _exec_batch(self, requests: list, mode: str = "batch",
-                    parse=verdict_from_json) -> list:
+                    parse=verdict_from_json,
+                    progress: Callable[[int], None] | None = None) -> list:
         import time
 
         self._ensure_running()
@@ -359,6 +368,8 @@ class Sandbox:
             raw.shutdown(socket.SHUT_WR)
             for stream, data in _frames(raw, deadline):
                 (out if stream == 1 else err).extend(data)
+                if stream == 1 and progress is not None and b"\n" in data:
+                    progress(data.count(b"\n"))  # one result per line, in request order
         except TimeoutError:
             raise RunnerLost(f"the sandbox runner did not finish within its "
                              f"{self.budget_s(requests):.0f} s budget", verdicts_so_far()

@@ -13,7 +13,6 @@ Run alone: `autodidact sandbox exec requests.jsonl` judges a file of requests th
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -56,39 +55,17 @@ def requests_for(attempts: Sequence[Attempt], problems: Mapping[str, Problem],
     return [request(a, problems[a.problem_id]) for a in attempts]
 
 
-# With a progress to report, the sandbox judges the candidates in this many batches (each at
-# least PROGRESS_MIN_BATCH candidates): one `docker exec` each (~0.1 s), and a verdict depends
-# only on its own request, never on what shares its batch.
-PROGRESS_BATCHES = 20
-PROGRESS_MIN_BATCH = 32
-
-
-def progress_batches(n: int) -> list[tuple[int, int]]:
-    """(start, end) of the batches n candidates are judged in when progress is reported."""
-    size = max(PROGRESS_MIN_BATCH, math.ceil(n / PROGRESS_BATCHES))
-    return [(start, min(start + size, n)) for start in range(0, n, size)]
-
-
 def judge(attempts: Sequence[Attempt], problems: Mapping[str, Problem], box: Sandbox,
           cfg: SandboxConfig, progress: Progress | None = None) -> list[Attempt]:
-    """The attempts with their verdicts, in order, judged by an open sandbox. `progress`, when
-    given, counts the candidates judged: they then go to the sandbox in `progress_batches`
-    (without it, in one batch)."""
+    """The attempts with their verdicts, in order, judged by an open sandbox in one batch.
+    `progress`, when given, counts the verdicts as the sandbox streams them back."""
     if not attempts:
         return []
     ids = [a.id for a in attempts]
     if len(set(ids)) != len(ids):
         raise ValueError("two attempts share an id: verdicts are matched to attempts by id")
     requests = requests_for(attempts, problems, cfg)
-    if progress is None:
-        verdicts = {v.id: v for v in box.run(requests)}
-    else:
-        verdicts = {}
-        for start, end in progress_batches(len(requests)):
-            got = box.run(requests[start:end])
-            verdicts.update((v.id, v) for v in got)
-            _refuse_broken(verdicts.values(), len(requests))  # stop at the first broken batch
-            progress.advance(len(got))
+    verdicts = {v.id: v for v in box.run(requests, progress.advance if progress else None)}
     _refuse_broken(verdicts.values(), len(verdicts))
     return [a.model_copy(update=dict(status=verdicts[a.id].status, passed=verdicts[a.id].passed,
                                      total=verdicts[a.id].total,
