@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sandbox.engine import owner, owner_gone
-from tasks.generation import (CHAT_STOP, STOP_SEQUENCES, HFBackend, Settings,
+from tasks.generation import (BODY_STYLES, CHAT_STOP, STOP_SEQUENCES, HFBackend, Settings,
                               per_prompt)
 from tasks.paths import REPO_ROOT, models_dir
 from tasks.policy import Policy, PolicyError, load_policy, _offline, _replace_dir
@@ -304,11 +304,11 @@ class OpenVINOBackend:
             seen[s] = index[-1] + 1
         out = self._run(prompts, [self._config(s, i) for s, i in zip(each, index)], each,
                         progress)
-        # A body continuation stops at "\ndef " and the like; a fenced answer opened in
-        # completion style would stop right after its fence. Those prompts run again with the
+        # A body continuation stops at "\ndef " and the like; a fenced answer opened in a body
+        # style (completion, chat_body) would stop right after its fence. Those prompts run again with the
         # closing fence as the only stop (same seeds), and their fenced samples are replaced.
         opened = [i for i, texts in enumerate(out)
-                  if each[i].stop_early and each[i].style == "completion"
+                  if each[i].stop_early and each[i].style in BODY_STYLES
                   and any(_open_fence(t) for t in texts)]
         if opened:
             configs = []

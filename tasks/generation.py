@@ -132,6 +132,8 @@ def extract(prompt: str, completion: str, entry_point: str, style: str) -> tuple
     chat style: the first fenced block that defines `entry_point` (else the first block, else the
     raw text), with the prompt's imports and helper definitions prepended.
     """
+    if style == "chat_body" and not prompt.endswith("\n"):
+        prompt += "\n"  # as `render` began the answer: the body starts on a line of its own
     if style in BODY_STYLES:
         body = truncate_at_stops(completion)
         if "```" not in completion or (body.strip() and _compiles(prompt + body)):

@@ -76,6 +76,8 @@ def test_chat_body_rendering_begins_the_answer_with_the_prompt(tiny_backend):
     assert text == chat + "```python\n" + PROMPT
     no_newline = render(PROMPT.rstrip("\n"), "chat_body", "", tokenizer=tokenizer)
     assert no_newline.endswith('"""Area of a circle."""\n')
+    program = extract(PROMPT.rstrip("\n"), "    return r\n```", "area", "chat_body")[1]
+    assert program == PROMPT + "    return r\n"  # the body on a line of its own, as rendered
     answer = "    return math.pi * r * r\n```\n\nThis function computes the area."
     assert not answer_complete(answer[:20], "chat_body")
     assert answer_complete(answer[:answer.index("```") + 3], "chat_body")
