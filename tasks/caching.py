@@ -7,7 +7,8 @@ re-executes everything. Our key is instead the hash of
   - the source of the code it runs: the module defining the task and every project module it
     imports, transitively (imports inside functions count too, but those inside a module's
     top-level `main`: that is its command line, which no stage calls), plus the sandbox runner,
-    which the sandbox engine mounts into its container rather than imports,
+    which the sandbox engine mounts into its container rather than imports (less the modules
+    that only observe a stage, `OBSERVATION_ONLY`: progress reporting),
   - the versions of the libraries that code drives (torch, transformers, trl, peft, OpenVINO
     GenAI, ...), so an upgrade re-runs the stages it can change,
   - its parameters: records carrying content hashes (`Shard.sha256`, `Policy.id`), the config
@@ -35,6 +36,9 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("tasks", "sandbox", "flows")
 # files a module uses without importing them: the engine mounts the runner into the container
+# modules that only observe a stage (they report, never change what it computes: tested by
+# tests/tasks/test_progress.py), left out of its key so that editing them re-runs nothing
+OBSERVATION_ONLY = frozenset({"tasks/progress.py"})
 RUNS_WITHOUT_IMPORT = {"sandbox/engine.py": "sandbox/runner/*.py",
                        # the CodeI/O builder runs its driver as a sandbox program
                        "tasks/problems/codeio.py": "tasks/problems/codeio_driver.py"}
@@ -117,6 +121,8 @@ def dependencies(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
                 found = _module_file(".".join(parts[:i]))
                 if found is not None:
                     todo.append(found)
+    files = {f for f in files if not (f.is_relative_to(ROOT)
+                                      and str(f.relative_to(ROOT)) in OBSERVATION_ONLY)}
     return (tuple(sorted(str(f) for f in files)), tuple(sorted(libraries)))
 
 
