@@ -38,8 +38,9 @@ How a problem is built, every drop carrying a reason (the manifest counts them):
    when nothing could be kept for one reason (that reason: `reference_error`,
    `reference_timeout`, `generator_error`, `generator_timeout`, `output_not_plain`, ...), when
    any input gave two different outputs (`non_deterministic`), when fewer than `min_inputs` were
-   kept (`too_few_inputs`; an input whose second run failed, e.g. timed out, is not kept and
-   counts as `rerun_failed`: nothing was compared, so it says nothing about determinism), when
+   kept (`too_few_inputs`; an input whose second run timed out or never answered is not kept
+   and counts as `rerun_failed`: nothing was compared, so it says nothing about determinism;
+   one whose second run raised or returned another kind of value is `non_deterministic`), when
    every kept input gives the same output (`constant_output`), or
    when its program failed as a whole (`program_timeout`, `program_error`,
    `program_resource_exceeded`).
@@ -735,14 +736,17 @@ def _shape(values: list[int], edges: list[int]) -> dict:
 
 def build_key(settings: CodeIOSettings, wheel_sha256: str) -> str:
     """What the built set depends on: the data, the settings, the code (this module, the driver,
-    the `Problem` record, the sandbox and its runner, every project module they import: the
-    stages' own `source_hash`) and the sandbox image by its tag (its Python writes the reprs;
-    sandbox/image.py's IMAGE_VERSION changes with its recipe)."""
+    the `Problem` record, the sandbox and its runner: every project module they import, as a
+    stage's cache key finds them) and the sandbox image by its tag (its Python writes the reprs;
+    sandbox/image.py's IMAGE_VERSION changes with its recipe). Editing any of that code builds
+    the set again (minutes) the next time it is loaded."""
     from sandbox import IMAGE_TAG
-    from tasks.caching import source_hash
+    from tasks.caching import ROOT, dependencies
 
-    return digest("codeio", wheel_sha256, settings.model_dump(), source_hash(build_problems),
-                  IMAGE_TAG)
+    files, _ = dependencies(inspect.getsourcefile(build_problems))
+    code = [(str(Path(f).relative_to(ROOT)), _sha256(Path(f).read_bytes())) for f in files
+            if Path(f).name != "caching.py"]  # how stages are keyed changes nothing built
+    return digest("codeio", wheel_sha256, settings.model_dump(), code, IMAGE_TAG)
 
 
 def build_codeio(data_dir: Path | None = None, settings: CodeIOSettings | None = None,

@@ -38,6 +38,11 @@ import sys
 import types
 
 MAX_DEPTH = 50
+# how a second run can fail without saying anything about the reference: it ran out of time (a
+# busy machine) or the fresh interpreter gave no answer. Any other failure there (it raised, or
+# returned a value that is not plain or too large) where the first run returned a value is the
+# reference behaving differently: `non_deterministic`.
+RERUN_FAILURES = ("reference_timeout", "rerun_failed")
 
 
 class CallTimeout(BaseException):
@@ -214,7 +219,8 @@ def draw(job, report, drop):
     for i, out in enumerate(first):
         if not isinstance(out, str):
             drop(*out)
-        elif not isinstance(second[i], str):  # the second run failed: nothing was compared
+        elif not isinstance(second[i], str) and second[i][0] in RERUN_FAILURES:
+            # the second run ran out of time or never answered: nothing was compared
             reason, detail = second[i]
             drop("rerun_failed", f"the second run on {shown[i][:120]}: {reason}: {detail[:150]}")
         elif second[i] != out:

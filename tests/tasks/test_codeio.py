@@ -48,12 +48,16 @@ REFERENCES = {
                    ADD_GENERATOR),
     "counter": ("CALLS = [0]\n\ndef main_solution(a, b):\n    CALLS[0] += 1\n"
                 "    return a + b + CALLS[0]\n", ADD_GENERATOR),
-    # passes in the builder's first run only: the second interpreter starts without -B (the
-    # sandbox's processes have it), so nothing was compared, which is not non-determinism
+    # the builder's second interpreter starts without -B (the sandbox's processes have it):
+    # raising only there is behaving differently; timing out only there compares nothing
     "fails_elsewhere": ("import sys\n\ndef main_solution(a, b):\n"
                         "    if not sys.flags.dont_write_bytecode:\n"
                         "        raise RuntimeError('not in the sandbox process')\n"
                         "    return a + b\n", ADD_GENERATOR),
+    "slow_elsewhere": ("import sys\nimport time\n\ndef main_solution(a, b):\n"
+                       "    if not sys.flags.dont_write_bytecode:\n"
+                       "        time.sleep(1)\n"
+                       "    return a + b\n", ADD_GENERATOR),
     # 0.3 s a call: 8 calls run past the check's 1.5 s, though no call runs past 0.5 s
     "slow": ("import time\n\ndef main_solution(a, b):\n    time.sleep(0.3)\n"
              "    return a + b\n", ADD_GENERATOR),
@@ -116,7 +120,8 @@ def test_tests_pass_the_reference_and_fail_a_changed_one(built, sandbox):
     ("raises", "reference_error"),
     ("hangs", "reference_timeout"),
     ("set", "output_not_plain"),
-    ("fails_elsewhere", "rerun_failed"),
+    ("fails_elsewhere", "non_deterministic"),
+    ("slow_elsewhere", "rerun_failed"),  # a timeout there: nothing compared, inputs not kept
     ("slow", "reference_fails_own_tests"),  # candidates are judged within a time limit too
 ])
 def test_references_that_cannot_make_tests_are_dropped_with_the_reason(built, name, reason):
