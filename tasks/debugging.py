@@ -62,7 +62,7 @@ def debug_prompt(problem: Problem, failed: Attempt, specialist: SpecialistConfig
 
 
 class DebugReport(BaseModel):
-    """What one self-debug stage spent and what it bought (`debug/<agents>.json`)."""
+    """What one self-debug task spent and what it bought (`debug/<agents><shard>.report.json`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -76,6 +76,7 @@ class DebugReport(BaseModel):
     first_chosen: int  # of those, problems no first try had passed: their only chosen
     budget: int | None  # the attempts this stage could spend (None: no limit)
     stopped_at_fix: int  # chains ended because another chain of their problem passed
+    cut_by_budget: int  # chains ended after turn 1 because the budget was spent
     seconds: dict[str, float]  # generation, judging
     settings: dict  # the debug settings it ran with
 
@@ -144,7 +145,7 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
     # the newest turn of every chain that has not passed, in the order the budget takes them
     frontier, skipped = choose_chains(attempts, failing, debug)
     solved = {a.problem_id for a in attempts if a.turn == 0 and a.ok}
-    chains, remaining, stopped = len(frontier), budget, 0
+    chains, remaining, stopped, cut = len(frontier), budget, 0, 0
     new: list[Attempt] = []
     per_turn: list[int] = []
     fixed: set[str] = set()
@@ -157,6 +158,8 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
             if turn == 1:
                 skipped["over_budget"] += len(frontier) - remaining
                 chains = remaining
+            else:
+                cut += len(frontier) - remaining
             frontier = frontier[:remaining]
         if not frontier:
             break
@@ -200,7 +203,8 @@ def self_debug(attempts: Sequence[Attempt], problems: Mapping[str, Problem], bac
         failing=len(failing), chains=chains if per_turn else 0, skipped=skipped,
         attempts=len(new), per_turn=per_turn, fixes=sum(a.ok for a in new),
         problems_fixed=len(fixed), first_chosen=len(fixed - solved), budget=budget,
-        stopped_at_fix=stopped, seconds={k: round(v, 2) for k, v in seconds.items()},
+        stopped_at_fix=stopped, cut_by_budget=cut,
+        seconds={k: round(v, 2) for k, v in seconds.items()},
         settings=debug.model_dump(mode="json"))
     return new, report
 
@@ -234,7 +238,7 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
             skipped["over_budget"] += len(chosen)
         report = DebugReport(failing=len(failing), chains=0, skipped=skipped, attempts=0,
                              per_turn=[], fixes=0, problems_fixed=0, first_chosen=0,
-                             budget=budget, stopped_at_fix=0, seconds={},
+                             budget=budget, stopped_at_fix=0, cut_by_budget=0, seconds={},
                              settings=debug.model_dump(mode="json"))
     name = "+".join(a.name for a in agents) + shard_suffix(problems)
     out = Path(ctx.stage_dir("debug"))

@@ -61,11 +61,17 @@ def _unique(names: list[str], what: str) -> None:
 RUN_LOCATION = ("store", "task_runner", "dask_address", "dask_workers")
 """Keys of `run` left out of `Config.hash()` (the run's identity)."""
 
-OMITTED_AT_DEFAULT = (("problems", "curriculum"), ("debug", "per_problem"), ("debug", "near_miss"),
-                      ("debug", "stop_at_fix"), ("debug", "budget"))
+OMITTED_AT_DEFAULT = (("problems", "curriculum"),)
 """(section, key) left out of `Config.hash()` while they hold their default: keys added after
 runs were registered by their id, so that a configuration which does not use them keeps the run
 id it had (the registered efficacy runs, every nightly config)."""
+
+DEBUG_BEFORE_BUDGET = {"per_problem": None, "near_miss": 0.0, "stop_at_fix": False, "budget": None}
+"""The `debug` keys added with the budget by value, at the values that debug as every run did
+before them (every failing first try, every turn). They are left out of `Config.hash()` at these
+values, or when self-debug is off (`debug.max_turns` 0, where they change nothing): so the
+registered efficacy runs keep their ids, while a configuration that debugs by the new rules,
+the default one included, has a new id (its cycles debug otherwise)."""
 
 
 class RunConfig(BaseModel):
@@ -1100,13 +1106,16 @@ class Config(BaseModel):
 
     def _identity(self) -> dict:
         """The configuration as canonical JSON, less the keys of `OMITTED_AT_DEFAULT` that hold
-        their default."""
+        their default and the `DEBUG_BEFORE_BUDGET` keys that change nothing."""
         data = self.model_dump(mode="json")
         for section, key in OMITTED_AT_DEFAULT:
             default = type(getattr(self, section)).model_fields[key].get_default(
                 call_default_factory=True)
             if getattr(getattr(self, section), key) == default:
                 data[section].pop(key)
+        for key, before in DEBUG_BEFORE_BUDGET.items():
+            if self.debug.max_turns == 0 or getattr(self.debug, key) == before:
+                data["debug"].pop(key)
         return data
 
     def legacy_hashes(self) -> set[str]:

@@ -58,3 +58,20 @@ def test_a_cycles_budget_is_split_evenly_among_its_debug_tasks(budget, tasks, sh
     assert budget_shares(budget, tasks) == shares
     if budget is not None:
         assert sum(shares) == budget
+
+
+def test_the_run_id_changes_with_how_self_debug_chooses_and_not_when_it_is_off():
+    from tasks.config import load_config
+    from tasks.schema import DEBUG_BEFORE_BUDGET
+
+    before = [f"debug.{k}={'null' if v is None else str(v).lower()}"
+              for k, v in DEBUG_BEFORE_BUDGET.items()]
+    # the old behaviour spelled out is the configuration as it was before the keys existed;
+    # the new rules are another configuration
+    assert load_config("tiny", before).hash() != load_config("tiny").hash()
+    assert load_config("tiny", before + ["debug.budget=7"]).hash() != \
+        load_config("tiny", before).hash()
+    off = ["debug.max_turns=0"]
+    assert load_config("tiny", off).hash() == load_config("tiny", off + ["debug.budget=7",
+                                                                         "debug.near_miss=0.9"]
+                                                          ).hash()
