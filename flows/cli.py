@@ -253,6 +253,8 @@ def print_cycle(r, out=sys.stdout) -> None:
 def _overrides(args) -> list[str]:
     """The `--set` overrides, then `--store DIR` as `run.store=DIR` (so it wins over a --set)."""
     store = getattr(args, "store", None)
+    if store:  # absolute: the run records where its memory is, and a run cannot move
+        store = str(Path(store).expanduser().resolve())
     return list(args.set) + ([f"run.store={json.dumps(store)}"] if store else [])
 
 

@@ -60,7 +60,7 @@ def writable_file(path: str | Path, flag: str) -> Path:
 
 def readable_file(path: str | Path, what: str) -> Path:
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a FIFO (/dev/stdin, <(...)) reads as a file does
         state = "is a directory" if path.is_dir() else "does not exist"
         raise InputError(f"{what} {path} {state}: give an existing file")
     if not os.access(path, os.R_OK):
