@@ -160,7 +160,7 @@ def write_atomic(path: Path, data: bytes) -> str:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
+            os.fchmod(f.fileno(), file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -169,6 +169,20 @@ def write_atomic(path: Path, data: bytes) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return hashlib.sha256(data).hexdigest()
+
+
+def file_mode() -> int:
+    """The mode `write_atomic` gives a file: what `open()` would (0666 less the umask)."""
+    return 0o666 & ~current_umask()
+
+
+def as_opened(directory: Path) -> None:
+    """Give every file under `directory` the mode of `file_mode`, for directories a library
+    wrote: safetensors (0.8) writes its files 0600, beside the 0644 of the JSON next to them."""
+    mode = file_mode()
+    for path in Path(directory).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
 
 
 def write_rows(path: Path, rows: Iterable[BaseModel]) -> Shard:

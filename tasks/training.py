@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached, source_hash
 from tasks.policy import Policy, _offline, dir_hash, file_sha256, load_policy
-from tasks.records import CycleContext, Shard, write_atomic, write_json
+from tasks.records import CycleContext, Shard, as_opened, write_atomic, write_json
 from tasks.schema import TrainingConfig
 
 ADAPTER = "adapter"
@@ -358,6 +358,7 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
     staging = out / ".adapter-staging"
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(str(staging))
+    as_opened(staging)  # safetensors writes the weights 0600
     _canonical_adapter_config(staging / "adapter_config.json")
     adapter_hash = dir_hash(staging)  # README.md is not hashed: the card may name the run
     pairs_sha256 = pairs_sha256 or file_sha256(Path(pairs_path))

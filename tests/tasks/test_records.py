@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from tasks.records import current_umask, write_atomic, write_json, write_rows
+from tasks.records import as_opened, current_umask, write_atomic, write_json, write_rows
 
 
 class Row(BaseModel):
@@ -45,3 +45,20 @@ def test_the_umask_is_read_without_changing_it():
         assert os.umask(0o027) == 0o027  # still what it was
     finally:
         os.umask(old)
+
+
+def test_a_directory_a_library_wrote_gets_the_same_modes(tmp_path):
+    """safetensors writes 0600: an adapter's weights were private beside its 0644 config."""
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "sub").mkdir()
+        save_file({"w": torch.zeros(2)}, str(tmp_path / "sub" / "w.safetensors"))
+        (tmp_path / "config.json").write_text("{}")
+        as_opened(tmp_path)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "sub" / "w.safetensors") == 0o644
+    assert mode(tmp_path / "config.json") == 0o644

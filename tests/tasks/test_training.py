@@ -146,6 +146,12 @@ def test_the_adapter_carries_a_model_card_outside_its_content_hash(tmp_path, tin
                    run=("r-1", "/runs"))
     card = (Path(result.adapter) / "README.md").read_text()
     assert "[More Information Needed]" not in card  # peft's template
+    # every file of the adapter as open() makes it (safetensors writes its weights 0600)
+    from tasks.records import file_mode
+
+    assert {f.name: f.stat().st_mode & 0o777 for f in Path(result.adapter).iterdir()} == {
+        name: file_mode() for name in ("README.md", "manifest.json", "adapter_config.json",
+                                       "adapter_model.safetensors")}
     assert card.startswith(f"# Policy {result.policy.id}\n")
     assert f"- parent policy: `{policy.id}`: the base model alone" in card
     assert f"- pairs file: `{shard.path}`" in card and f"- sha256: `{shard.sha256}`" in card
