@@ -26,8 +26,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.lineage import (artifact_key, artifact_key_of, lineage_markdown, materialize_lineage,
-                           policy_markdown)
+from flows.lineage import (artifact_key, artifact_key_of, artifact_url, cycle_links,
+                           lineage_markdown, materialize_lineage, policy_markdown)
 from tasks.debugging import budget_shares, debug_task
 from tasks.evaluation import Decision, EvalResult, evaluate_task, promote_task
 from tasks.execution import execute_task
@@ -162,7 +162,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
 
 
-def summary_markdown(r: CycleResult) -> str:
+def summary_markdown(r: CycleResult, links: dict[str, str] | None = None) -> str:
     m = r.monitoring
     lines = [
         f"# {r.run_id}, cycle {r.cycle}",
@@ -192,46 +192,53 @@ def summary_markdown(r: CycleResult) -> str:
         "",
         "## Lineage",
         "",
-        lineage_markdown(r),
+        lineage_markdown(r, links),
     ]
     return "\n".join(lines) + "\n"
 
 
 def publish_artifacts(r: CycleResult) -> None:
+    """The cycle's artifacts; the summary and the policy's artifact last, so that they link to
+    the others' content pages (flows/lineage.py, `cycle_links`)."""
     materialize_lineage(r)
-    create_markdown_artifact(key=artifact_key(r.run_id, r.cycle, "summary"),
-                             markdown=summary_markdown(r), description="what the cycle did")
-    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "pass-rates"), table=r.pass_rates,
-                          description="first tries vs after self-debug, per agent x specialist")
-    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "pairs"),
-                          table=[{"kind": k, "pairs": v} for k, v in r.pairs.items()]
-                          + [{"kind": "cross-prompt (counted in the kinds above)",
-                              "pairs": r.pairs_cross_prompt}]
-                          + [{"kind": f"dropped: {k}", "pairs": v}
-                             for k, v in r.pairs_dropped.items()],
-                          description="preference pairs by kind, and what was dropped why")
+    ids = {}
+    ids["pass-rates"] = create_table_artifact(
+        key=artifact_key(r.run_id, r.cycle, "pass-rates"), table=r.pass_rates,
+        description="first tries vs after self-debug, per agent x specialist")
+    ids["pairs"] = create_table_artifact(
+        key=artifact_key(r.run_id, r.cycle, "pairs"),
+        table=[{"kind": k, "pairs": v} for k, v in r.pairs.items()]
+        + [{"kind": "cross-prompt (counted in the kinds above)", "pairs": r.pairs_cross_prompt}]
+        + [{"kind": f"dropped: {k}", "pairs": v} for k, v in r.pairs_dropped.items()],
+        description="preference pairs by kind, and what was dropped why")
     if r.drawn:
-        create_table_artifact(key=artifact_key(r.run_id, r.cycle, "draw"),
-                              table=[{"drawn": "yes", "reason": k, "problems": v}
-                                     for k, v in r.drawn.items()]
-                              + [{"drawn": "no", "reason": k, "problems": v}
-                                 for k, v in r.not_drawn.items()],
-                              description="the training draw: pool problems drawn and left out, "
-                                          "by reason (draw.json beside train.jsonl: each one's)")
-    create_table_artifact(key=artifact_key(r.run_id, r.cycle, "evaluation"), table=r.report,
-                          description="dev and test, paired against the start policy and the "
-                                      "cycle's starting point: score difference with its 95% "
-                                      "bootstrap CI, sign-flip and McNemar p-values")
+        ids["draw"] = create_table_artifact(
+            key=artifact_key(r.run_id, r.cycle, "draw"),
+            table=[{"drawn": "yes", "reason": k, "problems": v} for k, v in r.drawn.items()]
+            + [{"drawn": "no", "reason": k, "problems": v} for k, v in r.not_drawn.items()],
+            description="the training draw: pool problems drawn and left out, by reason "
+                        "(draw.json beside train.jsonl: each one's)")
+    ids["evaluation"] = create_table_artifact(
+        key=artifact_key(r.run_id, r.cycle, "evaluation"), table=r.report,
+        description="dev and test, paired against the start policy and the cycle's starting "
+                    "point: score difference with its 95% bootstrap CI, sign-flip and McNemar "
+                    "p-values")
     if r.exploration.rows:
-        create_table_artifact(key=artifact_key(r.run_id, r.cycle, "explore"),
-                              table=[{**row, "temperatures": str(row["temperatures"])}
-                                     for row in r.exploration.rows],
-                              description=f"temperature sweep: scale {r.exploration.scale:g} "
-                                          "chosen by the balance score")
-    create_markdown_artifact(key=artifact_key(r.run_id, r.cycle, "promotion"),
-                             markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: "
-                                      f"{r.decision}\n", description="the promotion decision")
+        ids["explore"] = create_table_artifact(
+            key=artifact_key(r.run_id, r.cycle, "explore"),
+            table=[{**row, "temperatures": str(row["temperatures"])}
+                   for row in r.exploration.rows],
+            description=f"temperature sweep: scale {r.exploration.scale:g} chosen by the "
+                        "balance score")
+    ids["promotion"] = create_markdown_artifact(
+        key=artifact_key(r.run_id, r.cycle, "promotion"),
+        markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: {r.decision}\n",
+        description="the promotion decision")
+    links = cycle_links(r, ids)
+    links["summary"] = artifact_url(create_markdown_artifact(
+        key=artifact_key(r.run_id, r.cycle, "summary"), markdown=summary_markdown(r, links),
+        description="what the cycle did"))
     if r.trained is not None:
         create_markdown_artifact(key=artifact_key_of(f"policy-{r.trained.id}"),
-                                 markdown=policy_markdown(r),
+                                 markdown=policy_markdown(r, links),
                                  description="the adapter and what it came from")

@@ -279,23 +279,167 @@ def artifact_key_of(raw: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in raw.lower())
 
 
-def policy_markdown(r) -> str:
+def artifact_url(artifact_id) -> str:
+    """The UI page of one artifact: its content (`/artifacts/key/<key>` is the key's timeline)."""
+    return f"/artifacts/artifact/{artifact_id}"
+
+
+def latest_artifact_url(key: str) -> str:
+    """The content page of the newest artifact of `key`; the key's page when the API does not
+    answer or holds none."""
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            found = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key])))
+        if found:
+            return artifact_url(found[0].latest_id)
+    except Exception:  # the links are extra: an API hiccup falls back to the key's page
+        pass
+    return f"/artifacts/key/{key}"
+
+
+def cycle_links(r, ids: dict) -> dict[str, str]:
+    """Where the lineage of cycle `r` links: each artifact the cycle published (`ids`: what ->
+    artifact id, `summary`, `pairs`, `evaluation`, `promotion`, ...) by its content page, the
+    previous cycle's summary and the parent policy's artifact by their newest versions. What is
+    missing links to its key's page."""
+    links = {what: artifact_url(i) for what, i in ids.items()}
+    if r.cycle > 1 and "previous summary" not in links:
+        links["previous summary"] = latest_artifact_url(
+            artifact_key(r.run_id, r.cycle - 1, "summary"))
+    if r.started_from.adapters and "parent policy" not in links:
+        links["parent policy"] = latest_artifact_url(
+            artifact_key_of(f"policy-{r.started_from.id}"))
+    return links
+
+
+def _link(r, links: dict[str, str] | None, what: str) -> str:
+    """A link of the lineage: its content page when known, else its key's page."""
+    if links and what in links:
+        return links[what]
+    if what == "previous summary":
+        return f"/artifacts/key/{artifact_key(r.run_id, r.cycle - 1, 'summary')}"
+    if what == "parent policy":
+        return f"/artifacts/key/{artifact_key_of('policy-' + r.started_from.id)}"
+    return f"/artifacts/key/{artifact_key(r.run_id, r.cycle, what)}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The content the lineage shows: the cycle's training problems and a few of its pairs
+
+SAMPLE_PAIRS = 6  # pairs shown in the lineage, taken in turn from each kind
+SNIPPET = 160  # characters of a chosen or rejected answer shown
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    import json
+
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pairs_of(r) -> list[dict]:
+    return _read_jsonl(Path(r.pairs_file.path))
+
+
+def training_problems(r) -> list[dict]:
+    """One row per training problem of cycle `r`: its id, source, why it was drawn (draw.json)
+    and the pairs mined from it, by kind."""
+    import json
+
+    problems = Path(r.directory) / "problems"
+    why = {}
+    if (problems / "draw.json").is_file():
+        why = {w["id"]: w for w in json.loads((problems / "draw.json").read_text())["problems"]}
+    pairs: dict[str, dict[str, int]] = {}
+    for pair in _pairs_of(r):
+        kinds = pairs.setdefault(pair["problem_id"], {})
+        kinds[pair["kind"]] = kinds.get(pair["kind"], 0) + 1
+    rows = []
+    for problem in _read_jsonl(problems / "train.jsonl"):
+        w = why.get(problem["id"], {})
+        mined = pairs.get(problem["id"], {})
+        rows.append({"problem": problem["id"], "source": problem.get("source", ""),
+                     "drawn because": w.get("reason", ""),
+                     "pairs": sum(mined.values()),
+                     "by kind": ", ".join(f"{k} {n}" for k, n in sorted(mined.items()))})
+    return rows
+
+
+def sample_pairs(r, n: int = SAMPLE_PAIRS) -> list[dict]:
+    """A few of the cycle's pairs, taken in turn from each kind in the file's order: the problem,
+    the attempts and rewards of chosen and rejected, and the start of each answer."""
+    by_kind: dict[str, list[dict]] = {}
+    for pair in _pairs_of(r):
+        by_kind.setdefault(pair["kind"], []).append(pair)
+    picked = []
+    while len(picked) < n and any(by_kind.values()):
+        for kind in sorted(by_kind):
+            if by_kind[kind] and len(picked) < n:
+                picked.append(by_kind[kind].pop(0))
+    return [{"kind": p["kind"], "problem": p["problem_id"],
+             "chosen": f"{p['chosen_id']} ({p['chosen_reward']:.2f})",
+             "rejected": (f"{p['rejected_id']} ({p['rejected_reward']:.2f})"
+                          if p.get("rejected_id") else "-"),
+             "chosen answer": _code(p["chosen"]), "rejected answer": _code(p["rejected"])}
+            for p in picked]
+
+
+def _code(text: str, limit: int = SNIPPET) -> str:
+    """The start of an answer as an inline code span a markdown table cell can hold."""
+    import textwrap
+
+    text = " ⏎ ".join(line.rstrip() for line in textwrap.dedent(text).strip("\n").splitlines())
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " …"
+    if not text:
+        return ""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _table(rows: list[dict]) -> str:
+    """Rows as a markdown table, `|` escaped in the cells."""
+    keys = list(rows[0])
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def content_markdown(r) -> str:
+    """The cycle's training problems and a few of its pairs, as markdown tables."""
+    problems, pairs = training_problems(r), sample_pairs(r)
+    out = [f"### Training problems ({len(problems)})", "",
+           _table(problems) if problems else "(no train.jsonl in the cycle's directory)", "",
+           f"### Sample pairs ({len(pairs)} of {sum(r.pairs.values())}, from "
+           f"`{r.pairs_file.path}`)", "",
+           _table(pairs) if pairs else "(no pairs were mined)", ""]
+    return "\n".join(out)
+
+
+def policy_markdown(r, links: dict[str, str] | None = None) -> str:
     """The artifact `policy-<id>` of the policy cycle `r` trained: where to start walking back
-    from an adapter (search the artifacts for its id)."""
-    key = lambda what: artifact_key(r.run_id, r.cycle, what)  # noqa: E731
+    from an adapter (search the artifacts for its id). `links`: `cycle_links`."""
+    link = lambda what: _link(r, links, what)  # noqa: E731
     p, parent = r.trained, r.started_from
-    came_from = (f"[policy-{parent.id}](/artifacts/key/{artifact_key_of('policy-' + parent.id)})"
+    came_from = (f"[policy-{parent.id}]({link('parent policy')})"
                  if parent.adapters else f"`{parent.id}` (the base model `{parent.base}`)")
     return (f"# policy {p.id}\n\n"
-            f"- adapter: `{p.adapters[-1]}` (manifest: `{p.adapters[-1]}/manifest.json`)\n"
-            f"- trained by [cycle {r.cycle} of run {r.run_id}](/artifacts/key/{key('summary')})"
-            f" on [{sum(r.pairs.values())} pairs](/artifacts/key/{key('pairs')}): "
+            f"- adapter: `{p.adapters[-1]}` (model card: `{p.adapters[-1]}/README.md`, "
+            f"manifest: `{p.adapters[-1]}/manifest.json`)\n"
+            f"- trained by [cycle {r.cycle} of run {r.run_id}]({link('summary')})"
+            f" on [{sum(r.pairs.values())} pairs]({link('pairs')}): "
             f"`{r.pairs_file.path}`\n"
             f"- from policy {came_from}\n"
-            f"- [evaluation](/artifacts/key/{key('evaluation')}): dev greedy pass@1 "
+            f"- [evaluation]({link('evaluation')}): dev greedy pass@1 "
             f"{r.dev.pass1_greedy:.3f}, test {r.test.pass1_greedy:.3f}; "
             f"[{'promoted' if r.promoted else 'not promoted'}]"
-            f"(/artifacts/key/{key('promotion')})\n")
+            f"({link('promotion')})\n\n"
+            f"## What it was trained on\n\n{content_markdown(r)}")
 
 
 def lineage_nodes(r) -> dict[str, tuple[str, str]]:
@@ -347,35 +491,36 @@ def mermaid(r) -> str:
     return "\n".join(lines + ["```"])
 
 
-def lineage_markdown(r) -> str:
-    """The links of a cycle's chain: each artifact of the cycle, the files, the policy it started
-    from (the previous cycle's summary) and a Mermaid graph of it all."""
-    key = lambda what: artifact_key(r.run_id, r.cycle, what)  # noqa: E731
-    came_from = (f"[cycle {r.cycle - 1}'s summary](/artifacts/key/"
-                 f"{artifact_key(r.run_id, r.cycle - 1, 'summary')})" if r.cycle > 1
+def lineage_markdown(r, links: dict[str, str] | None = None) -> str:
+    """The links of a cycle's chain: each artifact of the cycle (by its content page when
+    `links`, from `cycle_links`, says where), the files, the policy it started from (the previous
+    cycle's summary), a Mermaid graph of it all, then the content itself: the training problems
+    and a few pairs."""
+    link = lambda what: _link(r, links, what)  # noqa: E731
+    came_from = (f"[cycle {r.cycle - 1}'s summary]({link('previous summary')})" if r.cycle > 1
                  else "the run's start policy")
     nodes = lineage_nodes(r)
     rows = [
         ("policy it started from", f"`{r.started_from.id}`, chosen by {came_from}",
          nodes["challenger"][1]),
-        ("problem set", f"{r.monitoring.problems} training problems, dev {r.dev.problems}, "
-                        f"test {r.test.problems}", nodes["problems"][1]),
+        ("problem set", f"{r.monitoring.problems} training problems (listed below), dev "
+                        f"{r.dev.problems}, test {r.test.problems}", nodes["problems"][1]),
         ("memory snapshot", (f"LanceDB version {r.memory_read} read by sampling, "
                              if r.memory_read is not None else "")
          + f"version {r.memory_version} after consolidation"
          + ("" if r.memory else " (memory disabled: nothing written)"),
          nodes["memory"][1] if r.memory else "-"),
-        ("pairs dataset", f"[{sum(r.pairs.values())} pairs](/artifacts/key/{key('pairs')})",
-         nodes["pairs"][1]),
-        ("adapter and its manifest", f"`{r.trained.id}`" if r.trained else "none (no pairs)",
-         nodes["adapter"][1] + "/manifest.json" if r.trained else "-"),
-        ("evaluation", f"[dev and test](/artifacts/key/{key('evaluation')})",
-         nodes["evaluation"][1]),
-        ("decision", f"[{nodes['decision'][0]}](/artifacts/key/{key('promotion')})",
-         nodes["decision"][1]),
+        ("pairs dataset", f"[{sum(r.pairs.values())} pairs by kind]({link('pairs')}), a few "
+                          "below", nodes["pairs"][1]),
+        ("adapter, its model card and manifest",
+         f"`{r.trained.id}`: `README.md` (the card) and `manifest.json` in its directory"
+         if r.trained else "none (no pairs)", nodes["adapter"][1] if r.trained else "-"),
+        ("evaluation", f"[dev and test]({link('evaluation')})", nodes["evaluation"][1]),
+        ("decision", f"[{nodes['decision'][0]}]({link('promotion')})", nodes["decision"][1]),
     ]
     table = "\n".join(f"| {a} | {b} | `{c}` |" for a, b, c in rows)
-    return (f"| link | what | file |\n|---|---|---|\n{table}\n\n{mermaid(r)}\n")
+    return (f"| link | what | file |\n|---|---|---|\n{table}\n\n{mermaid(r)}\n\n"
+            f"{content_markdown(r)}")
 
 
 def asset_keys(r) -> dict[str, str]:
