@@ -4,7 +4,8 @@ A *run* is one configuration applied to one starting policy. Its id is the run n
 of both, so the same command twice is the same run: the second time every finished task is served
 from the cache, and after a crash (a failed night) only what had not finished runs again.
 
-    <store>/<run id>/run.json        the resolved config, the start policy, the memory version
+    <store>/<run id>/index.md        what each file and cycle directory below holds, with links
+                     run.json        the resolved config, the start policy, the memory version
                                      (and, with problems.curriculum, the history it inherited)
                      config.yaml     the resolved config (what `autodidact resume` reloads)
                      cycle-<n>/...   each cycle's stages (flows/cycle.py)
@@ -206,6 +207,7 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
                         ) from exc
                 raise
         write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
+        write_run_index(run_id, run_dir, results)
     return results
 
 
@@ -231,6 +233,7 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[C
         challenger, champion = result.next_challenger, result.next_champion
         memory_version = result.memory_version
         publish_run_report(run_id, run_dir, results)
+        write_run_index(run_id, run_dir, results)
     return results
 
 
@@ -253,6 +256,14 @@ def task_runner(cfg: Config):
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=cfg.sampling.shards)
+
+
+def write_run_index(run_id: str, run_dir: Path, results: list[CycleResult]) -> None:
+    """`<run>/index.md`: what each file and cycle directory of the run holds, with relative
+    links (tasks/report.py, `run_index`). Written again after every cycle and at the end."""
+    from tasks.report import run_index
+
+    write_atomic(run_dir / "index.md", run_index(run_dir, run_id, results).encode())
 
 
 def publish_resume(run_id: str, claim) -> None:

@@ -144,3 +144,96 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# The run's index: `<run>/index.md`, what each file and directory of the run holds
+
+RUN_ENTRIES = {
+    "report.md": "dev and test of every cycle: the plot and a table",
+    "scores.png": "the plot of dev and test scores over the cycles (a grey band: promoted)",
+    "summary.json": "every cycle's summary, written when the run finishes",
+    "run.json": "what the run is: its config hash, start policy, memory version and creation "
+                "time (and, with problems.curriculum, the pass history it inherited)",
+    "config.yaml": "the resolved configuration (what `autodidact resume` reloads)",
+    "problems/": "the problem sets: pool.jsonl, dev.jsonl, test.jsonl, decontamination.json "
+                 "(what was left out of the pool and why), examples.json",
+    "evaluations/": "by policy id, then split: each evaluated policy's judged candidates and "
+                    "result.json, every problem's outcome",
+    "history/": "passes.jsonl: the pass history the curriculum draws from",
+    ".results/": "Prefect's persisted task results: the cache a resumed run is served from",
+    ".lock": "the run lock: held by the process that has the run open",
+}
+CYCLE_ENTRIES = {
+    "problems/": "train.jsonl: the cycle's draw of training problems; draw.json: why each pool "
+                 "problem was drawn or not",
+    "explore/": "the temperature sweep: attempts.jsonl and choice.json",
+    "sample/": "the candidates, a JSONL file per group of agents sharing a policy",
+    "execute/": "the candidates with the sandbox's verdicts",
+    "debug/": "self-debug: the fixes with their verdicts, and a report per task (budget, "
+              "skipped, fixes/min)",
+    "monitor/": "monitoring.json: B-STaR's pass@k, distinct passing programs, reward AUC, balance",
+    "pairs/": "pairs.jsonl, the preference pairs; manifest.json, the counts and what was dropped",
+    "train/": "`<inputs hash>/adapter/`: the new LoRA adapter with its model card README.md "
+              "and manifest.json",
+    "promote/": "decision.json: the promotion decision and the numbers behind it",
+    "summary.json": "what the cycle did (what the command line prints)",
+}
+
+
+def _entry(path: Path) -> str:
+    return path.name + ("/" if path.is_dir() else "")
+
+
+def _link(text: str, target: str) -> str:
+    return f"[{text}]({target})"
+
+
+def run_index(run_dir: str | Path, run_id: str, results: Sequence = ()) -> str:
+    """`<run>/index.md`: what each file of the run directory and of each cycle directory holds,
+    with links relative to the run directory, and a row per finished cycle (`CycleResult`s):
+    the policies, dev and test, the decision, the adapter's model card. Built from what is on
+    disk, so it lists only what exists."""
+    import json
+
+    run = Path(run_dir)
+    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    store = run.parent
+    cycles = sorted((p for p in run.glob("cycle-*") if p.is_dir() and p.name[6:].isdigit()),
+                    key=lambda p: int(p.name[6:]))
+    lines = [f"# Run {run_id}", ""]
+    if meta:
+        lines += [f"Created {meta.get('created', '-')} from policy `{meta.get('start_policy_id')}` "
+                  f"(start: {meta.get('start', '-')}); config hash `{meta.get('config_hash')}`. "
+                  f"Resume it with `autodidact resume {run_id} --store {store}`.", ""]
+    lines += ["## Files", "", "| file | what it holds |", "|---|---|"]
+    known = {**RUN_ENTRIES, **{_entry(c): "" for c in cycles}}
+    present = {_entry(p) for p in run.iterdir()} - {"index.md"}
+    for name in [n for n in RUN_ENTRIES if n in present] + sorted(present - set(known)):
+        lines.append(f"| {_link(name, name)} | {RUN_ENTRIES.get(name, '')} |")
+    if cycles:
+        lines.append("| cycle-&lt;n&gt;/ | each cycle's stages (below) |")
+    if results:
+        lines += ["", "## Cycles", "",
+                  "| cycle | started from | trained | dev greedy | test greedy | decision | "
+                  "adapter |", "|---|---|---|---|---|---|---|"]
+        for r in results:
+            adapter = "-"
+            if r.trained is not None:
+                card = Path(r.trained.adapters[-1]) / "README.md"
+                adapter = (_link("model card", str(card.relative_to(run)))
+                           if card.is_relative_to(run) else f"`{card}`")
+            lines.append(
+                f"| {_link(str(r.cycle), f'cycle-{r.cycle}/')} | `{r.started_from.id}` | "
+                + (f"`{r.trained.id}`" if r.trained else "-")
+                + f" | {r.dev.pass1_greedy:.3f} | {r.test.pass1_greedy:.3f} | "
+                f"{'promoted' if r.promoted else 'not promoted'} | {adapter} |")
+    for cycle in cycles:
+        entries = {_entry(p) for p in cycle.iterdir()}
+        lines += ["", f"## {_link(cycle.name + '/', cycle.name + '/')}", "",
+                  "| file | what it holds |", "|---|---|"]
+        for name in [n for n in CYCLE_ENTRIES if n in entries] + sorted(
+                entries - set(CYCLE_ENTRIES)):
+            lines.append(f"| {_link(name, f'{cycle.name}/{name}')} | "
+                         f"{CYCLE_ENTRIES.get(name, '')} |")
+    return "\n".join(lines) + "\n"
