@@ -11,7 +11,9 @@ One run goes through three lives, as a failed night does:
 
 import json
 import logging
+import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -141,11 +143,13 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     # configuring logging when its main module first loads)
     task_logs = _Records()
     logging.getLogger("prefect.task_runs").addHandler(task_logs)
+    umask = os.umask(0o022)
     try:
         results = self_training(config=str(toy / "toy.yaml"),
                                 overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
                                            "memory.enabled=false"])
     finally:
+        os.umask(umask)
         logging.getLogger("prefect.task_runs").removeHandler(task_logs)
     r = results[0]
     key = r.run_id.lower()
@@ -175,7 +179,12 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     with get_client(sync_client=True) as client:
         (policy,) = client.read_latest_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=[f"policy-{r.trained.id}"])))
-    assert f"/artifacts/key/{key}-cycle-1-summary" in policy.data
+        content = {what: client.read_latest_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"{key}-cycle-1-{what}"])))[0].latest_id
+                   for what in ("pairs", "evaluation", "promotion")}
+    # links go to the artifacts' content pages, not to their keys' timelines
+    assert f"/artifacts/artifact/{summary.latest_id}" in policy.data
+    assert "/artifacts/key/" not in policy.data
     assert r.trained.adapters[-1] in policy.data
 
     # flow runs named after what they are, tagged with the run, the config and the policy
@@ -185,10 +194,40 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
 
     # the summary links each piece of the chain, and draws it
     text = summary.data
-    for link in (f"/artifacts/key/{key}-cycle-1-pairs", f"/artifacts/key/{key}-cycle-1-evaluation",
-                 f"/artifacts/key/{key}-cycle-1-promotion", "manifest.json",
+    for link in (f"/artifacts/artifact/{content['pairs']}",
+                 f"/artifacts/artifact/{content['evaluation']}",
+                 f"/artifacts/artifact/{content['promotion']}", "manifest.json", "README.md",
                  "LanceDB version", "the run's start policy", "```mermaid", "pairs --> adapter"):
         assert link in text, link
+    assert "/artifacts/key/" not in text
+    # and shows the content: the training problems and a few pairs, as tables
+    run_dir = tmp_path / r.run_id
+    drawn = [json.loads(line)["id"] for line in
+             (run_dir / "cycle-1" / "problems" / "train.jsonl").read_text().splitlines()]
+    assert len(drawn) == r.monitoring.problems
+    for markdown in (text, policy.data):
+        assert "| problem | source | drawn because | pairs | by kind |" in markdown
+        for problem in drawn:
+            assert re.search(rf"^\| {re.escape(problem)} \| ", markdown, re.M), problem
+        assert ("| kind | problem | chosen | rejected | chosen answer | rejected answer |"
+                in markdown)
+        assert re.search(r"^\| (best_vs_worse|debug) \| ", markdown, re.M)
+
+    # the run's index links every file and the cycle, the adapter's card among them
+    from tests.tasks.test_report import index_links
+
+    targets = index_links(run_dir)
+    card = Path(r.trained.adapters[-1]) / "README.md"
+    for target in ("report.md", "scores.png", "summary.json", "run.json", "config.yaml",
+                   "cycle-1/", "cycle-1/summary.json", "cycle-1/pairs/", "cycle-1/train/",
+                   str(card.relative_to(run_dir))):
+        assert target in targets, target
+    assert f"- parent policy: `{r.started_from.id}`" in card.read_text()
+    assert f"- sha256: `{r.pairs_file.sha256}`" in card.read_text()
+    # every file the run wrote reads the same: 0644 under umask 022
+    modes = {str(f.relative_to(run_dir)): oct(stat.S_IMODE(f.stat().st_mode))
+             for f in run_dir.rglob("*") if f.is_file()}
+    assert set(modes.values()) == {"0o644"}, {f: m for f, m in modes.items() if m != "0o644"}
 
     # asset materializations: the adapter was made from the pairs and the policy it trained from
     # (the server stores events in batches: give it a few seconds)
