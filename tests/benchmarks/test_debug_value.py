@@ -3,8 +3,6 @@ after budgeting it by value, in one run, and prints both settings' fixes per min
 cycle of the toy world (tests/toy.py: the taught tiny model, the real sandbox), the files laid
 out as a cycle writes them."""
 
-import shutil
-
 import pytest
 import yaml
 
@@ -34,7 +32,7 @@ def toy_cycle(toy, tmp_path_factory, sandbox):
     run = tmp_path_factory.mktemp("runs") / "toy-run"
     (run / "cycle-1" / "problems").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    shutil.copy(toy / "train.jsonl", run / "cycle-1" / "problems" / "train.jsonl")
+    write_rows(run / "cycle-1" / "problems" / "train.jsonl", problems)  # as load-problems does
     write_rows(run / "cycle-1" / "execute" / "attempts.jsonl", judged)
     return run, judged
 
