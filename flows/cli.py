@@ -15,6 +15,7 @@
     autodidact sample   [--config default] [--suite S] [-n N] [--samples K] [--temperature T]
                         [--adapter DIR ...] -o FILE [--set ...]
     autodidact server   [--stop | --foreground]
+    autodidact tracking [--port 5000] [--host 127.0.0.1] [--config C] [--set tracking.uri=...]
     autodidact runs     [--store DIR]
     autodidact deploy   [--name DEPLOYMENT] [--name ...]
     autodidact worker   [--once]
@@ -38,7 +39,8 @@ import time
 from pathlib import Path
 
 from flows.inputs import (InputError, check_adapters, check_base, check_count, check_run_id,
-                          check_store, check_suite, readable_file, writable_dir, writable_file)
+                          check_store, check_suite, check_tracking, readable_file, writable_dir,
+                          writable_file)
 
 
 def _limits(args):
@@ -266,6 +268,7 @@ def check_self_training(config: str, overrides: list[str], run_id: str | None = 
 
     cfg = load_config(config, overrides)
     check_store(cfg.run.store_dir())
+    check_tracking(cfg)
     if run_id is not None:
         check_run_id(cfg, run_id)
     else:
@@ -442,6 +445,15 @@ def cmd_server(args) -> int:
     return 0
 
 
+def cmd_tracking(args) -> int:
+    from flows.tracking import serve
+    from tasks.config import load_config
+
+    cfg = load_config(args.config, tuple(args.set))
+    check_tracking(cfg)
+    return serve(cfg, args.host, args.port)
+
+
 def cmd_runs(args) -> int:
     from flows.lineage import format_runs, list_runs
     from flows.server import api_url, healthy
@@ -608,6 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="store_true", help="stop the background server")
     g.add_argument("--foreground", action="store_true", help="run attached (Ctrl-C stops it)")
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("tracking", help="the MLflow UI of the tracked runs (tracking.uri; by "
+                                        "default SQLite under $AUTODIDACT_HOME/mlflow), attached")
+    config_flags(p, "default")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: loopback)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000, tracking.ui_url's)")
+    p.set_defaults(func=cmd_tracking)
 
     p = sub.add_parser("runs", help="the runs of the store: config, start, state, cycles done, "
                                     "last promotion")

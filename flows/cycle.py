@@ -55,9 +55,11 @@ from tasks.training import TrainResult, train_task
 # every task inherits (where `content_key` finds a finished task's result).
 @flow(name="cycle", flow_run_name="{ctx.run_id}-cycle-{ctx.cycle}")
 def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: Policy,
-               start: Policy, earlier_pairs: list[Shard]) -> CycleResult:
+               start: Policy, earlier_pairs: list[Shard],
+               tracking_url: str | None = None) -> CycleResult:
     """One cycle. `start`: the run's start policy (the report's baseline); `earlier_pairs`: the
-    pairs of the run's earlier cycles (the collapse probe's examples)."""
+    pairs of the run's earlier cycles (the collapse probe's examples); `tracking_url`: the run's
+    MLflow run, linked from the summary."""
     log = get_run_logger()
     run = Path(ctx.run_dir)
     cfg = config
@@ -149,7 +151,7 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
 
     result = summarize_task(ctx, challenger, champion, attempt_shards, exploration, monitoring,
                             memory, pairs, trained, dev, test, decision, draw)
-    publish_artifacts(result)
+    publish_artifacts(result, tracking_url)
     log.info("cycle %d: %s", ctx.cycle, result.decision)
     return result
 
@@ -189,6 +191,8 @@ def summary_markdown(r: CycleResult, links: dict[str, str] | None = None) -> str
         f"- **{'promoted' if r.promoted else 'not promoted'}**: {r.decision}",
         f"- next cycle: challenger `{r.next_challenger.id}`, champion `{r.next_champion.id}`",
         f"- files: `{r.directory}`",
+        *([f"- MLflow: [run {r.run_id}]({links['mlflow']}) (this cycle: child run "
+           f"`{r.run_id}-cycle-{r.cycle}`)"] if links and links.get("mlflow") else []),
         "",
         "## Lineage",
         "",
@@ -197,7 +201,7 @@ def summary_markdown(r: CycleResult, links: dict[str, str] | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-def publish_artifacts(r: CycleResult) -> None:
+def publish_artifacts(r: CycleResult, tracking_url: str | None = None) -> None:
     """The cycle's artifacts; the summary and the policy's artifact last, so that they link to
     the others' content pages (flows/lineage.py, `cycle_links`)."""
     materialize_lineage(r)
@@ -235,6 +239,8 @@ def publish_artifacts(r: CycleResult) -> None:
         markdown=f"**{'promoted' if r.promoted else 'not promoted'}**: {r.decision}\n",
         description="the promotion decision")
     links = cycle_links(r, ids)
+    if tracking_url:
+        links["mlflow"] = tracking_url
     links["summary"] = artifact_url(create_markdown_artifact(
         key=artifact_key(r.run_id, r.cycle, "summary"), markdown=summary_markdown(r, links),
         description="what the cycle did"))

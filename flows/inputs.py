@@ -74,6 +74,28 @@ def check_store(store: str | Path, flag: str = "--store") -> Path:
                                             "write")
 
 
+def check_tracking(cfg) -> None:
+    """With `tracking.enabled` and a local database (`tracking.uri` null or `sqlite:///`), its
+    directory can be written. A remote server is not contacted here: when it does not answer, the
+    run logs a warning and goes on untracked."""
+    if not cfg.tracking.enabled:
+        return
+    from tasks.paths import home
+
+    uri = cfg.tracking.uri
+    if uri is None:
+        where = home() / "mlflow"
+    elif uri.startswith("sqlite:///"):
+        where = Path(uri.removeprefix("sqlite:///")).expanduser().parent
+        if not uri.removeprefix("sqlite:///").startswith("/"):
+            where = Path.cwd() / where
+    else:
+        return
+    writable_dir(where, "MLflow tracking database directory",
+                 "set tracking.uri to a sqlite:///<path> you can write, or --set "
+                 "tracking.enabled=false")
+
+
 def check_suite(spec: str, what: str) -> None:
     """A suite known by name, or a JSONL file of problems that exists and reads (a malformed row
     is refused here, naming its line, not after a flow run started)."""

@@ -194,10 +194,13 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
                      ", ".join(f"{n} ({s})" for n, s in claim.earlier),
                      f"; marked Crashed: {', '.join(claim.crashed)}" if claim.crashed else "")
         log.info("run %s: %d cycle(s), files under %s", run_id, cfg.run.cycles, run_dir)
+        tracker = open_tracking(cfg, run_id, meta)
         with tags(*run_labels):
             try:
-                results = run_cycles_of(cfg, run_id, run_dir, meta)
+                results = run_cycles_of(cfg, run_id, run_dir, meta, tracker)
             except Exception as exc:
+                if tracker is not None:
+                    tracker.finish(failed=True)
                 if disk_full(exc) or _nearly_full(run_dir):
                     raise StoreFull(
                         f"no space left on the disk of the run store ({run_dir}): {exc}. Free "
@@ -208,11 +211,30 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
                 raise
         write_json(run_dir / "summary.json", [r.model_dump(mode="json") for r in results])
         write_run_index(run_id, run_dir, results)
+        if tracker is not None:
+            tracker.finish()
     return results
 
 
-def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[CycleResult]:
-    """Chain `run.cycles` cycles, each from the policies the previous one chose."""
+def open_tracking(cfg: Config, run_id: str, meta: dict):
+    """The run's MLflow run (flows/tracking.py), tagged with this flow run; None when
+    `tracking.enabled` is false or MLflow does not answer (a warning says why)."""
+    from prefect.runtime import flow_run
+
+    from flows.server import ui_url
+    from flows.tracking import Tracker
+
+    tracker = Tracker.open(cfg, run_id, store_of(cfg), meta,
+                           flow_run=(str(flow_run.id), f"{ui_url()}/runs/flow-run/{flow_run.id}"))
+    if tracker is not None:
+        get_run_logger().info("run %s in MLflow: %s", run_id, tracker.url)
+    return tracker
+
+
+def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict,
+                  tracker=None) -> list[CycleResult]:
+    """Chain `run.cycles` cycles, each from the policies the previous one chose; each finished
+    cycle is logged to MLflow when `tracker` is given (flows/tracking.py)."""
     origin = challenger = champion = Policy.model_validate(meta["start_policy"])
     memory_version = meta["memory_version"]
     results: list[CycleResult] = []
@@ -226,14 +248,22 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict) -> list[C
                            memory_version=memory_version)
         with tags(policy_tag(challenger.id)):
             result = cycle(cfg, ctx, challenger, champion, origin,
-                           [r.pairs_file for r in results])
+                           [r.pairs_file for r in results],
+                           tracker.url if tracker is not None else None)
         results.append(result)
         if result.promoted:
             record_promotion(store_of(cfg), result)
         challenger, champion = result.next_challenger, result.next_champion
         memory_version = result.memory_version
-        publish_run_report(run_id, run_dir, results)
+        publish_run_report(run_id, run_dir, results,
+                           tracker.url if tracker is not None else None)
         write_run_index(run_id, run_dir, results)
+        if tracker is not None:
+            from flows.lineage import artifact_key, latest_artifact_url
+            from flows.server import ui_url
+
+            tracker.cycle(result, ui_url() + latest_artifact_url(
+                artifact_key(run_id, n, "summary")))
     return results
 
 
@@ -280,9 +310,10 @@ def publish_resume(run_id: str, claim) -> None:
         description="what this flow run resumes")
 
 
-def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -> None:
+def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult],
+                       tracking_url: str | None = None) -> None:
     """`<run>/report.md` and `<run>/scores.png`: every cycle's dev and test scores, and a
-    run-level Prefect artifact showing both."""
+    run-level Prefect artifact showing both (and linking the MLflow run, when tracked)."""
     import base64
 
     from prefect.artifacts import create_markdown_artifact
@@ -297,6 +328,7 @@ def publish_run_report(run_id: str, run_dir: Path, results: list[CycleResult]) -
                  f"# {run_id}\n\n![scores](scores.png)\n\n{table}".encode())
     image = base64.b64encode(png.read_bytes()).decode()
     key = artifact_key_of(f"{run_id}-scores")
-    create_markdown_artifact(key=key, markdown=f"# {run_id}\n\n"
+    tracked = f"MLflow: [run {run_id}]({tracking_url})\n\n" if tracking_url else ""
+    create_markdown_artifact(key=key, markdown=f"# {run_id}\n\n{tracked}"
                              f"![scores](data:image/png;base64,{image})\n\n{table}",
                              description="dev and test scores of every cycle (cycle 0: start)")

@@ -805,8 +805,6 @@ TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
     "use_cpu": "set by the training stage (training runs on the CPU)",
     "bf16": "set by the training stage (no mixed precision on the CPU; the weights' dtype is "
             "policy.dtype)",
-    "report_to": "set by the training stage to 'none' (metrics go to the manifest and Prefect "
-                 "artifacts)",
     "gradient_checkpointing": "set by the training stage (off on the CPU)",
 }
 """Keys `training.dpo` may not hold, and which of our fields (or the training stage) sets each."""
@@ -919,7 +917,9 @@ class TrainingConfig(BaseModel):
         """`DPOConfig` keyword arguments this section decides: `dpo`, the loss and checkpointing.
 
         The training stage adds the rest of `TRAINING_OWNED_DPO_KEYS` (output_dir, use_cpu, bf16,
-        report_to, gradient_checkpointing).
+        gradient_checkpointing), and `report_to: none` unless `dpo` names trl's integrations
+        (`tensorboard`, `wandb`, ...): the step curves go to the adapter's manifest either way,
+        and from there to MLflow (section `tracking`).
         """
         kwargs = copy.deepcopy(self.dpo)
         terms = [(name, weight) for name, weight in
@@ -1018,11 +1018,70 @@ def evaluation_style(evaluation: EvaluationConfig, sampling: SamplingConfig) -> 
 
 
 # ---------------------------------------------------------------------------------------------
+# tracking: MLflow
+# ---------------------------------------------------------------------------------------------
+
+
+class TrackingConfig(BaseModel):
+    """Section `tracking`: experiment tracking in MLflow (flows/tracking.py). Each run is an
+    MLflow run (params: the resolved config; tags: the run id, its Prefect flow run, the
+    policies), each cycle logs its metrics at step = cycle and its training curves in a child
+    run, and the policies go into the model registry, where the promotion decision moves the
+    aliases `champion` and `challenger`. Not part of the run's identity: switching tracking on or
+    off, or pointing it elsewhere, keeps the run id and every cached result. A tracking failure
+    is a warning in the log, never the run's failure."""
+
+    model_config = _STRICT
+
+    enabled: bool = True
+    """`bool`, defaults to `true`. Log runs, cycles and policies to MLflow."""
+
+    uri: str | None = None
+    """`str` or `None`, defaults to `None`: `sqlite:///$AUTODIDACT_HOME/mlflow/mlflow.db`, offline,
+    with artifacts under `$AUTODIDACT_HOME/mlflow/artifacts`; `autodidact tracking` serves its UI.
+    A team points this at a shared MLflow server (`http://mlflow.internal:5000`)."""
+
+    experiment: str = "autodidact"
+    """`str`, defaults to `"autodidact"`. The MLflow experiment runs are logged under."""
+
+    model_name: str | None = None
+    """`str` or `None`, defaults to `None`: `autodidact-<run.name>`. The registered model the
+    policies become versions of. Letters, digits, `_`, `.` and `-` only."""
+
+    ui_url: str = "http://127.0.0.1:5000"
+    """`str`, defaults to `"http://127.0.0.1:5000"`. Where the MLflow UI of a local `uri` is
+    served (`autodidact tracking` serves it there), for the links in Prefect artifacts; with an
+    `http(s)` `uri` the links use the `uri`."""
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty: name the MLflow experiment, e.g. 'autodidact'")
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value, "model_name")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:///", "http://", "https://",
+                                                        "postgresql", "mysql")):
+            raise ValueError(f"{value!r} is not an MLflow tracking URI: use sqlite:///<path>, "
+                             "http(s)://<server>, or null for the local database under "
+                             "$AUTODIDACT_HOME/mlflow")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
 # The whole configuration
 # ---------------------------------------------------------------------------------------------
 
 SECTIONS = ("run", "problems", "policy", "sampling", "sandbox", "debug", "memory", "pairs",
-            "explore", "training", "evaluation")
+            "explore", "training", "evaluation", "tracking")
 
 
 def _digest(value: Any) -> str:
@@ -1057,6 +1116,8 @@ class Config(BaseModel):
     """LoRA DPO + SFT; `training.dpo` goes to trl's DPOConfig."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     """Held-out evaluation and promotion."""
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    """Experiment tracking in MLflow (not part of the run's identity)."""
 
     @model_validator(mode="after")
     def _across_sections(self) -> "Config":
@@ -1106,8 +1167,10 @@ class Config(BaseModel):
 
     def _identity(self) -> dict:
         """The configuration as canonical JSON, less the keys of `OMITTED_AT_DEFAULT` that hold
-        their default and the `DEBUG_BEFORE_BUDGET` keys that change nothing."""
+        their default and the `DEBUG_BEFORE_BUDGET` keys that change nothing. `tracking` is
+        left out whole: where a run is logged is not what it is."""
         data = self.model_dump(mode="json")
+        data.pop("tracking")
         for section, key in OMITTED_AT_DEFAULT:
             default = type(getattr(self, section)).model_fields[key].get_default(
                 call_default_factory=True)

@@ -317,8 +317,9 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
             # reference log-probs are computed beside every step instead
             kwargs["precompute_ref_log_probs"] = False
         try:
+            kwargs.setdefault("report_to", "none")  # the curves go to the manifest
             args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
-                             gradient_checkpointing=False, report_to="none", seed=seed,
+                             gradient_checkpointing=False, seed=seed,
                              logging_steps=1, save_total_limit=2, **kwargs)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the "
@@ -373,6 +374,10 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         "steps": trainer.state.global_step,
         "resumed_from": Path(resume).name if resume else None,
         "metrics": metrics,
+        # trl's log of every step (loss, rewards, margins, learning rate): the training curves
+        # flows/tracking.py logs to MLflow
+        "log_history": [{k: v for k, v in entry.items() if isinstance(v, (int, float))}
+                        for entry in trainer.state.log_history],
         "versions": _versions(),
     })
     write_atomic(staging / "README.md", model_card(

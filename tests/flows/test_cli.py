@@ -127,6 +127,15 @@ BAD_INPUTS = {
         "problems.train: the problem file"),
     "cycle: a base that is no model": (
         "cycle --config tiny --store {t}/new --set policy.base={t}/empty", "policy.base"),
+    "cycle: a tracking database under a file": (
+        "cycle --config tiny --store {t}/new --set tracking.uri=sqlite:///{t}/afile/mlflow.db",
+        "MLflow tracking database directory {t}/afile: {t}/afile is a file, not a directory"),
+    "cycle: a tracking URI that is a bare path": (
+        "cycle --config tiny --store {t}/new --set tracking.uri={t}/mlflow.db",
+        "is not an MLflow tracking URI"),
+    "tracking: a database under a file": (
+        "tracking --config tiny --set tracking.uri=sqlite:///{t}/afile/mlflow.db",
+        "{t}/afile is a file, not a directory"),
     "run: an unknown run id names the runs": (
         "run --config tiny --store {t}/store --run-id tiny-typo",
         "no run 'tiny-typo' in {t}/store; runs there: tiny-moved, tiny-other"),

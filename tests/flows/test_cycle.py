@@ -9,11 +9,14 @@ One run goes through three lives, as a failed night does:
      served from the cache, nothing re-runs.
 """
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +44,8 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     from flows.self_training import open_run, self_training
     from tasks.config import load_config
 
-    overrides = [f"run.store={tmp_path}", "run.cycles=2"]
+    overrides = [f"run.store={tmp_path}", "run.cycles=2",
+                 f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
     cfg = load_config(toy / "toy.yaml", overrides)
     run_id, run_dir, _ = open_run(cfg)
     blocker = run_dir / "cycle-1" / "train"
@@ -106,6 +110,33 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
         states = task_states(f"{run_id}-cycle-{cycle}")
         assert states and all(s == "Cached" for s in states.values()), states
 
+    # MLflow (flows/tracking.py): the three lives are one MLflow run, each cycle logged once
+    from mlflow import MlflowClient
+
+    from flows.tracking import model_name
+
+    client = MlflowClient(tracking_uri=cfg.tracking.uri, registry_uri=cfg.tracking.uri)
+    experiment = client.get_experiment_by_name("autodidact").experiment_id
+    (run,) = client.search_runs([experiment], f"tags.`autodidact.run_id` = '{run_id}' and "
+                                              "attributes.run_name = "
+                                              f"'{run_id}'")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["run.cycles"] == "2"
+    dev = client.get_metric_history(run.info.run_id, "dev/pass1_greedy")
+    assert sorted((m.step, m.value) for m in dev) == [
+        (0, one.start_dev.pass1_greedy), (1, one.dev.pass1_greedy), (2, two.dev.pass1_greedy)]
+    children = client.search_runs([experiment],
+                                  f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert sorted(c.info.run_name for c in children) == [f"{run_id}-cycle-1",
+                                                         f"{run_id}-cycle-2"]
+    first = next(c for c in children if c.info.run_name.endswith("-1"))
+    curve = client.get_metric_history(first.info.run_id, "train/loss")
+    assert [m.step for m in curve] == list(range(1, int(one.training["steps"]) + 1))
+    name = model_name(cfg)
+    aliases = {alias: client.get_model_version(name, v).tags["policy_id"]
+               for alias, v in client.get_registered_model(name).aliases.items()}
+    assert aliases == {"champion": two.next_champion.id, "challenger": two.next_challenger.id}
+
 
 def cfg_policy_id(run_dir: Path) -> str:
     return json.loads((run_dir / "run.json").read_text())["start_policy_id"]
@@ -147,7 +178,8 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     try:
         results = self_training(config=str(toy / "toy.yaml"),
                                 overrides=[f"run.store={tmp_path}", "debug.max_turns=0",
-                                           "memory.enabled=false"])
+                                           "memory.enabled=false",
+                                           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"])
     finally:
         os.umask(umask)
         logging.getLogger("prefect.task_runs").removeHandler(task_logs)
@@ -198,7 +230,8 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
     for link in (f"/artifacts/artifact/{content['pairs']}",
                  f"/artifacts/artifact/{content['evaluation']}",
                  f"/artifacts/artifact/{content['promotion']}", "manifest.json", "README.md",
-                 "LanceDB version", "the run's start policy", "```mermaid", "pairs --> adapter"):
+                 "LanceDB version", "the run's start policy", "```mermaid", "pairs --> adapter",
+                 "- MLflow: [run "):
         assert link in text, link
     assert "/artifacts/key/" not in text
     # and shows the content: the training problems and a few pairs, as tables
@@ -286,6 +319,74 @@ def test_artifacts_of_a_cycle_are_published(toy, tmp_path):
             flow_run_id=ArtifactFilterFlowRunId(any_=[f.id for f in runs.values()])))
     assert {str(b.task_run_id) for b in bars} == set(task_runs.values())
     assert all(float(b.data) == 100.0 for b in bars), [(b.description, b.data) for b in bars]
+
+    # MLflow: `autodidact tracking` serves the UI, whose REST API has the run, its metrics per
+    # cycle and the policies in the registry with their aliases
+    with served_tracking(f"sqlite:///{tmp_path}/mlflow.db") as api:
+        assert "<title>MLflow</title>" in api("")
+        experiment = json.loads(api("api/2.0/mlflow/experiments/get-by-name"
+                                    "?experiment_name=autodidact"))["experiment"]
+        found = json.loads(api("api/2.0/mlflow/runs/search", {
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.`autodidact.run_id` = '{r.run_id}'"}))["runs"]
+        (parent,) = [x for x in found if x["info"]["run_name"] == r.run_id]
+        params = {p["key"]: p["value"] for p in parent["data"]["params"]}
+        assert params["run.name"] == "tiny" and params["tracking.experiment"] == "autodidact"
+        tags = {t["key"]: t["value"] for t in parent["data"]["tags"]}
+        assert tags["prefect.flow_run_id"] == str(runs[r.run_id].id)
+        history = json.loads(api("api/2.0/mlflow/metrics/get-history?run_id="
+                                 f"{parent['info']['run_id']}&metric_key=dev/pass1_greedy"))
+        assert sorted(m["step"] for m in history["metrics"]) == [0, 1]
+        assert f"#/experiments/{experiment['experiment_id']}/runs/{parent['info']['run_id']}" \
+            in text  # the Prefect summary links the MLflow run
+        champion = json.loads(api("api/2.0/mlflow/registered-models/alias"
+                                  "?name=autodidact-tiny&alias=champion"))["model_version"]
+        version = {t["key"]: t["value"] for t in champion["tags"]}
+        assert version["policy_id"] == r.next_champion.id
+
+
+@contextlib.contextmanager
+def served_tracking(uri: str):
+    """`autodidact tracking` on a free loopback port, for the length of the block: yields
+    `api(path, body=None)`, a GET (or a POST of `body` as JSON) answered as text."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile()  # not a pipe: a server's log left unread would fill it
+    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "tracking", "--config", "tiny",
+                               "--set", f"tracking.uri={uri}", "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/"
+
+    def api(path: str, body: dict | None = None) -> str:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(base + path, data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read().decode()
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                api("health")
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise AssertionError(f"the MLflow UI did not answer on {base}: "
+                                         f"{log.read().decode()[-3000:]}")
+                time.sleep(1)
+        yield api
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
 
 
 def test_evaluate_any_policy_and_refuse_what_is_not_an_adapter(toy, tmp_path):
