@@ -19,6 +19,7 @@ the store (the nightly deployment does this, so each night continues from the la
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -246,7 +247,9 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
                            draws_of=cfg.run.draws_of,
                            memory_version=memory_version)
-        with tags(policy_tag(challenger.id)):
+        watching = (tracker.live(n, challenger.id, champion.id) if tracker is not None
+                    else contextlib.nullcontext())
+        with tags(policy_tag(challenger.id)), watching:
             result = cycle(cfg, ctx, challenger, champion, origin,
                            [r.pairs_file for r in results],
                            tracker.url if tracker is not None else None)

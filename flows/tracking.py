@@ -6,7 +6,8 @@ side, offline.
                                    the store, the config hash, the start policy, the Prefect flow
                                    run (id and URL); metrics at step = cycle (0: the start policy)
         run <run id>-cycle-<n>     child run: the cycle's training curves (trl's log, step = the
-                                   optimizer step), linked to the cycle's Prefect summary
+                                   optimizer step; live while it trains), its numbers, and a
+                                   link to the cycle's Prefect summary
     registered model `tracking.model_name` (default `autodidact-<run.name>`)
       one version per policy (tag `policy_id`; source: its adapter directory, or the base model's)
       alias `champion`: moved to the trained policy when a cycle promotes it
@@ -14,7 +15,10 @@ side, offline.
 
 The default URI is a SQLite database under `$AUTODIDACT_HOME/mlflow` (artifacts beside it);
 `autodidact tracking` serves its UI on loopback. A run resumed after a crash reopens its MLflow
-run (found by its tags) and logs only the cycles it has not logged. Tracking is extra, like the
+run (found by its tags) and logs only the cycles it has not logged. The training curves grow
+live while a cycle trains (the training stage hands each step to tasks/progress.py's step
+observers); a training served from the cache, or one from before a crash, is logged from its
+adapter's manifest (`log_history`) when the cycle ends. Tracking is extra, like the
 lineage: a failure here is a warning in the log, never the run's failure.
 
 Metrics of a cycle (step = cycle): `dev/pass1_greedy`, `dev/pass1_sampled`, `test/...` (the
@@ -26,6 +30,7 @@ epoch means), `attempts`, `fixed_by_debug`, `promoted` (0 or 1), `explore/scale`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -266,35 +271,68 @@ class Tracker:
         child = self._child(r, summary_url)
         self._register(r, child)
 
-    def _child(self, r, summary_url: str | None) -> str:
-        """The cycle's child run with its training curves (made once)."""
-        from mlflow.entities import Metric
-
-        client = self.client
-        found = self._find({"run_id": self.run_id, "store": self.store, "cycle": str(r.cycle)},
+    def _child_run(self, cycle: int, challenger_id: str, champion_id: str) -> str:
+        """The cycle's child run, found by its tags or created."""
+        found = self._find({"run_id": self.run_id, "store": self.store, "cycle": str(cycle)},
                            parent=self.mlflow_run)
         if found is not None:
             return found
         tags = {"mlflow.parentRunId": self.mlflow_run, f"{TAG}run_id": self.run_id,
-                f"{TAG}store": self.store, f"{TAG}cycle": str(r.cycle),
-                f"{TAG}challenger": r.started_from.id, f"{TAG}champion": r.champion.id,
-                f"{TAG}decision": r.decision[:5000], f"{TAG}cycle_dir": r.directory}
+                f"{TAG}store": self.store, f"{TAG}cycle": str(cycle),
+                f"{TAG}challenger": challenger_id, f"{TAG}champion": champion_id}
+        return self.client.create_run(self.experiment_id, tags=tags,
+                                      run_name=f"{self.run_id}-cycle-{cycle}").info.run_id
+
+    @contextlib.contextmanager
+    def live(self, cycle: int, challenger_id: str, champion_id: str):
+        """While the block runs (the cycle), each training step's numbers go to the cycle's
+        child run as they are logged: the curves grow in the MLflow UI during training."""
+        from tasks.progress import observe_steps
+
+        try:
+            child = self._child_run(cycle, challenger_id, champion_id)
+        except Exception as exc:
+            _log().warning("tracking: no live curves for cycle %d of run %s: %s", cycle,
+                           self.run_id, exc)
+            yield
+            return
+
+        def log_step(stage: str, step: int, numbers: dict[str, float]) -> None:
+            from mlflow.entities import Metric
+
+            if stage != "train":
+                return
+            now = int(time.time() * 1000)
+            self.client.log_batch(child, metrics=[Metric(_key(f"train/{k}"), v, now, step)
+                                                  for k, v in numbers.items() if k != "step"])
+
+        with observe_steps(log_step):
+            yield
+
+    def _child(self, r, summary_url: str | None) -> str:
+        """The cycle's child run, finished: its curves (from the adapter's manifest, when they
+        were not logged live: a cached or earlier training), its numbers and its links."""
+        from mlflow.entities import Metric, RunTag
+
+        client = self.client
+        child = self._child_run(r.cycle, r.started_from.id, r.champion.id)
+        now = int(time.time() * 1000)
+        metrics = []
+        if r.trained is not None and not client.get_metric_history(child, "train/loss"):
+            metrics += [Metric(k, v, now, step) for step, numbers in
+                        training_curves(r.trained.adapters[-1]) for k, v in numbers.items()]
+        if not client.get_metric_history(child, "promoted"):
+            metrics += [Metric(k, v, now, r.cycle) for k, v in cycle_metrics(r).items()]
+        for i in range(0, len(metrics), 1000):
+            client.log_batch(child, metrics=metrics[i:i + 1000])
+        tags = {f"{TAG}decision": r.decision[:5000], f"{TAG}cycle_dir": r.directory}
         if r.trained is not None:
             tags[f"{TAG}trained"] = r.trained.id
         if summary_url:
             tags["prefect.cycle_summary_url"] = summary_url
             tags["mlflow.note.content"] = (f"cycle {r.cycle} of `{self.run_id}`: "
                                            f"[its Prefect summary]({summary_url})")
-        run = client.create_run(self.experiment_id, run_name=f"{self.run_id}-cycle-{r.cycle}",
-                                tags=tags)
-        child = run.info.run_id
-        now = int(time.time() * 1000)
-        curves = training_curves(r.trained.adapters[-1]) if r.trained is not None else []
-        metrics = [Metric(k, v, now, step) for step, numbers in curves
-                   for k, v in numbers.items()]
-        metrics += [Metric(k, v, now, r.cycle) for k, v in cycle_metrics(r).items()]
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(child, metrics=metrics[i:i + 1000])
+        client.log_batch(child, tags=[RunTag(k, v) for k, v in tags.items()])
         client.set_terminated(child, status="FINISHED")
         return child
 

@@ -281,3 +281,48 @@ class Progress:
         _keep_lines_off_the_terminal()
         return tqdm(total=self.total, initial=self.done, desc=self.what, unit=self.unit,
                     file=sys.stdout, dynamic_ncols=True, leave=True, mininterval=1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Step observers: the numbers of each logging step, to whoever watches (MLflow's live curves)
+
+_STEP_OBSERVERS: list = []
+_OBSERVERS_LOCK = threading.Lock()
+
+
+class observe_steps:
+    """`with observe_steps(fn):` calls `fn(stage, step, numbers)` for each step a stage reports
+    (training: each logging step's loss, rewards, margins, learning rate) while the block runs.
+    An observer that raises is dropped with a warning: watching never fails the stage."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __enter__(self):
+        with _OBSERVERS_LOCK:
+            _STEP_OBSERVERS.append(self.fn)
+        return self
+
+    def __exit__(self, *exc):
+        with _OBSERVERS_LOCK:
+            if self.fn in _STEP_OBSERVERS:
+                _STEP_OBSERVERS.remove(self.fn)
+        return False
+
+
+def report_step(stage: str, step: int, numbers: dict) -> None:
+    """Hand one step's numbers (the plain numbers among them) to the observers."""
+    with _OBSERVERS_LOCK:
+        observers = list(_STEP_OBSERVERS)
+    if not observers:
+        return
+    plain = {k: float(v) for k, v in numbers.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for fn in observers:
+        try:
+            fn(stage, step, plain)
+        except Exception as exc:
+            run_logger().warning("%s: a step observer failed and stops watching: %s", stage, exc)
+            with _OBSERVERS_LOCK:
+                if fn in _STEP_OBSERVERS:
+                    _STEP_OBSERVERS.remove(fn)

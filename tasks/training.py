@@ -143,10 +143,11 @@ def _trainer_class():
 def _progress_callback():
     """A transformers callback reporting training through tasks/progress.py: a line per
     logging step (every optimizer step here) with the step, the loss, trl's reward accuracy and
-    reward margin, the rate and the ETA, in the task's log and its progress artifact."""
+    reward margin, the rate and the ETA, in the task's log and its progress artifact; and each
+    step's numbers to the step observers (MLflow's live training curves)."""
     from transformers import TrainerCallback
 
-    from tasks.progress import Progress
+    from tasks.progress import Progress, report_step
 
     class TrainingProgress(TrainerCallback):
         def __init__(self):
@@ -158,6 +159,7 @@ def _progress_callback():
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.progress is None or not logs or "loss" not in logs:
                 return  # the summary at the end (train_runtime, ...) has no step loss
+            report_step("train", state.global_step, logs)  # live curves (flows/tracking.py)
             parts = [f"loss {float(logs['loss']):.4f}"]
             if "rewards/accuracies" in logs:
                 parts.append(f"reward accuracy {float(logs['rewards/accuracies']):.2f}")

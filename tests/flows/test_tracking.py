@@ -180,3 +180,30 @@ def test_a_tracking_uri_that_is_none_is_refused_by_the_config():
 
     with pytest.raises(ConfigError, match="is not an MLflow tracking URI"):
         load_config("tiny", ("tracking.uri=/tmp/mlflow.db",))
+
+
+def test_training_steps_reach_the_cycles_child_run_live_and_the_manifest_only_fills_gaps(
+        tracked, tmp_path):
+    from tasks.progress import report_step
+
+    cfg, tracker = tracked
+    base = _policy(tmp_path, "base")
+    one = _policy(tmp_path, "one", base, steps=3)
+    with tracker.live(1, base.id, base.id):
+        # what the training stage's callback hands over at each logging step
+        report_step("train", 1, {"loss": 0.9, "rewards/margins": 0.05, "epoch": 0.5})
+        report_step("train", 2, {"loss": 0.8, "rewards/margins": 0.1, "epoch": 1.0})
+        client = tracker.client
+        (child,) = client.search_runs([tracker.experiment_id],
+                                      f"tags.`mlflow.parentRunId` = '{tracker.mlflow_run}'")
+        assert child.info.status == "RUNNING"  # the curve is there while the cycle runs
+        assert [(m.step, m.value) for m in client.get_metric_history(
+            child.info.run_id, "train/loss")] == [(1, 0.9), (2, 0.8)]
+    report_step("train", 3, {"loss": 0.1})  # after the block: nobody watches
+    tracker.cycle(_cycle(tmp_path, 1, base, base, one, False, next_challenger=one,
+                         next_champion=base))
+    # the live curve stays as logged: the manifest's (3 steps) does not double it
+    history = client.get_metric_history(child.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.9), (2, 0.8)]
+    assert client.get_run(child.info.run_id).info.status == "FINISHED"
+    assert client.get_metric_history(child.info.run_id, "train/rewards/margins")[-1].value == 0.1
