@@ -266,10 +266,14 @@ class Tracker:
             metrics = [Metric(k, v, now, r.cycle) for k, v in cycle_metrics(r).items()]
             if r.cycle == 1:
                 metrics += [Metric(k, v, now, 0) for k, v in start_metrics(r).items()]
-            for i in range(0, len(metrics), 1000):
-                client.log_batch(self.mlflow_run, metrics=metrics[i:i + 1000])
+            self._log_metrics(self.mlflow_run, metrics)
         child = self._child(r, summary_url)
         self._register(r, child)
+
+    def _log_metrics(self, run: str, metrics: list) -> None:
+        """`metrics` on `run`, 1000 a call (MLflow's batch limit)."""
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run, metrics=metrics[i:i + 1000])
 
     def _child_run(self, cycle: int, challenger_id: str, champion_id: str) -> str:
         """The cycle's child run, found by its tags or created."""
@@ -323,8 +327,7 @@ class Tracker:
                         training_curves(r.trained.adapters[-1]) for k, v in numbers.items()]
         if not client.get_metric_history(child, "promoted"):
             metrics += [Metric(k, v, now, r.cycle) for k, v in cycle_metrics(r).items()]
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(child, metrics=metrics[i:i + 1000])
+        self._log_metrics(child, metrics)
         tags = {f"{TAG}decision": r.decision[:5000], f"{TAG}cycle_dir": r.directory}
         if r.trained is not None:
             tags[f"{TAG}trained"] = r.trained.id
