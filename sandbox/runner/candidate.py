@@ -11,8 +11,8 @@ sys.modules so pickling by reference works, e.g. multiprocessing.Pool), then ans
 
     load, get NAME                       the program, and the names the tests take from it
     call, getattr, setattr, iter, next,  what the tests do with candidate functions and objects
-    len, bool, str, repr, num, getitem,
-    setitem, delitem, binop, unary
+    len, bool, str, repr, getitem,       (binop and compare only between two of its objects:
+    setitem, delitem, binop, compare     judge.py's `Remote` refuses the tests' values there)
     run                                  (the `programs` mode, program.py, never a judge) run a
                                          whole program, answer with what it printed
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import json
 import linecache
+import mmap
 import operator
 import os
 import socket
@@ -42,9 +43,8 @@ BINARY_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
               "pow": operator.pow, "and": operator.and_, "or": operator.or_,
               "xor": operator.xor, "lshift": operator.lshift, "rshift": operator.rshift,
               "matmul": operator.matmul}
-UNARY_OPS = {"neg": operator.neg, "pos": operator.pos, "abs": abs, "invert": operator.invert}
-NUMBER_OPS = {"int": int, "float": float, "index": operator.index, "complex": complex,
-              "hash": hash, "round": round}
+COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
+               "gt": operator.gt, "ge": operator.ge}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,8 +218,6 @@ class CandidateEndpoint(Endpoint):
                 value = str(obj)
             elif op == "repr":
                 value = repr(obj)
-            elif op == "num":
-                value = NUMBER_OPS[msg["kind"]](obj)
             elif op == "getitem":
                 value = obj[self.decode(msg["k"])]
             elif op == "setitem":
@@ -228,12 +226,12 @@ class CandidateEndpoint(Endpoint):
             elif op == "delitem":
                 del obj[self.decode(msg["k"])]
                 value = None
-            elif op == "binop":
+            elif op == "binop":  # (the judge asks only when both operands are the program's)
                 other = self.decode(msg["other"])
                 fn = BINARY_OPS[msg["name"]]
                 value = fn(other, obj) if msg.get("reflected") else fn(obj, other)
-            elif op == "unary":
-                value = UNARY_OPS[msg["name"]](obj)
+            elif op == "compare":  # (likewise)
+                value = COMPARISONS[msg["name"]](obj, self.decode(msg["other"]))
             else:
                 raise LookupError(f"unknown operation {op!r}")
             return {"re": 1, "ok": True, "v": self.encode(value)}
@@ -286,27 +284,30 @@ class CandidateEndpoint(Endpoint):
             sys.stdout = saved
 
     def call(self, fn, msg) -> dict:
-        args = self.decode(msg["a"])
+        """Call `fn` with the judge's arguments.  The reply carries the value and, for each
+        argument changed in place, its new state (`after`); both mark which of their containers
+        are the very ones the judge sent (`encode_back`), so the judge changes its own objects,
+        which every alias the tests hold then sees."""
+        args, nodes = self.decode_sent(msg["a"])
         kwargs = self.decode(msg["k"])
         if type(args) is not list or type(kwargs) is not dict:
             raise TypeError("malformed call")
-        before = [self._mutable_state(a) for a in args]
+        before = [self.encode(a) if self._tracked(a) else None for a in args]
         result = fn(*args, **kwargs)
-        reply = {"re": 1, "ok": True, "v": self.encode(result, args)}
+        reply = {"re": 1, "ok": True, **self.encode_back(result, nodes, args)}
         after = {}
         for i, (arg, was) in enumerate(zip(args, before)):
             if was is not None:
-                now = self._mutable_state(arg)
-                if now != was:  # changed in place: the judge updates its own object
+                now = self.encode_back(arg, nodes)
+                if now["v"] != was:  # changed in place: the judge updates its own object
                     after[str(i)] = now
         if after:
             reply["after"] = after
         return reply
 
-    def _mutable_state(self, value):
-        if type(value) in (list, dict, set, bytearray) or type(value).__module__ == "collections":
-            return self.encode(value)
-        return None
+    @staticmethod
+    def _tracked(value) -> bool:
+        return type(value) in (list, dict, set, bytearray) or type(value).__module__ == "collections"
 
 
 class OutputFull(BaseException):
@@ -342,8 +343,10 @@ def _attr(name) -> str:
     return name
 
 
-def candidate_main(fd_in: int, fd_out: int) -> None:
+def candidate_main(fd_in: int, fd_out: int, signals_sent=None) -> None:
     """Answer the judge until it closes the pipe.  Confinement is already in place."""
+    if signals_sent is not None:
+        watch_own_signals(signals_sent)
     endpoint = CandidateEndpoint(fd_in, fd_out)
     try:
         while True:
@@ -352,6 +355,44 @@ def candidate_main(fd_in: int, fd_out: int) -> None:
     except PeerGone:
         pass
     os._exit(0)
+
+
+_SIGNAL_EVENTS = frozenset({"os.kill", "os.killpg", "signal.pthread_kill"})
+
+
+def watch_own_signals(mask) -> None:
+    """Mark in `mask` (8 bytes of memory shared with the fork server, bit s-1 for signal s) each
+    signal the program sends to this process through os.kill, os.killpg or signal.pthread_kill
+    (Python's audit events, seen in the processes it forks too): to itself, its process group,
+    or every process it may signal.  When this process then dies of such a signal, the judge
+    says the program killed itself, not that a limit did (judge.gone_verdict).  Signals sent
+    other ways (signal.raise_signal, a shell's `kill`, ctypes) are not seen."""
+    me, group = os.getpid(), os.getpgrp()
+
+    def hook(event, args):
+        if event not in _SIGNAL_EVENTS:
+            return
+        try:
+            target, sig = int(args[0]), int(args[1])
+            ours = os.getpgrp() == group
+            if event == "os.kill":  # (-1 spares the caller: it hits us from another process)
+                hits = (target in (me, -group) or (target == 0 and ours)
+                        or (target == -1 and os.getpid() != me))
+            elif event == "os.killpg":
+                hits = target == group or (target == 0 and ours)
+            else:  # pthread_kill: a thread of the calling process
+                hits = os.getpid() == me
+            if hits and 0 < sig <= 64:
+                mask[(sig - 1) // 8] |= 1 << ((sig - 1) % 8)
+        except Exception:
+            pass
+
+    sys.addaudithook(hook)
+
+
+def signals_marked(mask) -> list[int]:
+    bits = int.from_bytes(mask[:8], "little")
+    return [s for s in range(1, 65) if bits >> (s - 1) & 1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,7 +413,8 @@ def _infra_reply(fd: int, message: str) -> None:
 def zygote_main(ctrl_fd: int) -> None:
     """Serve fork requests from judges: {"seq", "slot", "config"} plus two fds (read, write).
 
-    Reports {"seq", "pid"} after the fork and {"seq", "exit"} when the child ends."""
+    Reports {"seq", "pid"} after the fork and {"seq", "exit", "sent"} when the child ends: its
+    exit code, and the signals the program sent itself (watch_own_signals)."""
     from . import confinement
 
     confinement.set_dumpable(False)
@@ -385,6 +427,7 @@ def zygote_main(ctrl_fd: int) -> None:
         if not data or len(fds) != 2:
             os._exit(0)
         req = json.loads(data)
+        sent = mmap.mmap(-1, 8)  # shared with the child: the signals it sends itself
         pid = os.fork()
         if pid == 0:
             ctrl.close()
@@ -395,7 +438,7 @@ def zygote_main(ctrl_fd: int) -> None:
                                      f"{type(exc).__name__}: {exc}")
                 os._exit(EXIT_UNCONFINED)
             try:
-                candidate_main(fds[0], fds[1])
+                candidate_main(fds[0], fds[1], sent)
             finally:
                 os._exit(EXIT_BROKEN)
         for fd in fds:
@@ -404,7 +447,9 @@ def zygote_main(ctrl_fd: int) -> None:
             socket.send_fds(ctrl, [json.dumps({"seq": req["seq"], "pid": pid}).encode()], [])
             _, status = os.waitpid(pid, 0)
             socket.send_fds(ctrl, [json.dumps({"seq": req["seq"],
-                                               "exit": os.waitstatus_to_exitcode(status)}
-                                              ).encode()], [])
+                                               "exit": os.waitstatus_to_exitcode(status),
+                                               "sent": signals_marked(sent)}).encode()], [])
         except OSError:
             os._exit(0)
+        finally:
+            sent.close()

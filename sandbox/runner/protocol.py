@@ -21,7 +21,7 @@ import os
 import select
 import time
 
-from .codec import Decoder, Encoder
+from .codec import CodecError, Decoder, Encoder, WRITABLE
 
 STATUSES = ("passed", "failed", "error", "syntax_error", "timeout", "resource_exceeded",
             "sandbox_error")
@@ -76,6 +76,47 @@ class Endpoint:
 
     def decode(self, data, args=()):
         return Decoder(self.resolve, args).decode(data)
+
+    # In-place changes keep identity: the judge sends a call's arguments with `encode_sent`; the
+    # candidate decodes them with `decode_sent` and sends a value that holds any of those
+    # objects with `encode_back` ({"v": value, "same": [[node, node of the arguments], ...]});
+    # `decode_back` then writes it into the judge's very objects, so `row = grid[0]` sees what
+    # the program did to `grid[0]`.
+    def encode_sent(self, value):
+        """(encoding, the object of each node of it)."""
+        encoder = Encoder(self.export)
+        return encoder.encode(value), encoder.objects
+
+    def decode_sent(self, data):
+        """(value, {id(container): (its node, the container)}): the map keeps every container
+        it names alive, so while it is held no other object can take one of their ids."""
+        decoder = Decoder(self.resolve)
+        value = decoder.decode(data)
+        return value, {id(obj): (i, obj) for i, obj in enumerate(decoder.built)
+                       if type(obj) in WRITABLE}
+
+    def encode_back(self, value, nodes: dict, args=()) -> dict:
+        encoder = Encoder(self.export, args)
+        data = encoder.encode(value)
+        same = [[node, nodes[key][0]] for key, node in encoder.memo.items() if key in nodes]
+        return {"v": data, "same": same} if same else {"v": data}
+
+    def decode_back(self, back: dict, sent, args=()):
+        """A value from `encode_back`; each of its nodes the other side marks as the same as
+        node k of what we sent is written into our object sent[k] (when its type allows)."""
+        if type(back) is not dict:
+            raise CodecError("malformed value")
+        pairs, shells = back.get("same") or [], {}
+        if type(pairs) is not list:
+            raise CodecError("malformed write-back")
+        for pair in pairs:
+            if (type(pair) is not list or len(pair) != 2 or type(pair[0]) is not int
+                    or type(pair[1]) is not int or not 0 <= pair[1] < len(sent)):
+                raise CodecError("malformed write-back")
+            shells[pair[0]] = sent[pair[1]]
+        if len({id(obj) for obj in shells.values()}) != len(shells):
+            raise CodecError("malformed write-back: one object in two places")
+        return Decoder(self.resolve, args, shells).decode(back.get("v"))
 
     def handle_id(self, obj) -> int:
         """The id under which one of our objects is known to the other side (kept alive until

@@ -667,6 +667,90 @@ CASES["classes__operators"] = case("""
         assert repr(total) == "Money(425)"
 """, "Money")
 
+OWN_EQUALITY_TESTS = """
+    def check(candidate):
+        assert candidate(1, 2) == candidate(1, 2)
+        assert not (candidate(1, 2) == candidate(1, 3))
+        assert candidate(1, 2) != candidate(2, 2)
+        assert candidate(1, 2) in [candidate(0, 0), candidate(1, 2)]
+        assert sorted([candidate(2, 0), candidate(1, 5)]) == [candidate(1, 5), candidate(2, 0)]
+"""
+CASES["classes__own_equality"] = case("""
+    from dataclasses import dataclass
+
+    @dataclass(order=True)
+    class Point:
+        x: int
+        y: int
+""", OWN_EQUALITY_TESTS, "Point")
+WRONG["classes__own_equality"] = case("""
+    from dataclasses import dataclass, field
+
+    @dataclass(order=True)
+    class Point:
+        x: int
+        y: int = field(compare=False)  # points that differ only in y compare equal
+""", OWN_EQUALITY_TESTS, "Point")
+
+# Plain numbers through every operator a test may apply to a result: the rule that keeps the
+# program's own objects out of operators must not touch them (nor their subclasses, which cross
+# as their base value).
+NUMBER_OPERATOR_TESTS = """
+    import math
+    from fractions import Fraction
+    from decimal import Decimal
+
+    def check(candidate):
+        r = candidate(7, 2)
+        assert abs(r["ratio"] - 3.5) < 1e-9 and abs(3.5 - r["ratio"]) < 1e-9
+        assert math.isclose(r["ratio"], 3.5) and round(r["ratio"], 1) == 3.5
+        assert 3.4 < r["ratio"] <= 3.5 and -r["ratio"] == -3.5 and +r["ratio"] == 3.5
+        assert int(r["ratio"]) == 3 and float(r["quotient"]) == 3.0 and math.floor(r["ratio"]) == 3
+        assert r["quotient"] * 2 + r["remainder"] == 7 and divmod(7, 2) == (r["quotient"], 1)
+        assert r["quotient"] ** 2 == 9 and 7 % r["quotient"] == 1 and ~r["remainder"] == -2
+        assert r["quotient"] << 1 == 6 and r["quotient"] & 1 == 1 and r["quotient"] ^ 1 == 2
+        assert [10, 20, 30, 40][r["quotient"]] == 40 and range(10)[r["remainder"]] == 1
+        assert r["exact"] == Fraction(7, 2) and r["exact"] * 2 == 7
+        assert r["decimal"] - Decimal("3.5") == 0 and r["complex"] * 1j == -2 + 7j
+        assert r["flag"] + 1 == 2 and sum([r["ratio"], r["quotient"]]) == 6.5
+        assert r["level"] == 2 and r["level"] + 1 == 3 and r["level"] < 3
+        assert max(r["ratio"], r["quotient"]) == 3.5 and sorted([r["ratio"], 1]) == [1, 3.5]
+"""
+CASES["numbers__every_operator"] = case("""
+    import enum
+    from decimal import Decimal
+    from fractions import Fraction
+
+    class Level(enum.IntEnum):
+        LOW = 1
+        HIGH = 2
+
+    class Ratio(float):
+        pass
+
+    def divide(a, b):
+        return {"ratio": Ratio(a / b), "quotient": a // b, "remainder": a % b,
+                "exact": Fraction(a, b), "decimal": Decimal(a) / Decimal(b),
+                "complex": complex(a, b), "flag": a > b, "level": Level.HIGH}
+""", NUMBER_OPERATOR_TESTS, "divide")
+WRONG["numbers__every_operator"] = case("""
+    import enum
+    from decimal import Decimal
+    from fractions import Fraction
+
+    class Level(enum.IntEnum):
+        LOW = 1
+        HIGH = 2
+
+    class Ratio(float):
+        pass
+
+    def divide(a, b):
+        return {"ratio": Ratio(a / b + 1e-6), "quotient": a // b, "remainder": a % b,
+                "exact": Fraction(a, b), "decimal": Decimal(a) / Decimal(b),
+                "complex": complex(a, b), "flag": a > b, "level": Level.HIGH}
+""", NUMBER_OPERATOR_TESTS, "divide")
+
 # ----------------------------------------------------------------------------------------------
 # modules the program imported and the tests use without importing them
 
@@ -761,6 +845,49 @@ CASES["identity__mutates_shared_alias"] = case("""
         assert alias["list"] == [7, 7]
         assert alias["list"] is xs
 """, "append_twice")
+
+NESTED_ALIAS_TESTS = """
+    def check(candidate):
+        grid = [[0, 0], [0, 0]]
+        row = grid[0]
+        candidate(grid, 7)
+        assert row == [7, 7]
+        assert grid[0] is row and grid == [[7, 7], [0, 0]]
+        index = {"a": [1]}
+        bucket = index["a"]
+        candidate(index, 9)
+        assert bucket == [9]
+"""
+CASES["identity__nested_alias_sees_mutation"] = case("""
+    def fill_first(container, value):
+        first = container[0] if isinstance(container, list) else next(iter(container.values()))
+        for i in range(len(first)):
+            first[i] = value
+""", NESTED_ALIAS_TESTS, "fill_first")
+WRONG["identity__nested_alias_sees_mutation"] = case("""
+    def fill_first(container, value):
+        if isinstance(container, list):
+            container[0] = [value] * len(container[0])  # a new row: `row` keeps the old one
+        else:
+            key = next(iter(container))
+            container[key] = [value] * len(container[key])
+""", NESTED_ALIAS_TESTS, "fill_first")
+
+RETURNED_NESTED_TESTS = """
+    def check(candidate):
+        grid = [[1, 2], [3]]
+        assert candidate(grid) is grid[0]
+        longest = candidate([[5], [6, 7, 8]])
+        assert longest == [6, 7, 8]
+"""
+CASES["identity__returns_nested_argument"] = case("""
+    def longest_row(grid):
+        return max(grid, key=len)
+""", RETURNED_NESTED_TESTS, "longest_row")
+WRONG["identity__returns_nested_argument"] = case("""
+    def longest_row(grid):
+        return list(max(grid, key=len))  # an equal copy, not the row itself
+""", RETURNED_NESTED_TESTS, "longest_row")
 
 # ----------------------------------------------------------------------------------------------
 # exceptions the tests catch
