@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 AUTODIDACT := $(VENV)/bin/autodidact
 
-.PHONY: setup run test bench docs clean-sandbox deploy worker
+.PHONY: setup run test bench docs clean-sandbox deploy worker gpu-check
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,11 @@ bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
 	$(PY) benchmarks/sampling_throughput.py
 	$(PY) benchmarks/training_throughput.py
+
+# On a machine with an NVIDIA GPU: the smoke cycle with QLoRA and greedy HumanEval on the GPU,
+# failing when a stage ran on the CPU; prints times and pass rates beside the CPU figures
+gpu-check: setup
+	bash scripts/gpu_check.sh
 
 # The documentation site (mkdocs.yml, docs/), offline; --strict fails on a broken link or a missing
 # page. `$(VENV)/bin/mkdocs serve` serves it while you edit. NO_MKDOCS_2_WARNING silences

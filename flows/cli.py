@@ -38,9 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-from flows.inputs import (InputError, check_adapters, check_base, check_count, check_run_id,
-                          check_store, check_suite, check_tracking, readable_file, writable_dir,
-                          writable_file)
+from flows.inputs import (InputError, check_adapters, check_base, check_count, check_device,
+                          check_run_id, check_store, check_suite, check_tracking, readable_file,
+                          writable_dir, writable_file)
 
 
 def _limits(args):
@@ -269,6 +269,7 @@ def check_self_training(config: str, overrides: list[str], run_id: str | None = 
     cfg = load_config(config, overrides)
     check_store(cfg.run.store_dir())
     check_tracking(cfg)
+    check_device(cfg.policy.device)
     if run_id is not None:
         check_run_id(cfg, run_id)
     else:
@@ -345,6 +346,7 @@ def check_evaluate(args):
         check_suite(getattr(cfg.problems, args.split), f"problems.{args.split}")
     check_adapters(args.adapter)
     check_base(cfg.policy.base)
+    check_device(cfg.policy.device)
     check_store(cfg.run.store_dir())
     return cfg
 
@@ -382,6 +384,7 @@ def check_sample(args):
     check_suite(args.suite or cfg.problems.train, "--suite" if args.suite else "problems.train")
     check_adapters(args.adapter)
     check_base(cfg.policy.base)
+    check_device(cfg.policy.device)
     writable_file(args.output, "-o")
     return cfg
 
@@ -410,10 +413,10 @@ def cmd_sample(args) -> int:
     problems = select(load_suite(suite), args.n if args.n is not None else cfg.problems.train_n,
                       cfg.problems.train_seed)
     _quiet_libraries()
-    print(f"policy {policy.id} ({sampling.backend}): {len(problems)} problems of {suite} x "
-          f"{len(specialists)} specialists x {sampling.samples_per_specialist} samples",
-          file=sys.stderr)
-    backend = open_backend(policy, sampling.backend, cfg.policy.dtype)
+    backend = open_backend(policy, sampling.backend, cfg.policy.dtype, cfg.policy.device)
+    print(f"policy {policy.id} ({backend.engine} on {backend.device}): {len(problems)} problems "
+          f"of {suite} x {len(specialists)} specialists x {sampling.samples_per_specialist} "
+          "samples", file=sys.stderr)
     start = time.monotonic()
     attempts = sample(problems, backend, backend.tokenizer, policy.id, sampling.agents[:1],
                       specialists, sampling, cycle=1)

@@ -136,7 +136,8 @@ def cycle_flow(config: Config, ctx: CycleContext, challenger: Policy, champion: 
         shard, suite = ((problems.dev, cfg.problems.dev) if split == "dev"
                         else (problems.test, cfg.problems.test))
         return evaluate_task(policy, shard, suite, split, cfg.evaluation, cfg.sampling,
-                             cfg.sandbox, ctx.dtype, str(run / "evaluations" / policy.id / split))
+                             cfg.sandbox, ctx.dtype, str(run / "evaluations" / policy.id / split),
+                             ctx.device)
 
     roles = {"start": start, "challenger": challenger, "champion": champion}
     if trained:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, tags
 
-from flows.inputs import adapter_problem
+from flows.inputs import adapter_problem, check_device
 from flows.lineage import policy_tag
 from tasks.config import load_config
 from tasks.evaluation import EvalResult, evaluate_task
@@ -72,6 +72,7 @@ def evaluate_flow(config: str = "default", overrides: list[str] | None = None,
                   n: int | None = None, split: str = "test") -> Evaluation:
     log = get_run_logger()
     cfg = load_config(config, tuple(overrides or ()))
+    check_device(cfg.policy.device)  # a deployment's config is checked here, not by the CLI
     policy = base_policy(cfg.policy.base)
     for adapter in adapters or ():
         if (problem := adapter_problem(adapter)) is not None:
@@ -106,7 +107,7 @@ def evaluate_flow(config: str = "default", overrides: list[str] | None = None,
     with tags(*labels):
         result = evaluate_task.with_options(result_storage=store / ".results")(
             policy, shard, suite, split, cfg.evaluation, cfg.sampling, cfg.sandbox,
-            cfg.policy.dtype, str(where))
+            cfg.policy.dtype, str(where), cfg.policy.device)
     log.info("greedy pass@1 %.3f, sampled pass@1 %s %s", result.pass1_greedy,
              "-" if result.pass1_sampled is None else f"{result.pass1_sampled:.3f}",
              " ".join(f"pass@{k} {v:.3f}" for k, v in result.pass_at_k.items()))

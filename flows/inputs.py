@@ -163,6 +163,19 @@ def check_base(base: str) -> None:
                      "policy.base=DIR); models are never fetched from a hub")
 
 
+def check_device(device: str) -> None:
+    """`policy.device: cuda` needs CUDA on this machine (torch is asked only then; `auto` and
+    `cpu` run anywhere)."""
+    if device != "cuda":
+        return
+    from tasks.device import DeviceError, cuda_status, resolve_device
+
+    try:
+        resolve_device(device, *cuda_status())
+    except DeviceError as exc:
+        raise InputError(str(exc)) from None
+
+
 def reopen_problem(cfg, run_id: str, meta: dict) -> str | None:
     """Why the run `run_id` of the store (its `run.json` is `meta`) cannot be reopened with the
     config `cfg`, or None: it was created with another configuration, or in another store."""

@@ -27,7 +27,7 @@ import yaml
 from prefect import flow, get_run_logger, tags
 
 from flows.cycle import cycle_flow
-from flows.inputs import reopen_problem
+from flows.inputs import check_device, reopen_problem
 from flows.lineage import RunLock, artifact_key_of, claim_flow_run, policy_tag, run_tags
 from tasks.config import load_config
 from tasks.policy import Policy, base_policy
@@ -179,6 +179,7 @@ def self_training(config: str = "default", overrides: list[str] | None = None,
     """
     log = get_run_logger()
     cfg = load_config(config, tuple(overrides or ()))
+    check_device(cfg.policy.device)  # a deployment's config is checked here, not by the CLI
     day = None
     if nightly:
         from prefect.runtime import flow_run
@@ -245,7 +246,7 @@ def run_cycles_of(cfg: Config, run_id: str, run_dir: Path, meta: dict,
     for n in range(1, cfg.run.cycles + 1):
         ctx = CycleContext(run_id=run_id, run_dir=str(run_dir), cycle=n, dtype=cfg.policy.dtype,
                            seed=cfg.run.seed, memory_dir=meta["memory_dir"],
-                           draws_of=cfg.run.draws_of,
+                           draws_of=cfg.run.draws_of, device=cfg.policy.device,
                            memory_version=memory_version)
         watching = (tracker.live(n, challenger.id, champion.id) if tracker is not None
                     else contextlib.nullcontext())

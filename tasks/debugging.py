@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox import Sandbox
 from tasks.caching import cached
-from tasks.engines import open_backend
+from tasks.engines import open_backend, record_engine
 from tasks.execution import ENGINE_RETRIES, judge, open_sandbox
 from tasks.generation import Backend, extract, render
 from tasks.policy import Policy
@@ -226,9 +226,12 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
     names = {a.name for a in agents}
     failing = [a for a in attempts if a.agent in names and a.turn == 0 and not a.ok]
     chosen, skipped = choose_chains(attempts, failing, debug)
+    name = "+".join(a.name for a in agents) + shard_suffix(problems)
+    out = Path(ctx.stage_dir("debug"))
     fixes: list[Attempt] = []
     if chosen and debug.max_turns > 0 and budget != 0:
-        backend = open_backend(policy, sampling.backend, ctx.dtype)
+        backend = open_backend(policy, sampling.backend, ctx.dtype, ctx.device)
+        record_engine(backend, out / f"{name}.engine.json")
         with open_sandbox(sandbox) as box:
             fixes, report = self_debug(attempts, rows, backend, backend.tokenizer, policy.id,
                                        agents, specialists, sampling, sandbox, box, debug,
@@ -240,8 +243,6 @@ def debug_task(ctx: CycleContext, executed: Shard, problems: Shard, policy: Poli
                              per_turn=[], fixes=0, problems_fixed=0, first_chosen=0,
                              budget=budget, stopped_at_fix=0, cut_by_budget=0, seconds={},
                              settings=debug.model_dump(mode="json"))
-    name = "+".join(a.name for a in agents) + shard_suffix(problems)
-    out = Path(ctx.stage_dir("debug"))
     write_json(out / f"{name}.report.json", report.model_dump(mode="json"))
     minutes = sum(report.seconds.values()) / 60
     get_run_logger().info(

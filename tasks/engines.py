@@ -2,7 +2,9 @@
 names.
 
   "hf"        transformers `generate` on the policy's weights (adapters merged), batched; the
-              reference.
+              reference, and the engine on a CUDA GPU (`policy.device`, tasks/device.py): plain
+              batched `generate` with its dynamic KV cache (a static cache and vLLM were not
+              measured on a GPU, so neither is used).
   "openvino"  OpenVINO GenAI's continuous-batching pipeline on an int8 copy of the policy. A
               finished sequence leaves the batch and the next one joins, the samples of a prompt
               share its prefill, and stop strings end a body as soon as it is complete. On 2 CPU
@@ -36,8 +38,10 @@ from typing import Sequence
 from sandbox.engine import owner, owner_gone
 from tasks.generation import (BODY_STYLES, CHAT_STOP, STOP_SEQUENCES, HFBackend, Settings,
                               per_prompt)
+from tasks.device import device_for, sampling_engine
 from tasks.paths import REPO_ROOT, models_dir
 from tasks.policy import Policy, PolicyError, load_policy, _offline, _replace_dir
+from tasks.records import write_json
 
 BACKENDS = ("hf", "openvino")
 EXPORT_VENV = REPO_ROOT / ".venv-export"
@@ -99,15 +103,26 @@ def watched(fn, what: str, hang_s: float = HANG_S, idle_cpu_s: float = IDLE_CPU_
     return done["result"]
 
 
-def open_backend(policy: Policy, backend: str = "hf", dtype: str = "bfloat16"):
-    """The policy loaded once behind the generation interface. Both backends carry `.tokenizer`,
-    the HF tokenizer that renders chat prompts."""
-    if backend == "hf":
-        model, tokenizer = load_policy(policy, dtype=dtype, merge=True)
+def open_backend(policy: Policy, backend: str = "hf", dtype: str = "bfloat16",
+                 device: str = "cpu"):
+    """The policy loaded once behind the generation interface, on `device` (`policy.device`:
+    auto, cpu or cuda). On CUDA the engine is `hf` on the GPU, whatever `backend` says
+    (tasks/device.py). Both backends carry `.tokenizer`, the HF tokenizer that renders chat
+    prompts, and `.engine` and `.device`, what `record_engine` writes."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown sampling.backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    where = device_for(device)
+    if sampling_engine(backend, where) == "hf":
+        model, tokenizer = load_policy(policy, dtype=dtype, merge=True, device=where)
         return HFBackend(model, tokenizer)
-    if backend == "openvino":
-        return OpenVINOBackend(openvino_model(policy))
-    raise ValueError(f"unknown sampling.backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    return OpenVINOBackend(openvino_model(policy))
+
+
+def record_engine(backend, path: Path) -> None:
+    """Write the engine a stage sampled with and the device it ran on (`{"engine": "hf",
+    "device": "cuda"}`) to `path`: what scripts/gpu_check.sh reads to catch a stage that ran on
+    the CPU when it was meant for the GPU."""
+    write_json(path, {"engine": backend.engine, "device": backend.device})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,6 +268,7 @@ class OpenVINOBackend:
     """
 
     poll_s = 10.0  # how often a generate call with a progress reads the pipeline's counters
+    engine, device = "openvino", "cpu"  # OpenVINO's CPU plugin
 
     def __init__(self, model_dir: Path):
         import openvino_genai as og

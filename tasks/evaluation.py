@@ -264,13 +264,15 @@ def collapse_reasons(new: EvalResult, previous: EvalResult, training: dict[str, 
       **ENGINE_RETRIES, **cached())
 def evaluate_task(policy: Policy, problems: Shard, suite: str, split: str,
                   evaluation: EvaluationConfig, sampling: SamplingConfig, sandbox: SandboxConfig,
-                  dtype: str, out_dir: str) -> EvalResult:
-    """Evaluate one policy on one held-out set. Its key holds no cycle: a policy evaluated as
-    cycle n's new policy is served from the cache as cycle n+1's starting point."""
-    from tasks.engines import open_backend
+                  dtype: str, out_dir: str, device: str = "auto") -> EvalResult:
+    """Evaluate one policy on one held-out set, on `device` (`policy.device`); the engine and
+    the device it used go to `<out_dir>/engine.json`. Its key holds no cycle: a policy evaluated
+    as cycle n's new policy is served from the cache as cycle n+1's starting point."""
+    from tasks.engines import open_backend, record_engine
 
     rows = problems.read(Problem)
-    backend = open_backend(policy, sampling.backend, dtype)
+    backend = open_backend(policy, sampling.backend, dtype, device)
+    record_engine(backend, Path(out_dir) / "engine.json")
     with open_sandbox(sandbox) as box:
         result = evaluate(rows, backend, policy.id, suite, evaluation, sampling, sandbox, box,
                           out_dir, split)

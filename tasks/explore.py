@@ -161,12 +161,13 @@ def explore_task(ctx: CycleContext, problems: Shard, policy: Policy,
     if not explore.adapt:
         result = Exploration(scale=1.0, specialists=list(specialists), rows=[])
     else:
-        from tasks.engines import open_backend
+        from tasks.engines import open_backend, record_engine
         from tasks.execution import open_sandbox
 
         rows = problems.read(Problem)
         subset = select(rows, min(explore.problems, len(rows)), ctx.seed)
-        backend = open_backend(policy, sampling.backend, ctx.dtype)
+        backend = open_backend(policy, sampling.backend, ctx.dtype, ctx.device)
+        record_engine(backend, out / "engine.json")
         with open_sandbox(sandbox) as box:
             result, attempts = sweep(subset, backend, policy.id, specialists, sampling, sandbox,
                                      box, explore, ctx.draw_key, ctx.cycle)

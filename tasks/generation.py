@@ -257,14 +257,25 @@ _GLOBAL_RNG = threading.Lock()
 
 
 class HFBackend:
-    """transformers `generate`, batched; the model is loaded once (by the caller) and reused.
-    Safe to call from several threads: what a seed gives does not depend on what else runs."""
+    """transformers `generate`, batched; the model is loaded once (by the caller) and reused,
+    on the device it was loaded on (the CPU, or a CUDA GPU: `policy.device`), where the prompts
+    go too. Safe to call from several threads: what a seed gives does not depend on what else
+    runs."""
+
+    engine = "hf"
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # generation continues on the right
+
+    @property
+    def device(self) -> str:
+        """Where the model's weights are: `cpu` or `cuda`."""
+        from tasks.device import model_device
+
+        return model_device(self.model)
 
     def generate(self, prompts: Sequence[str], settings: Settings | Sequence[Settings],
                  progress=None) -> list[list[str]]:
@@ -292,7 +303,7 @@ class HFBackend:
         for start in range(0, len(jobs), settings.batch_size):
             batch = jobs[start:start + settings.batch_size]
             texts = [prompts[i] for i, _ in batch]
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True)
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
             kwargs = dict(max_new_tokens=settings.max_new_tokens,
                           pad_token_id=self.tokenizer.pad_token_id)
             if settings.stop_early:

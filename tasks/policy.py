@@ -231,8 +231,10 @@ def base_policy(base: str, root: Path | None = None, log=print) -> Policy:
     return Policy(base=str(path), base_hash=digest)
 
 
-def load_policy(policy: Policy, dtype: str = "bfloat16", merge: bool = True):
-    """(model, tokenizer) for a policy: the base with every adapter applied in order.
+def load_policy(policy: Policy, dtype: str = "bfloat16", merge: bool = True,
+                device: str = "cpu"):
+    """(model, tokenizer) for a policy: the base with every adapter applied in order, on
+    `device` (`cpu` or `cuda`, resolved: tasks/device.py), where the adapters are merged too.
 
     With merge=True each adapter is merged into the weights (fast inference); training stacks a
     new adapter on top of the merged model. A policy with adapters is loaded, merged and kept in
@@ -245,11 +247,14 @@ def load_policy(policy: Policy, dtype: str = "bfloat16", merge: bool = True):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tasks.device import placement
+
     if policy.adapters:
         dtype = "float32"
     torch_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
     tokenizer = AutoTokenizer.from_pretrained(policy.base)
-    model = AutoModelForCausalLM.from_pretrained(policy.base, dtype=torch_dtype)
+    model = AutoModelForCausalLM.from_pretrained(policy.base, dtype=torch_dtype,
+                                                 **placement(device))
     if policy.adapters:
         from peft import PeftModel
 

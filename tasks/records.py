@@ -92,6 +92,7 @@ class CycleContext(BaseModel):
     memory_dir: str
     memory_version: int
     draws_of: str | None = None  # run.draws_of: the run whose random draws this run makes
+    device: str = "auto"  # policy.device, resolved by each stage where it runs (tasks/device.py)
 
     @property
     def draw_key(self) -> str:

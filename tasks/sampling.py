@@ -25,7 +25,7 @@ from prefect import task
 from prefect.runtime import task_run
 
 from tasks.caching import cached
-from tasks.engines import open_backend
+from tasks.engines import open_backend, record_engine
 from tasks.execution import ENGINE_RETRIES
 from tasks.generation import Backend, Settings, extract, render
 from tasks.policy import Policy
@@ -128,10 +128,11 @@ def sample_task(ctx: CycleContext, problems: Shard, policy: Policy, agents: list
         examples = Memory(ctx.memory_dir, memory.embedder).retrieve(
             [p.prompt for p in rows], memory.top_k, version=ctx.memory_version,
             exclude_problem_ids=[p.id for p in rows], never=held_out_ids)
-    backend = open_backend(policy, sampling.backend, ctx.dtype)
+    backend = open_backend(policy, sampling.backend, ctx.dtype, ctx.device)
     attempts = sample(rows, backend, backend.tokenizer, policy.id, agents, specialists, sampling,
                       ctx.cycle, examples, ctx.draw_key)
     name = "+".join(a.name for a in agents) + shard_suffix(problems)
+    record_engine(backend, Path(ctx.stage_dir("sample")) / f"{name}.engine.json")
     return write_rows(Path(ctx.stage_dir("sample")) / f"{name}.jsonl", attempts)
 
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     problems = select(load_suite(cfg.problems.train), cfg.problems.train_n,
                       cfg.problems.train_seed)
     policy = base_policy(cfg.policy.base)
-    backend = open_backend(policy, cfg.sampling.backend, cfg.policy.dtype)
+    backend = open_backend(policy, cfg.sampling.backend, cfg.policy.dtype, cfg.policy.device)
     for a in sample(problems, backend, backend.tokenizer, policy.id, cfg.sampling.agents,
                     cfg.sampling.specialists, cfg.sampling, 1):
         print(f"--- {a.id}\n{a.code}")

@@ -61,6 +61,11 @@ def _unique(names: list[str], what: str) -> None:
 RUN_LOCATION = ("store", "task_runner", "dask_address", "dask_workers")
 """Keys of `run` left out of `Config.hash()` (the run's identity)."""
 
+WHERE_IT_COMPUTES = (("policy", "device"),)
+"""(section, key) left out of `Config.hash()` and of `Config.section_hash()`: where the policy
+computes, not what (`policy.device`). Added after runs were registered by their id: every
+configuration keeps the id it had, on any device."""
+
 OMITTED_AT_DEFAULT = (("problems", "curriculum"),)
 """(section, key) left out of `Config.hash()` while they hold their default: keys added after
 runs were registered by their id, so that a configuration which does not use them keeps the run
@@ -372,6 +377,18 @@ class PolicyConfig(BaseModel):
     training (and the compute dtype of an NF4 base, see `training.quantization`). `float32` is
     about twice the memory and time; the tiny test model uses it."""
 
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`"auto"`, `"cpu"` or `"cuda"`, defaults to `"auto"`: CUDA when torch sees a GPU
+    (`torch.cuda.is_available()`), else the CPU. Where every stage runs the policy: training
+    (on CUDA: LoRA with bf16 mixed precision when `dtype` is bfloat16, or QLoRA with
+    `training.quantization: nf4`), sampling, self-debug, the temperature sweep and evaluation (on
+    CUDA with transformers' `generate`, the `hf` engine, whatever `sampling.backend` says:
+    OpenVINO runs on the CPU), the reference log-probs, the collapse probe and the fp32 merge of
+    adapters. `cuda` on a machine without CUDA is refused before anything runs. Not part of the
+    run's identity (`Config.hash()` and the section hashes leave it out): it says where a run
+    computes, not what, so a run keeps its id on another machine; a GPU's numbers differ from
+    the CPU's in the last bits. Each stage records the device it used (tasks/device.py)."""
+
     @field_validator("base")
     @classmethod
     def _base(cls, value: str) -> str:
@@ -531,7 +548,8 @@ class SamplingConfig(BaseModel):
     int8 copy of the policy, exported once per policy into `$AUTODIDACT_HOME/models/openvino/`
     (about a minute for the default model); about 6x faster than `hf` on 2 CPU cores at the same
     pass rate. `hf`: transformers' `generate` on the policy's own weights in `policy.dtype`, in
-    batches of `batch_size`; the reference. See tasks/engines.py."""
+    batches of `batch_size`; the reference. On a CUDA device (`policy.device`) every stage samples
+    with `hf` on the GPU, whatever this says: OpenVINO runs on the CPU. See tasks/engines.py."""
 
     @field_validator("agents")
     @classmethod
@@ -802,10 +820,10 @@ TRAINING_OWNED_DPO_KEYS: dict[str, str] = {
     "save_strategy": "set from training.checkpoint_steps (checkpoints every N steps)",
     "output_dir": "set by the training stage to the cycle's directory in the run store "
                   "(run.store)",
-    "use_cpu": "set by the training stage (training runs on the CPU)",
-    "bf16": "set by the training stage (no mixed precision on the CPU; the weights' dtype is "
-            "policy.dtype)",
-    "gradient_checkpointing": "set by the training stage (off on the CPU)",
+    "use_cpu": "set by the training stage from policy.device",
+    "bf16": "set by the training stage (no mixed precision on the CPU; on CUDA bf16 mixed "
+            "precision when policy.dtype is bfloat16)",
+    "gradient_checkpointing": "set by the training stage (on for QLoRA on CUDA, off otherwise)",
 }
 """Keys `training.dpo` may not hold, and which of our fields (or the training stage) sets each."""
 
@@ -832,9 +850,12 @@ class TrainingConfig(BaseModel):
     quantization: Literal["none", "nf4"] = "none"
     """`"none"` or `"nf4"`, defaults to `"none"`. `nf4`: load the base 4-bit NF4 with bitsandbytes
     and train LoRA on top (QLoRA, https://arxiv.org/abs/2305.14314), computing in `policy.dtype`;
-    no faster on this CPU than bf16 and slightly different numbers. With `nf4` the reference
-    log-probs are computed beside every step (`dpo.precompute_ref_log_probs` is ignored: trl's
-    precomputing pass breaks the NF4 model's backward)."""
+    no faster on this CPU than bf16 and slightly different numbers. On CUDA (`policy.device`) it
+    is the QLoRA recipe: NF4 with double quantisation (the quantisation constants quantised too),
+    a paged 8-bit AdamW (`optim: paged_adamw_8bit`, unless `dpo.optim` names another) and
+    gradient checkpointing, which is what lets a 7B model train on one GPU. With `nf4` the
+    reference log-probs are computed beside every step (`dpo.precompute_ref_log_probs` is
+    ignored: trl's precomputing pass breaks the NF4 model's backward)."""
 
     lora_r: int = Field(16, ge=1)
     """`int`, defaults to `16`. LoRA rank: trainable parameters grow linearly with it.
@@ -1150,10 +1171,15 @@ class Config(BaseModel):
 
     def section_hash(self, name: str) -> str:
         """First 16 hex digits of the sha256 of section `name` as canonical JSON (sorted keys,
-        no spaces): part of the cache key of every task that reads the section."""
+        no spaces), less its `WHERE_IT_COMPUTES` keys: part of the cache key of every task that
+        reads the section."""
         if name not in SECTIONS:
             raise ValueError(f"No config section {name!r}: the sections are {', '.join(SECTIONS)}")
-        return _digest(getattr(self, name).model_dump(mode="json"))
+        data = getattr(self, name).model_dump(mode="json")
+        for section, key in WHERE_IT_COMPUTES:
+            if section == name:
+                data.pop(key)
+        return _digest(data)
 
     def hash(self) -> str:
         """First 16 hex digits of the sha256 of the whole configuration as canonical JSON, less
@@ -1167,10 +1193,13 @@ class Config(BaseModel):
 
     def _identity(self) -> dict:
         """The configuration as canonical JSON, less the keys of `OMITTED_AT_DEFAULT` that hold
-        their default and the `DEBUG_BEFORE_BUDGET` keys that change nothing. `tracking` is
-        left out whole: where a run is logged is not what it is."""
+        their default, the `DEBUG_BEFORE_BUDGET` keys that change nothing and the
+        `WHERE_IT_COMPUTES` keys. `tracking` is left out whole: where a run is logged is not what
+        it is."""
         data = self.model_dump(mode="json")
         data.pop("tracking")
+        for section, key in WHERE_IT_COMPUTES:
+            data[section].pop(key)
         for section, key in OMITTED_AT_DEFAULT:
             default = type(getattr(self, section)).model_fields[key].get_default(
                 call_default_factory=True)

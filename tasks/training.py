@@ -11,6 +11,10 @@ plus negative log-likelihood of the chosen code (CodeLutra's dual loss). The pre
 adapters are merged into the weights first and the new adapter goes on top, so "adapter disabled"
 is exactly the previous policy: that is the DPO reference (iterative DPO). With
 `training.quantization: nf4` the (merged) base is loaded 4-bit NF4 through bitsandbytes (QLoRA).
+It trains on `policy.device` (tasks/device.py): on the CPU as it always has; on CUDA with bf16
+mixed precision, or, for NF4, double quantisation, a paged 8-bit AdamW and gradient
+checkpointing (`trainer_arguments`, `quantization_config`). The manifest records the device the
+weights trained on.
 
 Checkpoints go to `<dir>/checkpoints/` every `training.checkpoint_steps` optimizer steps; a
 training killed mid-way resumes from the newest one when it is run again with the same inputs.
@@ -39,6 +43,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.caching import cached, source_hash
+from tasks.device import device_for, model_device, placement
 from tasks.policy import Policy, _offline, dir_hash, file_sha256, load_policy
 from tasks.records import CycleContext, Shard, as_opened, write_atomic, write_json
 from tasks.schema import TrainingConfig
@@ -182,18 +187,58 @@ def _versions() -> dict[str, str]:
             ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes")}
 
 
-def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path):
-    """The previous policy with adapters merged, quantized to NF4 when asked."""
+def quantization_config(cfg: TrainingConfig, dtype: str, device: str):
+    """The bitsandbytes config of an NF4 base (`training.quantization: nf4`), or None: NF4 that
+    computes and stores in `dtype`; on CUDA (`device`, resolved) also double quantisation, as
+    QLoRA does. A plain config object: built, and inspected by the tests, without a GPU."""
     if cfg.quantization == "none":
-        return load_policy(policy, dtype=dtype, merge=True)
+        return None
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
+
+    torch_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch_dtype,
+                              bnb_4bit_quant_storage=torch_dtype,
+                              bnb_4bit_use_double_quant=device == "cuda")
+
+
+def trainer_arguments(cfg: TrainingConfig, dtype: str, device: str) -> dict:
+    """`DPOConfig` keyword arguments of the training section on `device` (resolved), less
+    output_dir, seed and logging: `cfg.dpo_kwargs()`, and the keys the stage owns. On the CPU:
+    `use_cpu`, no mixed precision, no gradient checkpointing. On CUDA: bf16 mixed precision when
+    `dtype` is bfloat16, and for QLoRA (`nf4`) gradient checkpointing and a paged 8-bit AdamW,
+    unless `training.dpo` names another `optim`. A dict (trl refuses `bf16` where no GPU is, so
+    a `DPOConfig` for CUDA cannot be built here; the tests inspect this)."""
+    kwargs = cfg.dpo_kwargs()
+    nf4 = cfg.quantization == "nf4"
+    if nf4:
+        # trl's precomputing pass breaks the NF4 model's backward afterwards ("a view of a
+        # leaf Variable ... in-place operation", trl 1.16 + bitsandbytes 0.50): the
+        # reference log-probs are computed beside every step instead
+        kwargs["precompute_ref_log_probs"] = False
+    kwargs.setdefault("report_to", "none")  # the curves go to the manifest
+    if device == "cpu":
+        return {**kwargs, "use_cpu": True, "bf16": False, "gradient_checkpointing": False}
+    if nf4:
+        kwargs.setdefault("optim", "paged_adamw_8bit")
+    return {**kwargs, "use_cpu": False, "bf16": dtype == "bfloat16",
+            "gradient_checkpointing": nf4}
+
+
+def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path, device: str):
+    """The previous policy with adapters merged, quantized to NF4 when asked, on `device`
+    (resolved)."""
+    if cfg.quantization == "none":
+        return load_policy(policy, dtype=dtype, merge=True, device=device)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = policy.base
     if policy.adapters:  # bitsandbytes quantizes at load time: load the merged weights from disk
         merged = work / "merged-previous-policy"
         if not (merged / "config.json").exists():
-            model, tokenizer = load_policy(policy, dtype=dtype, merge=True)
+            model, tokenizer = load_policy(policy, dtype=dtype, merge=True, device=device)
             staging = work / ".merged-staging"
             shutil.rmtree(staging, ignore_errors=True)
             model.save_pretrained(staging)
@@ -202,11 +247,9 @@ def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path):
             del model
         source = str(merged)
     torch_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                               bnb_4bit_compute_dtype=torch_dtype,
-                               bnb_4bit_quant_storage=torch_dtype)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
-                                                 quantization_config=quant)
+    model = AutoModelForCausalLM.from_pretrained(
+        source, dtype=torch_dtype, quantization_config=quantization_config(cfg, dtype, device),
+        **placement(device))
     return model, AutoTokenizer.from_pretrained(source)
 
 
@@ -224,14 +267,16 @@ def epoch_means(log_history: Sequence[dict]) -> dict[str, float]:
 
 
 def completion_logps(model, tokenizer, examples: Sequence[tuple[str, str]]) -> list[float]:
-    """Mean per-token log-likelihood of each completion after its prompt."""
+    """Mean per-token log-likelihood of each completion after its prompt, on the model's
+    device."""
     import torch
 
     out = []
     with torch.inference_mode():
         for prompt, completion in examples:
             start = len(tokenizer(prompt)["input_ids"])
-            ids = tokenizer(prompt + completion, return_tensors="pt")["input_ids"]
+            ids = tokenizer(prompt + completion, return_tensors="pt")["input_ids"].to(
+                model_device(model))
             if ids.shape[1] <= start:
                 continue
             logits = model(input_ids=ids).logits[0, start - 1:-1].float()
@@ -277,8 +322,11 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
 def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: str,
           out_dir: str | Path, seed: int = 0, pairs_sha256: str = "", config_hash: str = "",
           callbacks: Sequence = (), earlier: Sequence[tuple[str, str]] = (),
-          config_file: str | None = None, run: tuple[str, str] | None = None) -> TrainResult:
+          config_file: str | None = None, run: tuple[str, str] | None = None,
+          device: str = "cpu") -> TrainResult:
     """Train a new adapter on the pairs; resume from `<out_dir>/checkpoints` when one is there.
+    `device`: `policy.device` (auto, cpu or cuda), where the model trains, the reference
+    log-probs and the collapse probe are computed; the device used goes into the manifest.
 
     `callbacks` are transformers `TrainerCallback`s (progress reporting, or a test stopping the
     run to show that it resumes). `earlier`: (prompt, chosen) of earlier cycles, whose likelihood
@@ -303,7 +351,8 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         return _result_from(adapter_dir, policy)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_pair_dataset(pairs_path)
-    model, tokenizer = _load_model(policy, cfg, dtype, out)
+    device = device_for(device)
+    model, tokenizer = _load_model(policy, cfg, dtype, out, device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     checkpoints = out / CHECKPOINTS
@@ -312,17 +361,10 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         # switching it off (it is slower on the CPU) warns on every run, to no purpose
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated",
                                 category=FutureWarning)
-        kwargs = cfg.dpo_kwargs()
-        if cfg.quantization == "nf4":
-            # trl's precomputing pass breaks the NF4 model's backward afterwards ("a view of a
-            # leaf Variable ... in-place operation", trl 1.16 + bitsandbytes 0.50): the
-            # reference log-probs are computed beside every step instead
-            kwargs["precompute_ref_log_probs"] = False
+        kwargs = trainer_arguments(cfg, dtype, device)
         try:
-            kwargs.setdefault("report_to", "none")  # the curves go to the manifest
-            args = DPOConfig(output_dir=str(checkpoints), use_cpu=True, bf16=False,
-                             gradient_checkpointing=False, seed=seed,
-                             logging_steps=1, save_total_limit=2, **kwargs)
+            args = DPOConfig(output_dir=str(checkpoints), seed=seed, logging_steps=1,
+                             save_total_limit=2, **kwargs)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"training.dpo is not accepted by trl's DPOConfig: {exc}. Fix the "
                                 "key in your config (see tasks/schema.py, TrainingConfig.dpo)"
@@ -373,6 +415,12 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         "config_hash": config_hash,
         "training": cfg.model_dump(mode="json"),
         "dtype": dtype,
+        # where it trained (the trained weights' device, not the one asked for), the optimizer,
+        # and the bitsandbytes settings of an NF4 base: scripts/gpu_check.sh reads them
+        "device": model_device(trainer.model),
+        "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "bitsandbytes": (quant.to_dict() if (quant := quantization_config(cfg, dtype, device))
+                         else None),
         "steps": trainer.state.global_step,
         "resumed_from": Path(resume).name if resume else None,
         "metrics": metrics,
@@ -569,7 +617,7 @@ def train_task(ctx: CycleContext, pairs: Shard, policy: Policy, training: Traini
                  pairs_sha256=pairs.sha256, config_hash=config_hash,
                  earlier=earlier_examples(earlier),
                  config_file=str(Path(ctx.run_dir) / "config.yaml"),
-                 run=(ctx.run_id, str(Path(ctx.run_dir).parent)))
+                 run=(ctx.run_id, str(Path(ctx.run_dir).parent)), device=ctx.device)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -592,7 +640,7 @@ def main(argv: list[str] | None = None) -> None:
         policy = policy.with_adapter(Path(adapter).expanduser().resolve())
     result = train(args.pairs, policy, cfg.training, cfg.policy.dtype, args.out_dir,
                    cfg.run.seed, config_hash=cfg.section_hash("training"),
-                   config_file=args.config)
+                   config_file=args.config, device=cfg.policy.device)
     print(result.model_dump_json(indent=2))
 
 

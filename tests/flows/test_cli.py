@@ -35,6 +35,28 @@ def test_a_bad_override_is_refused_before_anything_runs(tmp_path):
     assert "sampling.temprature" in done.stderr
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif("_has_cuda()", reason="this machine has CUDA: nothing to refuse")
+@pytest.mark.parametrize("verb", ["cycle --config tiny", "evaluate --config tiny",
+                                  "sample --config tiny -o {t}/out.jsonl"])
+def test_cuda_on_a_machine_without_it_is_refused_before_anything_runs(tmp_path, verb):
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api",  # nothing may start
+           "AUTODIDACT_HOME": str(tmp_path / "home")}
+    argv = verb.replace("{t}", str(tmp_path)).split()
+    done = autodidact(*argv, "--set", "policy.device=cuda", env=env)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: policy.device is 'cuda' but CUDA is "
+                                                   "not available"), done.stderr
+    assert "--set policy.device=cpu" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_sample_writes_candidates_and_prints_the_throughput(tmp_path):
     out = tmp_path / "candidates.jsonl"
     done = autodidact("sample", "--config", "tiny", "--suite", "humaneval", "-n", "2",

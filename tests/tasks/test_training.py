@@ -122,6 +122,7 @@ def test_a_dpo_run_changes_the_adapter_and_records_its_lineage(tmp_path, tiny_cf
     assert manifest["parents"]["policy"] == policy.id
     assert manifest["data"] == {"pairs": shard.path, "sha256": shard.sha256, "rows": 4}
     assert manifest["config_hash"] == "cfg" and "trl" in manifest["versions"]
+    assert manifest["device"] == "cpu" and manifest["bitsandbytes"] is None  # where it trained
     assert not (tmp_path / "train" / "checkpoints").exists()  # cleaned once complete
     # the loss the manifest records is the real one (DPO + SFT is positive)
     assert result.metrics["train_loss"] > 0
@@ -218,6 +219,10 @@ def test_nf4_quantized_base_trains_on_this_cpu(tmp_path, tiny_cfg):
     assert f"- parent policy: `{first.policy.id}`: the base model with 1 adapter(s)" in card
     assert f" --adapter {first.adapter}\n" in card
     assert not (tmp_path / "two" / "merged-previous-policy").exists()
+    manifest = json.loads((Path(second.adapter) / "manifest.json").read_text())
+    assert manifest["device"] == "cpu"
+    assert manifest["bitsandbytes"]["bnb_4bit_quant_type"] == "nf4"
+    assert manifest["bitsandbytes"]["bnb_4bit_use_double_quant"] is False  # on CUDA only
 
 
 def test_bad_trainer_options_name_the_key(tmp_path, tiny_cfg):
