@@ -47,7 +47,8 @@ How a problem is built, every drop carrying a reason (the manifest counts them):
 4. Rendered (`render_error` when the reference cannot be cut into prompt and solution), then
    checked: `prompt + solution` must pass its own tests in the sandbox within `check_timeout_s`
    (`reference_fails_own_tests`), half the limit a candidate is judged at, so that a candidate as
-   fast as the reference is not timed out by a busy moment.
+   fast as the reference is not timed out by a busy moment. A check that only timed out is judged
+   again alone, up to `check_attempts` in all: a busy moment must not drop a problem either.
 
 The tests compare through a helper the tests define themselves (the judge binds names the tests
 define from the tests, never from the candidate): floats, also inside lists, tuples and dicts,
@@ -155,6 +156,10 @@ class CodeIOSettings(BaseModel):
     """The reference's own program, `prompt + solution` with every kept test, must pass within
     it (else `reference_fails_own_tests`): half of `sandbox.timeout_s`'s default, 10 s, the limit
     a candidate is judged at."""
+    check_attempts: int = Field(3, ge=1, le=10)
+    """Judgings a reference gets when its check only timed out: the ones after the first run
+    alone, one request at a time, and it is kept when any of them passes. A timeout says how busy
+    the machine was as much as how slow the reference is; a wrong answer is never retried."""
     limit: int | None = Field(None, ge=1)
     """Only the first `limit` unique problems (a quick build); None: all of them."""
     workers: int | None = Field(None, ge=1, exclude=True)
@@ -691,23 +696,34 @@ def build_problems(rows: list[SourceRow], settings: CodeIOSettings, box,
         except RenderError as err:
             dropped.append(Dropped(id=reference.id, origin=reference.row.origin,
                                    reason="render_error", detail=str(err)[:300]))
+    def check(p: Problem) -> Request:
+        return Request(p.id, p.reference_program, p.tests, p.entry_point,
+                       timeout_s=settings.check_timeout_s, context=p.context, shown=(0,))
+
     verdicts = []
     for at in range(0, len(rendered), chunk):
-        verdicts += box.run([Request(p.id, p.reference_program, p.tests, p.entry_point,
-                                     timeout_s=settings.check_timeout_s,
-                                     context=p.context, shown=(0,))
-                             for _, _, p in rendered[at:at + chunk]])
+        verdicts += box.run([check(p) for _, _, p in rendered[at:at + chunk]])
         log(f"references judged against their tests: {len(verdicts)} of {len(rendered)} "
             f"({time.monotonic() - started:.0f} s)")
+    attempts = [1] * len(verdicts)
+    for at, (_, _, p) in enumerate(rendered):
+        while verdicts[at].status == "timeout" and attempts[at] < settings.check_attempts:
+            (verdicts[at],) = box.run([check(p)])
+            attempts[at] += 1
+        if attempts[at] > 1:
+            log(f"{p.id}: its check timed out; judged alone again, "
+                f"{'passed' if verdicts[at].ok else verdicts[at].status} "
+                f"(attempt {attempts[at]} of {settings.check_attempts})")
     problems, kept = [], []
-    for (reference, cases, problem), verdict in zip(rendered, verdicts):
+    for (reference, cases, problem), verdict, tries in zip(rendered, verdicts, attempts):
         if verdict.status == "sandbox_error":
             raise SandboxError(f"the sandbox could not judge {problem.id}: {verdict.feedback}")
         if not verdict.ok:
+            retried = f" on attempt {tries}, the earlier ones timed out" if tries > 1 else ""
             dropped.append(Dropped(id=problem.id, origin=reference.row.origin,
                                    reason="reference_fails_own_tests",
-                                   detail=f"{verdict.status} {verdict.passed}/{verdict.total}: "
-                                          f"{verdict.feedback[:300]}"))
+                                   detail=f"{verdict.status} {verdict.passed}/{verdict.total}"
+                                          f"{retried}: {verdict.feedback[:300]}"))
             continue
         problems.append(problem)
         kept.append(Kept(id=problem.id, origin=reference.row.origin,

@@ -64,7 +64,7 @@ REFERENCES = {
     "odd_names": ("def main_solution(limit_s, fn):\n    return limit_s - fn\n",
                   ADD_GENERATOR.replace("'a'", "'limit_s'").replace("'b'", "'fn'")),
 }
-SETTINGS = CodeIOSettings(call_timeout_s=0.5, check_timeout_s=1.5)
+SETTINGS = CodeIOSettings(call_timeout_s=0.5, check_timeout_s=1.5, check_attempts=2)
 
 
 def _row(name: str, code: str, generator: str = ADD_GENERATOR) -> SourceRow:
@@ -128,6 +128,17 @@ def test_references_that_cannot_make_tests_are_dropped_with_the_reason(built, na
     kept, dropped = built
     assert name not in kept
     assert dropped[name].reason == reason, dropped[name]
+
+
+@pytest.mark.docker
+def test_a_check_that_times_out_is_judged_alone_again_before_the_drop(built):
+    """A timeout is as much the machine's load as the reference's speed: the check runs again
+    alone, up to `check_attempts` in all, before the problem is dropped (a wrong answer is not
+    retried: `raises` never reaches the check)."""
+    _, dropped = built
+    detail = dropped["slow"].detail
+    assert detail.startswith("timeout "), detail
+    assert f"on attempt {SETTINGS.check_attempts}, the earlier ones timed out" in detail, detail
 
 
 @pytest.mark.docker
