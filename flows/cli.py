@@ -260,16 +260,18 @@ def _overrides(args) -> list[str]:
     return list(args.set) + ([f"run.store={json.dumps(store)}"] if store else [])
 
 
-def check_self_training(config: str, overrides: list[str], run_id: str | None = None):
+def check_self_training(config: str, overrides: list[str], run_id: str | None = None,
+                        on_cpu: str = ""):
     """The inputs of `cycle`, `run` and `resume`: the config, the store, and either the run to
     reopen (it exists, with this config, in this store) or, for a new run, the base model and
-    the suites it will load. Returns the config."""
+    the suites it will load. `on_cpu`: for `resume`, the command that reopens the run on the CPU
+    when it asks for CUDA and there is none. Returns the config."""
     from tasks.config import load_config
 
     cfg = load_config(config, overrides)
     check_store(cfg.run.store_dir())
     check_tracking(cfg)
-    check_device(cfg.policy.device)
+    check_device(cfg.policy.device, resume=on_cpu)
     if run_id is not None:
         check_run_id(cfg, run_id)
     else:
@@ -326,7 +328,9 @@ def cmd_resume(args) -> int:
     # the store it is found in (where a run is stored is not part of its configuration hash);
     # a run whose store has moved since it was created is refused, saying so
     overrides = [f"run.store={json.dumps(str(store))}"]
-    check_self_training(str(config), overrides, run_id=args.run)
+    check_self_training(str(config), overrides, run_id=args.run,
+                        on_cpu=f"autodidact run --config {config} --store {store} --run-id "
+                               f"{args.run} --set policy.device=cpu")
     return _run_flow(str(config), overrides, run_id=args.run)
 
 

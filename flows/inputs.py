@@ -163,9 +163,10 @@ def check_base(base: str) -> None:
                      "policy.base=DIR); models are never fetched from a hub")
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, resume: str = "") -> None:
     """`policy.device: cuda` needs CUDA on this machine (torch is asked only then; `auto` and
-    `cpu` run anywhere)."""
+    `cpu` run anywhere). `resume`: the command that reopens the run on the CPU, for a run that
+    keeps `cuda` in its own config (`autodidact resume` takes no --set)."""
     if device != "cuda":
         return
     from tasks.device import DeviceError, cuda_status, resolve_device
@@ -173,7 +174,10 @@ def check_device(device: str) -> None:
     try:
         resolve_device(device, *cuda_status())
     except DeviceError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(str(exc) + (f". This run was created with policy.device: cuda and "
+                                     f"keeps it in its config; the device is not part of its "
+                                     f"identity, so it reopens on the CPU with: {resume}"
+                                     if resume else "")) from None
 
 
 def reopen_problem(cfg, run_id: str, meta: dict) -> str | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU check: run it on a machine with an NVIDIA GPU, after `make setup` there (which installs
-# the CUDA build of torch when nvidia-smi answers). About 10 minutes on one GPU. It
-#   1. checks that nvidia-smi answers and that torch sees CUDA;
+# The GPU check: run it on a machine with an NVIDIA GPU (`make gpu-check`). About 10 minutes on
+# one GPU, after set-up. It
+#   1. checks that nvidia-smi answers, runs `make setup` (which installs the CUDA build of torch
+#      when nvidia-smi answers) and checks that torch sees CUDA;
 #   2. runs the smoke cycle (configs/smoke.yaml) with policy.device=cuda and QLoRA
 #      (training.quantization=nf4) in a fresh run store: sampling, self-debug, the temperature
 #      sweep, training on the cycle's pairs and the dev and test evaluations, all on the GPU;
@@ -25,10 +26,14 @@ command -v nvidia-smi >/dev/null 2>&1 ||
     fail "nvidia-smi is not on PATH: this machine has no NVIDIA driver, so there is no GPU to check"
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1) ||
     fail "nvidia-smi does not answer: $gpu"
-[ -x "$PY" ] || fail "no .venv here: run 'make setup' on this machine first"
+# set-up after the GPU is known to be there (a second time it takes about a second): it installs
+# torch's CUDA build because nvidia-smi answers, and stops if that torch cannot use the GPU
+bash scripts/setup.sh || fail "make setup failed (its message is above)"
 "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' ||
     fail "torch $("$PY" -c 'import torch; print(torch.__version__)') does not see CUDA: run
-  'make setup' again on this machine (it installs the CUDA build of torch when nvidia-smi answers)"
+  'make setup' again on this machine (it installs the CUDA build of torch when nvidia-smi answers;
+  for a driver older than that build's CUDA, TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
+  make setup, or the index of your driver's CUDA)"
 say "GPU: $gpu"
 
 STORE=${GPU_CHECK_STORE:-$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")}

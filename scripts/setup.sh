@@ -71,15 +71,17 @@ else
     TORCH_SPEC=("torch==2.13.0")
 fi
 torch_is_cuda() { "$VENV/bin/python" -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; }
-stamp="$VENV/.installed-$( (cat pyproject.toml scripts/setup.sh; echo "$TORCH_BUILD") | sha256sum |
-                          cut -c1-16)"
+torch_sees_gpu() { "$VENV/bin/python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; }
+stamp="$VENV/.installed-$( (cat pyproject.toml scripts/setup.sh; echo "$TORCH_BUILD"
+                            echo "${TORCH_INDEX_URL:-}") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     say "installing torch==2.13.0 ($TORCH_BUILD) first, then the project (log: $LOGS/pip.log)"
     # the steps are chained with &&: `set -e` does not stop a { } list that is followed by ||
     {
         pip_install "$VENV/bin/python" --upgrade pip &&
-        # torch first, pinned; a CPU build already there is replaced on a machine with a GPU
-        { [ "$TORCH_BUILD" = CPU ] || torch_is_cuda ||
+        # torch first, pinned; on a machine with a GPU a CPU build already there is replaced,
+        # and so is any build when TORCH_INDEX_URL names one (pip would keep a torch==2.13.0)
+        { [ "$TORCH_BUILD" = CPU ] || { [ -z "${TORCH_INDEX_URL:-}" ] && torch_is_cuda; } ||
           "$VENV/bin/python" -m pip uninstall -y torch; } &&
         pip_install "$VENV/bin/python" "${TORCH_SPEC[@]}" &&
         pip_install "$VENV/bin/python" -e ".[dev]" &&
@@ -90,6 +92,12 @@ if [ ! -f "$stamp" ]; then
         die "nvidia-smi answers but the torch installed is a CPU build (see $LOGS/pip.log): set
   TORCH_INDEX_URL to a PyTorch index of the CUDA build for your driver, e.g.
   https://download.pytorch.org/whl/cu126, and run 'make setup' again"
+    fi
+    if [ "$TORCH_BUILD" = CUDA ] && ! torch_sees_gpu; then
+        die "nvidia-smi answers but torch $("$VENV/bin/python" -c 'import torch
+print(torch.__version__, "for CUDA", torch.version.cuda)') cannot use the GPU (a driver older
+  than that CUDA needs?): set TORCH_INDEX_URL to the PyTorch index of the CUDA build for your
+  driver, e.g. https://download.pytorch.org/whl/cu126, and run 'make setup' again"
     fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"

@@ -13,8 +13,9 @@ is exactly the previous policy: that is the DPO reference (iterative DPO). With
 `training.quantization: nf4` the (merged) base is loaded 4-bit NF4 through bitsandbytes (QLoRA).
 It trains on `policy.device` (tasks/device.py): on the CPU as it always has; on CUDA with bf16
 mixed precision, or, for NF4, double quantisation, a paged 8-bit AdamW and gradient
-checkpointing (`trainer_arguments`, `quantization_config`). The manifest records the device the
-weights trained on.
+checkpointing (`trainer_arguments`, `quantization_config`); previous adapters are merged on the
+CPU in fp32 before the 4-bit load. The manifest records the device the weights trained on and the
+4-bit settings read back from the loaded layers (`loaded_quantization`).
 
 Checkpoints go to `<dir>/checkpoints/` every `training.checkpoint_steps` optimizer steps; a
 training killed mid-way resumes from the newest one when it is run again with the same inputs.
@@ -226,6 +227,23 @@ def trainer_arguments(cfg: TrainingConfig, dtype: str, device: str) -> dict:
             "gradient_checkpointing": nf4}
 
 
+def loaded_quantization(model) -> dict | None:
+    """The 4-bit settings read back from the loaded model's bitsandbytes layers, not from the
+    config that asked for them (what the manifest records and scripts/gpu_check.sh checks), or
+    None when no layer is 4-bit."""
+    import bitsandbytes as bnb
+
+    states = [getattr(m.weight, "quant_state", None) for m in model.modules()
+              if isinstance(m, bnb.nn.Linear4bit)]
+    if not states:
+        return None
+    kinds = sorted({getattr(state, "quant_type", None) or "none" for state in states})
+    return {"layers": len(states),
+            "bnb_4bit_quant_type": kinds[0] if len(kinds) == 1 else kinds,
+            "bnb_4bit_use_double_quant": all(bool(getattr(state, "nested", False))
+                                             for state in states)}
+
+
 def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path, device: str):
     """The previous policy with adapters merged, quantized to NF4 when asked, on `device`
     (resolved)."""
@@ -238,7 +256,8 @@ def _load_model(policy: Policy, cfg: TrainingConfig, dtype: str, work: Path, dev
     if policy.adapters:  # bitsandbytes quantizes at load time: load the merged weights from disk
         merged = work / "merged-previous-policy"
         if not (merged / "config.json").exists():
-            model, tokenizer = load_policy(policy, dtype=dtype, merge=True, device=device)
+            # merged on the CPU: in fp32 a 7B model would not fit beside its own 4-bit copy
+            model, tokenizer = load_policy(policy, dtype=dtype, merge=True, device="cpu")
             staging = work / ".merged-staging"
             shutil.rmtree(staging, ignore_errors=True)
             model.save_pretrained(staging)
@@ -416,10 +435,10 @@ def train(pairs_path: str | Path, policy: Policy, cfg: TrainingConfig, dtype: st
         "training": cfg.model_dump(mode="json"),
         "dtype": dtype,
         # where it trained (the trained weights' device, not the one asked for), the optimizer,
-        # and the bitsandbytes settings of an NF4 base: scripts/gpu_check.sh reads them
+        # and the 4-bit settings its layers really have: scripts/gpu_check.sh reads them
         "device": model_device(trainer.model),
         "optimizer": str(getattr(args.optim, "value", args.optim)),
-        "bitsandbytes": (quant.to_dict() if (quant := quantization_config(cfg, dtype, device))
+        "bitsandbytes": (loaded_quantization(trainer.model) if cfg.quantization != "none"
                          else None),
         "steps": trainer.state.global_step,
         "resumed_from": Path(resume).name if resume else None,

@@ -57,6 +57,26 @@ def test_cuda_on_a_machine_without_it_is_refused_before_anything_runs(tmp_path, 
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.skipif("_has_cuda()", reason="this machine has CUDA: nothing to refuse")
+def test_a_cuda_run_resumed_without_cuda_is_told_how_to_reopen_it_on_the_cpu(tmp_path):
+    """`resume` takes no --set: the refusal names the command that reopens the run on the CPU
+    (`run --run-id` with the run's own config, which has the same hash on any device)."""
+    from tasks.config import load_config
+
+    run = tmp_path / "tiny-1234abcd"
+    run.mkdir()
+    cfg = load_config("tiny", ["policy.device=cuda"])
+    (run / "config.yaml").write_text(json.dumps(cfg.model_dump(mode="json")))
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api",  # nothing may start
+           "AUTODIDACT_HOME": str(tmp_path / "home")}
+    done = autodidact("resume", run.name, "--store", str(tmp_path), env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: policy.device is 'cuda' but CUDA is not available")
+    assert (f"autodidact run --config {run / 'config.yaml'} --store {tmp_path} --run-id "
+            f"{run.name} --set policy.device=cpu") in done.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]  # nothing written
+
+
 def test_sample_writes_candidates_and_prints_the_throughput(tmp_path):
     out = tmp_path / "candidates.jsonl"
     done = autodidact("sample", "--config", "tiny", "--suite", "humaneval", "-n", "2",

@@ -166,7 +166,7 @@ def test_the_cuda_quantisation_config_builds_a_double_quantised_nf4_model():
 
     from tasks.names import TINY_BASE
     from tasks.policy import base_policy
-    from tasks.training import quantization_config
+    from tasks.training import loaded_quantization, quantization_config
 
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     cfg = _training(quantization="nf4")
@@ -179,3 +179,13 @@ def test_the_cuda_quantisation_config_builds_a_double_quantised_nf4_model():
     for module in layers.values():
         assert module.weight.quant_state.quant_type == "nf4"
         assert module.weight.quant_state.nested  # double quantisation
+    # what the adapter's manifest records is read back from these layers, not from the config
+    four_bit = sum(isinstance(module, bnb.nn.Linear4bit) for module in model.modules())
+    assert loaded_quantization(model) == {"layers": four_bit, "bnb_4bit_quant_type": "nf4",
+                                          "bnb_4bit_use_double_quant": True}
+    single = AutoModelForCausalLM.from_pretrained(
+        base_policy(TINY_BASE).base, dtype=torch.float32,
+        quantization_config=quantization_config(cfg, "float32", "cpu"))
+    assert loaded_quantization(single)["bnb_4bit_use_double_quant"] is False
+    assert loaded_quantization(AutoModelForCausalLM.from_pretrained(
+        base_policy(TINY_BASE).base, dtype=torch.float32)) is None
