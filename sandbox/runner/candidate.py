@@ -214,6 +214,8 @@ class CandidateEndpoint(Endpoint):
                 value = len(obj)
             elif op == "bool":
                 value = bool(obj)
+            elif op == "hash":
+                value = hash(obj)
             elif op == "str":
                 value = str(obj)
             elif op == "repr":
@@ -367,13 +369,14 @@ def watch_own_signals(mask) -> None:
     or every process it may signal.  When this process then dies of such a signal, the judge
     says the program killed itself, not that a limit did (judge.gone_verdict).  Signals sent
     other ways (signal.raise_signal, a shell's `kill`, ctypes) are not seen."""
-    me, group = os.getpid(), os.getpgrp()
+    me = os.getpid()
 
     def hook(event, args):
         if event not in _SIGNAL_EVENTS:
             return
         try:
             target, sig = int(args[0]), int(args[1])
+            group = os.getpgid(me)  # now: the program may have moved it (os.setsid, setpgid)
             ours = os.getpgrp() == group
             if event == "os.kill":  # (-1 spares the caller: it hits us from another process)
                 hits = (target in (me, -group) or (target == 0 and ours)

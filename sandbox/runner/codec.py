@@ -30,7 +30,8 @@ Values are reduced to what they *are*, never what they claim: a subclass of int,
 tuple, list, dict, set or bytes is sent as its base value (computed with the base type's own
 methods, so an overridden __eq__, __iter__ or __int__ is never consulted), and the receiver rebuilds
 standard types from its own classes.  So an object that compares equal to anything cannot reach
-the judge as such: it becomes a plain value or a handle, and handles compare by identity only.
+the judge as such: it becomes a plain value or a handle, and a handle equals a value of the tests
+only when it is that very object (judge.py's `Remote`: the operator rule).
 
 Standard library only: this package runs inside the sandbox image.
 """

