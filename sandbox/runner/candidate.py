@@ -286,30 +286,34 @@ class CandidateEndpoint(Endpoint):
             sys.stdout = saved
 
     def call(self, fn, msg) -> dict:
-        """Call `fn` with the judge's arguments.  The reply carries the value and, for each
-        argument changed in place, its new state (`after`); both mark which of their containers
-        are the very ones the judge sent (`encode_back`), so the judge changes its own objects,
-        which every alias the tests hold then sees."""
-        args, nodes = self.decode_sent(msg["a"])
-        kwargs = self.decode(msg["k"])
-        if type(args) is not list or type(kwargs) is not dict:
+        """Call `fn` with the judge's arguments, sent as one value `[args, kwargs]`.  The reply
+        carries the value (or the exception) and, for each argument changed in place, positional
+        or keyword (numbered in that order), its new state (`after`), also when the call raised;
+        both mark which of their containers are the very ones the judge sent (`encode_back`), so
+        the judge changes its own objects, which every alias the tests hold then sees."""
+        sent, nodes = self.decode_sent(msg["a"])
+        if (type(sent) is not list or len(sent) != 2 or type(sent[0]) is not list
+                or type(sent[1]) is not dict):
             raise TypeError("malformed call")
-        before = [self.encode(a) if self._tracked(a) else None for a in args]
-        result = fn(*args, **kwargs)
-        reply = {"re": 1, "ok": True, **self.encode_back(result, nodes, args)}
+        args, kwargs = sent
+        given = [*args, *kwargs.values()]
+        before = [self.encode(a) for a in given]
+        try:
+            result = fn(*args, **kwargs)
+        except (PeerGone, MemoryError):
+            raise
+        except BaseException as exc:  # as serve() reports it, with the write-back
+            reply = {"re": 1, "ok": False, "exc": error_info(exc, self)}
+        else:
+            reply = {"re": 1, "ok": True, **self.encode_back(result, nodes, args)}
         after = {}
-        for i, (arg, was) in enumerate(zip(args, before)):
-            if was is not None:
-                now = self.encode_back(arg, nodes)
-                if now["v"] != was:  # changed in place: the judge updates its own object
-                    after[str(i)] = now
+        for i, (arg, was) in enumerate(zip(given, before)):
+            now = self.encode_back(arg, nodes)
+            if now["v"] != was:  # changed in place: the judge updates its own object
+                after[str(i)] = now
         if after:
             reply["after"] = after
         return reply
-
-    @staticmethod
-    def _tracked(value) -> bool:
-        return type(value) in (list, dict, set, bytearray) or type(value).__module__ == "collections"
 
 
 class OutputFull(BaseException):

