@@ -432,8 +432,9 @@ class Remote:
     Calls, attributes, item access, iteration, len, bool, hash, str and repr are asked of the
     candidate: the judge hands it nothing of its own there but the call's arguments, keys and the
     values the tests store into it, and checks what comes back (a hash that collides with a
-    value of the tests still meets `==`, which is identity against it).  Operators are the judge's, and they never let an object of the program
-    decide a test by an answer the judge cannot check:
+    value of the tests still meets `==`, which is identity against it).  Operators are the
+    judge's, and they never let an object of the program decide a test by an answer the judge
+    cannot check:
 
       * against a value of the tests (`result - expected`, `result < bound`, `result == 3`):
         `==` is identity (a Remote equals only itself), `!=` its negation, and arithmetic and
