@@ -51,7 +51,7 @@ from tasks.schema import SECTIONS, Config
 # ---------------------------------------------------------------------------------------------
 
 CONFIG_DIR = REPO_ROOT / "configs"
-PRESETS = ("default", "smoke", "tiny", "efficacy", "codeio", "gpu")
+PRESETS = ("default", "smoke", "tiny", "efficacy", "codeio", "codeio-short", "gpu")
 
 
 class ConfigError(ValueError):

@@ -66,7 +66,7 @@ WHERE_IT_COMPUTES = (("policy", "device"),)
 computes, not what (`policy.device`). Added after runs were registered by their id: every
 configuration keeps the id it had, on any device."""
 
-OMITTED_AT_DEFAULT = (("problems", "curriculum"),)
+OMITTED_AT_DEFAULT = (("problems", "curriculum"), ("problems", "train_max_lines"))
 """(section, key) left out of `Config.hash()` while they hold their default: keys added after
 runs were registered by their id, so that a configuration which does not use them keeps the run
 id it had (the registered efficacy runs, every nightly config)."""
@@ -264,6 +264,17 @@ class ProblemsConfig(BaseModel):
 
     train_seed: int = 0
     """`int`, defaults to `0`. Seed of the training draw."""
+
+    train_max_lines: int | None = Field(None, ge=1)
+    """`int` or `None`, defaults to `None` (no limit). Keep in the training pool only problems
+    whose reference solution has at most this many lines of code (counted as the CodeI/O build's
+    `max_lines` counts them: statements but imports, without blank lines, comment lines and
+    docstrings; helpers count). A difficulty filter for a small model: on a seeded sample of 100
+    CodeI/O problems, the base policy passed something on 11, all with references of at most 20
+    lines, and nothing on the 39 longer ones (docs/problems.md). Every training problem needs a
+    reference (`solution`: CodeI/O and JSONL files that have one; MBPP and HumanEval ship none
+    here); the problems left out are listed in `<run>/problems/reference_lines.json`. Range: ≥ 1.
+    """
 
     rotate: bool = True
     """`bool`, defaults to `True`. Draw a new set of `train_n` training problems every cycle: the

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from tasks.names import SUITES
-from tasks.problems.codeio import load_codeio
+from tasks.problems.codeio import code_lines, load_codeio
 from tasks.problems.examples import NoExample, show_examples
 from tasks.problems.humaneval import load_humaneval
 from tasks.problems.jsonl import load_jsonl
@@ -182,6 +182,52 @@ def near_duplicates(problems: Sequence[Problem], references: Sequence[Problem],
     return found
 
 
+def reference_lines(problem: Problem) -> int | None:
+    """Lines of code of the problem's reference (`prompt + solution`), as the CodeI/O build's
+    `max_lines` counts them (`code_lines`); None when it has no reference or it does not parse."""
+    if problem.solution is None:
+        return None
+    with warnings.catch_warnings():  # invalid escape sequences in some references
+        warnings.simplefilter("ignore")
+        try:
+            tree = ast.parse(problem.reference_program)
+        except SyntaxError:
+            return None
+    return code_lines(problem.reference_program, tree)
+
+
+class TooLong(BaseModel):
+    """A training problem `problems.train_max_lines` left out of the pool."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    lines: int  # its reference's lines of code (`reference_lines`)
+
+
+def shorter_references(pool: Sequence[Problem],
+                       max_lines: int | None) -> tuple[list[Problem], list[TooLong]]:
+    """The pool less the problems whose reference is over `max_lines` lines of code, and those;
+    the whole pool when `max_lines` is None. A problem without a parseable reference cannot be
+    measured: it is an error, never a silent keep or drop."""
+    if max_lines is None:
+        return list(pool), []
+    measured = [(p, reference_lines(p)) for p in pool]
+    unmeasured = [p.id for p, n in measured if n is None]
+    if unmeasured:
+        raise ValueError(
+            f"problems.train_max_lines is {max_lines}, but {len(unmeasured)} training problem(s) "
+            f"have no reference solution that parses (first: {unmeasured[0]!r}): the filter "
+            "counts the reference's lines. Use a training suite with references (codeio, or a "
+            "JSONL file whose rows have `solution`), or set problems.train_max_lines to null")
+    kept = [p for p, n in measured if n <= max_lines]
+    if not kept:
+        shortest = min(n for _, n in measured)
+        raise ValueError(f"problems.train_max_lines is {max_lines}, but the shortest reference "
+                         f"in the training pool has {shortest} lines of code: raise it")
+    return kept, [TooLong(id=p.id, lines=n) for p, n in measured if n > max_lines]
+
+
 class Split(BaseModel):
     """The three sets of a run: the training pool (each cycle draws from it), dev and test."""
 
@@ -192,6 +238,7 @@ class Split(BaseModel):
     test: list[Problem]
     excluded: list[Excluded]
     without_example: list[NoExample] = []  # MBPP problems left without one (`show_example`)
+    too_long: list[TooLong] = []  # left out of the pool by `problems.train_max_lines`
 
 
 def _memoized(embed):
@@ -213,7 +260,10 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
     - another training suite (`codeio`): all of it, minus every problem that duplicates any
       problem of the test suite, of the dev suite (drawn or not, also those decontamination took
       out of dev) or of `BENCHMARKS` (HumanEval, MBPP), by id, prompt, reference code or prompt
-      embedding (`near_duplicates` with `code`), each listed once with its nearest match.
+      embedding (`near_duplicates` with `code`), each listed once with its nearest match;
+
+    then, with `cfg.train_max_lines`, the pool less the problems whose reference is longer
+    (`shorter_references`).
 
     With `cfg.show_example`, the MBPP problems of the three sets then show their first test case
     (`show_examples`): the split itself compares the prompts as the suites have them, so its ids
@@ -266,12 +316,14 @@ def split_problems(cfg: ProblemsConfig, embed=None, load=None) -> Split:
         raise ValueError(f"no training problems are left in {cfg.train!r} after taking out the "
                          "dev problems and near-duplicates: use a larger suite or a smaller "
                          "problems.dev_n")
+    pool, too_long = shorter_references(pool, cfg.train_max_lines)
     without: list[NoExample] = []
     if cfg.show_example:  # only now: decontamination compared the prompts without examples
         (pool, missing_pool), (dev, missing_dev), (test, missing_test) = (
             show_examples(s) for s in (pool, dev, test))
         without = missing_pool + missing_dev + missing_test
-    return Split(pool=pool, dev=dev, test=test, excluded=excluded, without_example=without)
+    return Split(pool=pool, dev=dev, test=test, excluded=excluded, without_example=without,
+                 too_long=too_long)
 
 
 def draw_seed(cfg: ProblemsConfig, run_id: str, cycle: int) -> int:

@@ -1,7 +1,8 @@
 """The Prefect tasks of the problem sets.
 
 `load-problems` splits the suites once per run (`split_problems`) and writes the training pool,
-dev and test, `decontamination.json` and `examples.json` under `<run>/problems/`; `draw-train`
+dev and test, `decontamination.json`, `examples.json` and `reference_lines.json` under
+`<run>/problems/`; `draw-train`
 draws a cycle's training problems from the pool, and says why in `draw.json`; `record-passes`
 adds a cycle's first tries to the run's pass history (the curriculum's, `curriculum.py`);
 `shard-train` cuts the draw into the sampling shards (`shard_suffix` is what a stage adds to its
@@ -40,8 +41,9 @@ class ProblemSets(BaseModel):
 @task(name="load-problems", **cached())
 def load_problems_task(problems: ProblemsConfig, out_dir: str, embedder: str) -> ProblemSets:
     """Split the suites into the training pool, dev and test, without near-duplicates across
-    them; write each set, `decontamination.json` (what was excluded, and why) and
-    `examples.json` (how many prompts show a test case, and why the others do not)."""
+    them; write each set, `decontamination.json` (what was excluded, and why),
+    `examples.json` (how many prompts show a test case, and why the others do not) and
+    `reference_lines.json` (the pool problems `train_max_lines` left out, with their lengths)."""
     embed = None
     if problems.near_duplicate is not None:
         from tasks.memory import Embedder
@@ -57,6 +59,9 @@ def load_problems_task(problems: ProblemsConfig, out_dir: str, embedder: str) ->
                {"show_example": problems.show_example,
                 "shown": sum(p.shown_site is not None for p in sets),
                 "without_example": [e.model_dump() for e in split.without_example]})
+    write_json(out / "reference_lines.json",
+               {"train_max_lines": problems.train_max_lines, "kept": len(split.pool),
+                "left_out": [t.model_dump() for t in split.too_long]})
     return ProblemSets(pool=write_rows(out / "pool.jsonl", split.pool),
                        dev=write_rows(out / "dev.jsonl", split.dev),
                        test=write_rows(out / "test.jsonl", split.test),

