@@ -14,7 +14,7 @@ run: setup
 	$(AUTODIDACT) cycle --config smoke
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup
 	$(PY) benchmarks/sandbox_throughput.py
