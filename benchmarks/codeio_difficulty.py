@@ -6,7 +6,10 @@ reference's lines of code (`reference_lines`, as `problems.train_max_lines` coun
 many of the problems it keeps, how many of those had any passing candidate, how many had both a
 passing and a failing one (the problems preference pairs come from), how many lie in the
 curriculum's 0.2-0.8 band, their mean passing fraction, and how many problems of the whole
-built set it keeps (before decontamination). Nothing is run: it recomputes from the outcomes.
+built set it keeps (before decontamination). Nothing is sampled: it reads the outcomes and the
+built set (`load_suite("codeio")`, which builds the set in the sandbox first when the cache has
+none; a build alone keeps 1,239 problems, one under load can keep a few fewer, and the table
+then moves by a problem or two).
 
     python benchmarks/codeio_difficulty.py [OUTCOMES] [--limits 10,15,20,25,40]
     python benchmarks/codeio_difficulty.py RUN/cycle-1/execute/attempts.jsonl --save CSV
@@ -16,7 +19,8 @@ OUTCOMES is one of:
   problems, `benchmarks/results/codeio_base/result.json`): a problem's candidates are its greedy
   and sampled ones;
 - a cycle's `execute/attempts.jsonl`: its first tries, per problem; `--save` writes them as
-  per-problem counts (problem_id, candidates, passed, syntax_error), the form to commit;
+  per-problem counts (problem_id, candidates, passed, syntax_error; the last empty where the
+  outcomes do not say), the form to commit;
 - such a CSV.
 
 A problem of the outcomes that the built set does not hold (a set built under load can keep a
@@ -47,7 +51,8 @@ def read_outcomes(path: Path) -> list[dict]:
     if path.suffix == ".csv":
         with path.open(newline="") as f:
             return [{"problem_id": r["problem_id"], "candidates": int(r["candidates"]),
-                     "passed": int(r["passed"]), "syntax_error": int(r["syntax_error"])}
+                     "passed": int(r["passed"]),
+                     "syntax_error": int(r["syntax_error"]) if r["syntax_error"] else None}
                     for r in csv.DictReader(f)]
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -272,7 +272,7 @@ class ProblemsConfig(BaseModel):
     docstrings; helpers count). A difficulty filter for a small model: on a seeded sample of 100
     CodeI/O problems, the base policy passed something on 11, all with references of at most 20
     lines, and nothing on the 39 longer ones (docs/problems.md). Every training problem needs a
-    reference (`solution`: CodeI/O and JSONL files that have one; MBPP and HumanEval ship none
+    reference (`solution`: CodeI/O, HumanEval and JSONL files that have one; MBPP ships none
     here); the problems left out are listed in `<run>/problems/reference_lines.json`. Range: ≥ 1.
     """
 

@@ -119,18 +119,26 @@ class Excluded(BaseModel):
     reason: str
 
 
-def reference_key(problem: Problem) -> str | None:
-    """The problem's reference code, normalized: `ast.dump` of its entry point's body without the
-    docstring (names kept; layout, comments and the function's own name ignored). None when it
-    has no reference, or the reference does not parse or define the entry point."""
-    if problem.solution is None:
+def _reference_tree(problem: Problem) -> ast.Module | None:
+    """The parsed reference program; None when the problem has no reference (or an empty one) or
+    it does not parse."""
+    if problem.solution is None or not problem.solution.strip():
         return None
     with warnings.catch_warnings():  # invalid escape sequences in some references
         warnings.simplefilter("ignore")
         try:
-            tree = ast.parse(problem.reference_program)
+            return ast.parse(problem.reference_program)
         except SyntaxError:
             return None
+
+
+def reference_key(problem: Problem) -> str | None:
+    """The problem's reference code, normalized: `ast.dump` of its entry point's body without the
+    docstring (names kept; layout, comments and the function's own name ignored). None when it
+    has no reference, or the reference does not parse or define the entry point."""
+    tree = _reference_tree(problem)
+    if tree is None:
+        return None
     for node in tree.body:
         if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                 and node.name == problem.entry_point):
@@ -185,15 +193,8 @@ def near_duplicates(problems: Sequence[Problem], references: Sequence[Problem],
 def reference_lines(problem: Problem) -> int | None:
     """Lines of code of the problem's reference (`prompt + solution`), as the CodeI/O build's
     `max_lines` counts them (`code_lines`); None when it has no reference or it does not parse."""
-    if problem.solution is None:
-        return None
-    with warnings.catch_warnings():  # invalid escape sequences in some references
-        warnings.simplefilter("ignore")
-        try:
-            tree = ast.parse(problem.reference_program)
-        except SyntaxError:
-            return None
-    return code_lines(problem.reference_program, tree)
+    tree = _reference_tree(problem)
+    return None if tree is None else code_lines(problem.reference_program, tree)
 
 
 class TooLong(BaseModel):
@@ -352,7 +353,8 @@ def draw_train_explained(pool: Sequence[Problem], cfg: ProblemsConfig, run_id: s
     if cfg.train_n is not None and cfg.train_n > len(pool):
         raise ValueError(f"problems.train_n is {cfg.train_n}, but the training pool has "
                          f"{len(pool)} problems (after taking out dev problems and "
-                         "near-duplicates): lower train_n, or leave it unset to use them all")
+                         "near-duplicates, and problems.train_max_lines' longer references): "
+                         "lower train_n, or leave it unset to use them all")
     if not cfg.curriculum.enabled:
         return Draw.plain(pool, select(list(pool), cfg.train_n, seed))
     if history is None:

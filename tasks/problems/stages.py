@@ -2,9 +2,9 @@
 
 `load-problems` splits the suites once per run (`split_problems`) and writes the training pool,
 dev and test, `decontamination.json`, `examples.json` and `reference_lines.json` under
-`<run>/problems/`; `draw-train`
-draws a cycle's training problems from the pool, and says why in `draw.json`; `record-passes`
-adds a cycle's first tries to the run's pass history (the curriculum's, `curriculum.py`);
+`<run>/problems/`; `draw-train` draws a cycle's training problems from the pool, and says why in
+`draw.json`; `record-passes` adds a cycle's first tries to the run's pass history (the
+curriculum's, `curriculum.py`);
 `shard-train` cuts the draw into the sampling shards (`shard_suffix` is what a stage adds to its
 file names for a shard).
 """
