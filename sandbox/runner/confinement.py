@@ -238,7 +238,9 @@ def install_seccomp() -> None:
 
 
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp",
-             "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+             "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+# no PYTHONHASHSEED: the candidate's own seed is its fork server's (batch.py), so a fixed one here
+# would misstate it
 
 
 def confine(config: dict) -> None:
