@@ -13,6 +13,7 @@ then moves by a problem or two).
 
     python benchmarks/codeio_difficulty.py [OUTCOMES] [--limits 10,15,20,25,40]
     python benchmarks/codeio_difficulty.py RUN/cycle-1/execute/attempts.jsonl --save CSV
+    python benchmarks/codeio_difficulty.py [OUTCOMES] --built DATA/codeio/<key>/problems.jsonl
 
 OUTCOMES is one of:
 - an evaluation's `result.json` (default: the committed base-policy evaluation of 100 CodeI/O
@@ -90,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limits", default="10,12,15,20,25,30,40",
                         help="limits on the reference's lines of code, comma-separated")
     parser.add_argument("--save", type=Path, help="write the per-problem counts to this CSV")
+    parser.add_argument("--built", type=Path,
+                        help="the problems.jsonl of a CodeI/O build to count lengths on "
+                             "(default: the build of this code, load_suite('codeio'))")
     args = parser.parse_args(argv)
+    from tasks.problems.records import Problem
     from tasks.problems.split import load_suite, reference_lines
 
     limits = sorted(int(x) for x in args.limits.split(","))
@@ -101,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             writer.writeheader()
             writer.writerows(outcomes)
         print(f"wrote {len(outcomes)} problems to {args.save}")
-    lengths = {p.id: reference_lines(p) for p in load_suite("codeio")}
+    built = ([Problem.model_validate_json(line) for line in args.built.read_text().splitlines()
+              if line] if args.built else load_suite("codeio"))
+    lengths = {p.id: reference_lines(p) for p in built}
     missing = [o["problem_id"] for o in outcomes if o["problem_id"] not in lengths]
     if missing:
         print(f"not in the built set, left out: {', '.join(missing)}")
