@@ -4,7 +4,8 @@ per session), the real sandbox, LanceDB and trl.
 One run goes through three lives, as a failed night does:
   1. training fails (its directory cannot be created: a disk problem) and the flow fails;
   2. the run is resumed: sampling, execution, debug, memory and pairs come from the cache, training
-     runs, and the two cycles finish;
+     runs, and the two cycles finish (cycle 2 draws by the pass history of cycle 1: the
+     curriculum is on);
   3. resumed once more from the run's own config.yaml (`autodidact resume`): every task is
      served from the cache, nothing re-runs.
 """
@@ -44,7 +45,8 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     from flows.self_training import open_run, self_training
     from tasks.config import load_config
 
-    overrides = [f"run.store={tmp_path}", "run.cycles=2",
+    overrides = [f"run.store={tmp_path}", "run.cycles=2", "problems.train_n=4",
+                 "problems.curriculum.enabled=true",
                  f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
     cfg = load_config(toy / "toy.yaml", overrides)
     run_id, run_dir, _ = open_run(cfg)
@@ -68,7 +70,8 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     second = task_states(f"{run_id}-cycle-1")
     for name, s in second.items():
         if name.startswith(("sample[", "execute", "debug[", "consolidate", "mine-pairs",
-                            "load-problems", "draw-train", "explore", "monitor")):
+                            "load-problems", "draw-train", "explore", "monitor",
+                            "record-passes")):
             assert s == "Cached", (name, s)
     assert second["train[policy=" + cfg_policy_id(run_dir) + "]"] == "Completed"
 
@@ -103,12 +106,39 @@ def test_a_failed_run_resumes_from_the_cache_and_a_finished_one_reruns_nothing(t
     if one.promoted:  # the store remembers it, for the next night
         assert (tmp_path / "promoted.jsonl").read_text().count(run_id) >= 1
 
+    # the curriculum: each cycle's first tries join the run's pass history, and cycle 2 drew by
+    # the history cycle 1 left (a resumed run reads the same, so life 3 draws the same); the
+    # draws hold all 4 toy problems, but cycle 2's reasons are their standings, not "untried"
+    from tasks.problems.curriculum import history_path, read_passes
+
+    history = read_passes(history_path(run_dir))
+    for cycle in (1, 2):
+        rows = {r.problem_id: r for r in history if r.cycle == cycle}
+        tries = [json.loads(line) for path in (run_dir / f"cycle-{cycle}" / "execute").glob(
+            "attempts*.jsonl") for line in path.read_text().splitlines() if line]
+        tries = [a for a in tries if a["turn"] == 0]
+        assert tries and len(rows) == len([r for r in history if r.cycle == cycle])
+        assert {pid: (r.candidates, r.passed) for pid, r in rows.items()} == {
+            pid: (sum(a["problem_id"] == pid for a in tries),
+                  sum(a["problem_id"] == pid and a["status"] == "passed" for a in tries))
+            for pid in {a["problem_id"] for a in tries}}  # every first try, once
+        assert all(r.run == run_id for r in rows.values())
+    draws = {cycle: json.loads((run_dir / f"cycle-{cycle}" / "problems" / "draw.json")
+                               .read_text()) for cycle in (1, 2)}
+    assert draws[1]["history"]["rows"] == 0
+    assert {w["standing"] for w in draws[1]["problems"]} == {"untried"}
+    assert draws[2]["history"]["rows"] == len([r for r in history if r.cycle == 1]) > 0
+    assert {w["standing"] for w in draws[2]["problems"]} <= {"in-band", "out-of-band"}
+    assert all(w["draws"] == 1 for w in draws[2]["problems"])
+
     # 3. the same run again, as `autodidact resume RUN` does it: nothing re-runs
     again = self_training(config=str(run_dir / "config.yaml"), run_id=run_id)
     assert [r.model_dump() for r in again] == [r.model_dump() for r in results]
     for cycle in (1, 2):
         states = task_states(f"{run_id}-cycle-{cycle}")
         assert states and all(s == "Cached" for s in states.values()), states
+
+    assert read_passes(history_path(run_dir)) == history  # life 3 recorded nothing again
 
     # MLflow (flows/tracking.py): the three lives are one MLflow run, each cycle logged once
     from mlflow import MlflowClient
