@@ -8,8 +8,7 @@ passing and a failing one (the problems preference pairs come from), how many li
 curriculum's 0.2-0.8 band, their mean passing fraction, and how many problems of the whole
 built set it keeps (before decontamination). Nothing is sampled: it reads the outcomes and the
 built set (`load_suite("codeio")`, which builds the set in the sandbox first when the cache has
-none; a build alone keeps 1,239 problems, one under load can keep a few fewer, and the table
-then moves by a problem or two).
+none; it keeps 1,232 problems, the same every time).
 
     python benchmarks/codeio_difficulty.py [OUTCOMES] [--limits 10,15,20,25,40]
     python benchmarks/codeio_difficulty.py RUN/cycle-1/execute/attempts.jsonl --save CSV
@@ -24,8 +23,9 @@ OUTCOMES is one of:
   outcomes do not say), the form to commit;
 - such a CSV.
 
-A problem of the outcomes that the built set does not hold (a set built under load can keep a
-few fewer: docs/problems.md) is named and left out of the table.
+A problem of the outcomes that the built set does not hold (the committed outcomes were measured
+on an earlier build, which kept 7 problems more: docs/problems.md) is named and left out of the
+table.
 """
 
 from __future__ import annotations

@@ -13,13 +13,16 @@ the run, and the analysis reads only that file and the run's raw outcomes. Four 
 the run will have (as `flows.self_training.open_run` computes them, from the config and the base
 model's policy, without starting anything), the resolved config, the git commit, the command and
 the time, the endpoints (below) and the problem ids of every split, fixed in advance (the
-problem split and every cycle's training draw are deterministic). It refuses when the run already
+problem split and every cycle's training draw are deterministic), and the sha256 of each split's
+content (prompts, tests, references: a rebuilt CodeI/O set with other tests under the same ids
+is another set). It refuses when the run already
 has outcomes (`outcomes.csv` here, or any file under `<store>/<run id>/evaluations/`), or when a
 preregistration.json with other content is there; the same content again is a no-op.
 
 `run` (the default) refuses to start unless `preregistration.json` exists, names this run id and
 config hash, is committed in git unmodified (`--allow-uncommitted` is for tests), and its problem
-ids are still those today's code and data give (and, after the flow, those the run drew), and no
+ids and contents are still those today's code and data give (and, after the flow, the ids are
+those the run drew), and no
 evaluation of the run in its store is older than the registration's commit. Then it runs the
 self-training flow on the config (`configs/efficacy.yaml`: one cycle of the real loop on
 Qwen2.5-Coder-0.5B-Instruct, about two hours on 2 CPU cores in the chat format) as a normal,
@@ -203,8 +206,11 @@ def run_command(args) -> int:
                       "ran")
     # the problem sets again, with today's code and data: a change since the registration would
     # otherwise show only after the run, when its holdout turns out to be another
-    now = registration_of(cfg, run_id, config_hash, policy, "")["problems"]
-    differ = [k for k in now if now[k] != registration["problems"].get(k)]
+    now = registration_of(cfg, run_id, config_hash, policy, "")
+    differ = [k for k in now["problems"] if now["problems"][k] != registration["problems"].get(k)]
+    if "contents" in registration:  # registrations before 2026-12-06 hold the ids only
+        differ += [f"the content of {k}" for k in now["contents"]
+                   if now["contents"][k] != registration["contents"].get(k)]
     if differ:
         raise Refused(f"the problem sets of run {run_id} are no longer the registered ones "
                       f"({', '.join(differ)} differ): the code or the data that split and draw "

@@ -19,6 +19,7 @@ No CLI: benchmarks/learning_efficacy.py's `preregister` and `run` call these.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 # what a registration is; a re-registration equal on these is a no-op (the time, the commit and
 # the command of the second call may differ)
 REGISTERED = ("run_id", "config_hash", "start_policy_id", "primary", "secondary", "correction",
-              "family", "problems")
+              "family", "problems", "contents")
 
 
 class Refused(RuntimeError):
@@ -92,7 +93,8 @@ def pooled(cfg) -> bool:
 
 
 def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) -> dict:
-    """The preregistration of the run: endpoints and the problem ids of every split."""
+    """The preregistration of the run: endpoints, the problem ids of every split and a hash of
+    each split's content."""
     import datetime as dt
 
     from tasks.problems.split import draw_train, split_problems
@@ -131,7 +133,17 @@ def registration_of(cfg, run_id: str, config_hash: str, policy, command: str) ->
             "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             **endpoints(cfg.run.cycles, splits=SPLITS if pooled(cfg) else DEV_HOLDOUT_SPLITS),
             "splits": SPLIT_MEANING if pooled(cfg) else SPLIT_MEANING_DEV_HOLDOUT,
-            "problems": problems}
+            "problems": problems, "contents": contents(split)}
+
+
+def contents(split) -> dict:
+    """The sha256 of each split's problems, all their fields (prompt, tests, reference, ...) in
+    id order: the ids alone would not show a build that made other tests for the same problems
+    (a CodeI/O build is reproducible, but its code or its settings can change)."""
+    return {name: hashlib.sha256(json.dumps(
+                [p.model_dump(mode="json") for p in sorted(problems, key=lambda p: p.id)],
+                sort_keys=True).encode()).hexdigest()
+            for name, problems in (("pool", split.pool), ("dev", split.dev), ("test", split.test))}
 
 
 def committed_at(path: Path) -> float | None:

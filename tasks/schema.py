@@ -254,7 +254,7 @@ class ProblemsConfig(BaseModel):
 
     train: str = "mbpp"
     """`str`, defaults to `"mbpp"`. Training problems: `"mbpp"` (397 MBPP problems), `"humaneval"`
-    (164), `"codeio"` (1,239 built from reference solutions, tasks/problems/codeio.py) or the path
+    (164), `"codeio"` (1,232 built from reference solutions, tasks/problems/codeio.py) or the path
     of a `.jsonl` file of your own. Names are case-insensitive; files are read
     when the problems load, not here."""
 
@@ -320,7 +320,7 @@ class ProblemsConfig(BaseModel):
     suite other than the dev suite also the same reference code). Range: 0 < s ≤ 1. At 0.75
     (all-MiniLM-L6-v2), 16 MBPP problems are closer than that to a HumanEval one, among them
     decimal-to-binary (0.83), second smallest (0.78), counting primes (0.77) and monotonic
-    (0.77); at 0.8 only 7 are; 15 of the 1,239 CodeI/O problems are that close to one of
+    (0.77); at 0.8 only 7 are; 15 of the 1,232 CodeI/O problems are that close to one of
     HumanEval or MBPP."""
 
     show_example: bool = True

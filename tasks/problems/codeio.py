@@ -30,20 +30,23 @@ How a problem is built, every drop carrying a reason (the manifest counts them):
    imports, blank lines, comments and docstrings, helpers included), a generator function
    (`no_generator`).
 3. Tests made in the sandbox (`codeio_driver.py`, one confined program per problem, many per
-   container): the generator draws `inputs` inputs with `random.Random(seed)`; the reference runs
-   on each twice, in the program's process and in a fresh interpreter (another str hash seed and
-   random state, other object addresses, the inputs in reverse order); an input is kept when both
-   runs return the same plain value (None, bool, int, finite float, str, and lists, tuples and
-   dicts of them) and input and output reprs fit in `max_repr` characters. A problem is dropped
-   when nothing could be kept for one reason (that reason: `reference_error`,
-   `reference_timeout`, `generator_error`, `generator_timeout`, `output_not_plain`, ...), when
-   any input gave two different outputs (`non_deterministic`), when fewer than `min_inputs` were
-   kept (`too_few_inputs`; an input whose second run timed out or never answered is not kept
-   and counts as `rerun_failed`: nothing was compared, so it says nothing about determinism;
-   one whose second run raised or returned another kind of value is `non_deterministic`), when
-   every kept input gives the same output (`constant_output`), or
-   when its program failed as a whole (`program_timeout`, `program_error`,
-   `program_resource_exceeded`).
+   container), the same in every build: the program runs two fresh interpreters with fixed str
+   hash seeds and `random` seeds (0 and 1); each loads the reference and the generator, draws
+   `inputs` inputs with `random.Random(seed)` and runs the reference on them (the second in
+   reverse order, with other object addresses). A call may execute `call_line_budget` Python
+   line events (counted, so the same on any machine) and `call_timeout_s` CPU seconds (with a
+   wall-clock backstop). The problem is dropped when the two runs drew different inputs
+   (`generator_non_deterministic`). An input is kept when both runs return the same plain value
+   (None, bool, int, finite float, str, and lists, tuples and dicts of them) and input and
+   output reprs fit in `max_repr` characters. A problem is dropped when nothing could be kept
+   for one reason (that reason: `reference_error`, `reference_timeout`, `generator_error`,
+   `generator_timeout`, `output_not_plain`, ...), when any input gave two different outputs
+   (`non_deterministic`), when fewer than `min_inputs` were kept (`too_few_inputs`; an input
+   whose second run ran out of its budget is not kept and counts as `rerun_failed`: nothing was
+   compared, so it says nothing about determinism; one whose second run raised or returned
+   another kind of value is `non_deterministic`), when every kept input gives the same output
+   (`constant_output`), or when its program failed as a whole (`program_timeout`,
+   `program_error`, `program_resource_exceeded`).
 4. Rendered (`render_error` when the reference cannot be cut into prompt and solution), then
    checked: `prompt + solution` must pass its own tests in the sandbox within `check_timeout_s`
    (`reference_fails_own_tests`), half the limit a candidate is judged at, so that a candidate as
@@ -147,11 +150,19 @@ class CodeIOSettings(BaseModel):
     """Relative tolerance of float comparisons in the tests."""
     abs_tol: float = Field(1e-9, ge=0)
     """Absolute tolerance of float comparisons near zero."""
-    call_timeout_s: float = Field(2.0, gt=0)
-    """One generator or reference call, in the sandbox (wall clock)."""
-    program_timeout_s: float = Field(90.0, gt=0, le=600)
-    """One problem's whole program in the sandbox: loading, every draw and both runs (over it:
-    `program_timeout`)."""
+    call_line_budget: int = Field(5_000_000, ge=1000)
+    """Python line events one generator or reference call may execute (a trace function counts
+    them, so the limit is the same on any machine and under any load; about a tenth of a second
+    of plain Python untraced, half a second to a second traced). Over it: `generator_timeout`,
+    `reference_timeout`."""
+    call_timeout_s: float = Field(5.0, gt=0)
+    """CPU seconds one generator or reference call may take, traced: for time spent in C, which
+    lines do not count. Far above what the line budget takes, so that a call is stopped by its
+    count, the same in every build, and only a call whose time goes to C meets this limit. A
+    wall-clock backstop of `3 * call_timeout_s + 1` stops a call that waits."""
+    program_timeout_s: float = Field(300.0, gt=0, le=600)
+    """One problem's whole program in the sandbox: both runs, each loading, drawing and calling
+    (over it: `program_timeout`)."""
     check_timeout_s: float = Field(5.0, gt=0, le=600)
     """The reference's own program, `prompt + solution` with every kept test, must pass within
     it (else `reference_fails_own_tests`): half of `sandbox.timeout_s`'s default, 10 s, the limit
@@ -204,6 +215,8 @@ class Kept(BaseModel):
     origin: str
     reference_lines: int
     inputs: int
+    call_lines: int
+    """The most Python line events the reference executed on one kept input."""
 
 
 class Build(BaseModel):
@@ -422,6 +435,7 @@ def driver_program(reference: Reference, settings: CodeIOSettings) -> str:
     job = {"reference": reference.row.code_sample, "generator": reference.row.input_generator,
            "generator_name": reference.generator_name, "seed": _seed(settings, reference.id),
            "inputs": settings.inputs, "max_repr": settings.max_repr,
+           "call_line_budget": settings.call_line_budget,
            "call_timeout_s": settings.call_timeout_s, "driver": driver}
     return driver + f"\n\nmain(json.loads({json.dumps(job)!r}))\n"
 
@@ -430,6 +444,7 @@ def driver_program(reference: Reference, settings: CodeIOSettings) -> str:
 class Case:
     call: str  # `a=1, b=[2]`: the keyword arguments as the tests and the example write them
     output: str  # the recorded output's repr
+    lines: int  # the Python line events of the reference's call (the driver's first run)
 
 
 def _literal(text: str):
@@ -452,7 +467,7 @@ def cases_from(reference: Reference, stdout: str,
     try:  # the report is the sandbox's output: checked before it is believed
         report = json.loads(stdout)
         error, dropped, details = report["error"], report["dropped"], report["details"]
-        found = [(str(c["input"]), str(c["output"])) for c in report["cases"]]
+        found = [(str(c["input"]), str(c["output"]), int(c["lines"])) for c in report["cases"]]
         if error is not None:
             error = (str(error[0]), str(error[1]))
         dropped = {str(reason): int(n) for reason, n in dropped.items()}
@@ -464,7 +479,7 @@ def cases_from(reference: Reference, stdout: str,
     if dropped.get("non_deterministic"):
         return drop("non_deterministic", details.get("non_deterministic", ""))
     cases = []
-    for given, output in found:
+    for given, output, lines in found:
         try:
             inputs = ast.parse(given, mode="eval").body
             if not isinstance(inputs, ast.Dict) or not all(
@@ -479,7 +494,7 @@ def cases_from(reference: Reference, stdout: str,
             continue
         call = ", ".join(f"{key.value}={ast.get_source_segment(given, item)}"
                          for key, item in zip(inputs.keys, inputs.values))
-        cases.append(Case(call, output))
+        cases.append(Case(call, output, lines))
     tally = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
     if not cases:
         reason = max(sorted(dropped), key=dropped.get) if dropped else "too_few_inputs"
@@ -714,7 +729,8 @@ def build_problems(rows: list[SourceRow], settings: CodeIOSettings, box,
             continue
         problems.append(problem)
         kept.append(Kept(id=problem.id, origin=reference.row.origin,
-                         reference_lines=reference.lines, inputs=len(cases)))
+                         reference_lines=reference.lines, inputs=len(cases),
+                         call_lines=max(c.lines for c in cases)))
     seconds["render_and_check"] = time.monotonic() - started
     log(f"{len(problems)} problems kept")
     return Build(problems=problems, kept=kept, dropped=dropped,

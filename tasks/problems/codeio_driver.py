@@ -1,5 +1,6 @@
 """What the CodeI/O builder runs in the sandbox for one problem: draw inputs from the problem's
-generator, run its reference on each of them twice, and print what it found as one JSON object.
+generator and run its reference on each, twice, in two fresh interpreters, and print what it
+found as one JSON object.
 
 Never imported: `tasks/problems/codeio.py` reads this file, appends `main(<the job>)` and runs the
 whole text as a sandbox program (`sandbox.Program`), one program per problem, so the dataset's
@@ -7,21 +8,34 @@ code (the reference solution and the input generator) runs only there. Standard 
 
 The job (JSON): `reference` and `generator` (the sources), `generator_name`, `seed` (an int; the
 generator draws with `random.Random(seed)`), `inputs` (how many to draw), `max_repr` (the
-longest repr of an input or an output that is kept), `call_timeout_s` (per generator or
-reference call), and `driver` (this file's text: the second run starts it again).
+longest repr of an input or an output that is kept), `call_line_budget` and `call_timeout_s`
+(per generator or reference call, below), and `driver` (this file's text: each run starts it
+again in a fresh interpreter).
 
 The report (JSON, one line):
 
-    {"cases": [{"input": "<repr of the kwargs dict>", "output": "<repr of the result>"}, ...],
+    {"cases": [{"input": "<repr of the kwargs dict>", "output": "<repr of the result>",
+                "lines": <line events of the reference's call>}, ...],
      "dropped": {"<reason>": count, ...}, "details": {"<reason>": "<the first one's detail>"},
-     "error": null or ["<reason>", "<detail>"]}    (error: nothing could be drawn or run at all)
+     "error": null or ["<reason>", "<detail>"]}    (error: the problem as a whole is dropped)
 
-An input is kept when the generator returned a dict of plain values keyed by identifiers, it is
-new, and both runs of the reference returned the same plain value (the same repr). The first run
-is in this process; the second in a fresh interpreter (`rerun`), with its own random state and
-str hash seed, other objects allocated around each call, on the inputs in reverse order, so a
-result that depends on unseeded randomness, on `id()`, on the order of a set of strings or on
-what earlier calls left behind differs between them.
+The same every time. Both runs are fresh interpreters with a fixed str hash seed and a fixed seed
+of the `random` module (run 1: 0 and 0, run 2: 1 and 1), and a call is limited by what it does,
+not by how long a busy machine takes: at most `call_line_budget` Python line events (counted by
+a trace function: the same count on any machine), and `call_timeout_s` seconds of CPU time
+(ITIMER_PROF, for time spent in C, such as one huge `sorted`) with a wall-clock backstop of
+`3 * call_timeout_s + 1` (for a call that sleeps or waits). So a build keeps the same inputs and
+the same tests every time; only a call near the CPU limit, or code that reads the clock or
+object addresses, can still differ between builds.
+
+Each run loads the reference and the generator, draws the inputs with `random.Random(seed)` and
+runs the reference on them: run 1 in order, run 2 in reverse order, with other objects allocated
+around each call and without `-B` (so a result that depends on unseeded randomness, on `id()`,
+on the order of a set of strings, on what earlier calls left behind or on the interpreter's flags
+differs between them). The problem is dropped (`generator_non_deterministic`) when the two runs
+drew different inputs. An input is kept when the generator returned a dict of plain values keyed
+by identifiers, it is new, and both runs of the reference returned the same plain value (the
+same repr).
 Plain values: None, bool, int, float (finite), str, and lists, tuples and dicts of them (dict keys
 plain and hashable), nested; exact types only (no subclasses: their repr is not a literal).
 """
@@ -38,31 +52,74 @@ import sys
 import types
 
 MAX_DEPTH = 50
-# how a second run can fail without saying anything about the reference: it ran out of time (a
-# busy machine) or the fresh interpreter gave no answer. Any other failure there (it raised, or
-# returned a value that is not plain or too large) where the first run returned a value is the
+# how run 2 can fail without saying anything about the reference: it ran out of its budget
+# where run 1 did not, or the interpreter gave no answer. Any other failure there (it raised, or
+# returned a value that is not plain or too large) where run 1 returned a value is the
 # reference behaving differently: `non_deterministic`.
 RERUN_FAILURES = ("reference_timeout", "rerun_failed")
+# the two runs: str hash seed, seed of the `random` module, objects held around each call,
+# reference calls in reverse order, interpreter flags
+RUNS = ({"hash_seed": 0, "random_seed": 0, "ballast": 0, "reverse": False, "flags": ["-B"]},
+        {"hash_seed": 1, "random_seed": 1, "ballast": 101, "reverse": True, "flags": []})
 
 
 class CallTimeout(BaseException):
-    """A generator or reference call ran past `call_timeout_s`."""
+    """A generator or reference call ran past its line budget, its CPU time or the backstop."""
 
 
-def _alarm(signum, frame):
-    raise CallTimeout()
+class Limited:
+    """Runs calls within a budget of Python line events and of CPU seconds (wall-clock backstop);
+    `lines` is the line events of the last call."""
 
+    def __init__(self, line_budget, cpu_s):
+        self.line_budget, self.cpu_s = line_budget, cpu_s
+        self.lines, self.over, self.armed = 0, None, False
 
-def timed(limit_s, fn, /, *args, **kwargs):
-    """fn(*args, **kwargs), stopped with CallTimeout after `limit_s` seconds (wall clock)."""
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, limit_s)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    def _count(self, frame, event, arg):
+        if event == "line":
+            self.lines += 1
+            if self.lines > self.line_budget:
+                self.over = f"a call ran past {self.line_budget} line events"
+                raise CallTimeout()
+        return self._count
 
+    def _enter(self, frame, event, arg):
+        return self._count
 
+    def _signal(self, signum, frame):
+        if not self.armed:  # a timer that fired as the call ended
+            return
+        self.over = (f"a call ran past {self.cpu_s:g} s of CPU time" if signum == signal.SIGPROF
+                     else f"a call ran past {3 * self.cpu_s + 1:g} s of wall-clock time")
+        raise CallTimeout()
+
+    def __call__(self, fn, /, *args, **kwargs):
+        """fn(*args, **kwargs), or CallTimeout (also when the call caught it and went on)."""
+        self.lines, self.over = 0, None
+        signal.signal(signal.SIGPROF, self._signal)
+        signal.signal(signal.SIGALRM, self._signal)
+        try:
+            self.armed = True
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_s)
+            signal.setitimer(signal.ITIMER_REAL, 3 * self.cpu_s + 1)
+            sys.settrace(self._enter)
+            result = fn(*args, **kwargs)
+        finally:
+            self._disarm()
+        if self.over is not None:  # the code caught CallTimeout and carried on
+            raise CallTimeout()
+        return result
+
+    def _disarm(self):
+        while True:  # a signal handled before `armed` is False raises here once more
+            try:
+                self.armed = False
+                sys.settrace(None)
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                return
+            except CallTimeout:
+                continue
 def not_plain(value):
     """Why `value` is not made of plain values (a short text), or None when it is."""
     stack = [(value, 0)]
@@ -116,16 +173,17 @@ def load(name, source, namespace=None):
     return module.__dict__
 
 
-def outputs_of(solution, inputs, limit, seconds, ballast=0):
-    """One run of the reference on each input: its output's repr, or ["<reason>", "<detail>"].
-    `ballast` objects stay allocated during each call, so new objects get other addresses."""
+def outputs_of(solution, inputs, limit, limited, ballast=0):
+    """One run of the reference on each input: [its output's repr, its line events], or
+    ["<reason>", "<detail>"]. `ballast` objects stay allocated during each call, so new objects
+    get other addresses."""
     results = []
     for given in inputs:
         held = [object() for _ in range(ballast)]
         try:
-            value = timed(seconds, solution, **copy.deepcopy(given))
+            value = limited(solution, **copy.deepcopy(given))
         except CallTimeout:
-            results.append(["reference_timeout", f"a call ran past {seconds:g} s"])
+            results.append(["reference_timeout", limited.over])
             continue
         except BaseException as exc:
             results.append(["reference_error", describe(exc)])
@@ -134,145 +192,182 @@ def outputs_of(solution, inputs, limit, seconds, ballast=0):
             del held
         why = not_plain(value)
         text = text_of(value, limit) if why is None else None
-        results.append(text if text is not None else (
+        results.append([text, limited.lines] if text is not None else (
             ["output_not_plain", f"the reference returned {why}"] if why is not None else
             ["output_too_large", f"an output's repr is longer than {limit} characters"]))
     return results
 
 
+def is_output(result):
+    return isinstance(result[0], str) and isinstance(result[1], int)
+
+
 # ---------------------------------------------------------------------------------------------
-# The program: draw, run, run again elsewhere, report
+# One run, in a fresh interpreter: load, draw, call
+
+
+def run():
+    """In a fresh interpreter: the job on stdin; prints {"error", "draws", "outputs"}: the
+    problem-level error or None, each draw's input repr (or ["<reason>", "<detail>"]), and the
+    reference's result on each drawn input in the order drawn (see `outputs_of`)."""
+    job = json.loads(sys.stdin.read())
+    random.seed(job["random_seed"])
+    real_stdout, sys.stdout = sys.stdout, io.StringIO()  # what the code prints is not ours
+    try:
+        answer = load_draw_and_call(job)
+    finally:
+        sys.stdout = real_stdout
+    print(json.dumps(answer))
+
+
+def load_draw_and_call(job):
+    limited = Limited(job["call_line_budget"], job["call_timeout_s"])
+    limit = job["max_repr"]
+
+    def failed(reason, detail):
+        return {"error": [reason, detail], "draws": [], "outputs": []}
+
+    try:
+        namespace = limited(load, "reference", job["reference"])
+    except CallTimeout:
+        return failed("reference_timeout", f"loading the reference: {limited.over}")
+    except BaseException as exc:
+        return failed("reference_error", f"loading the reference raised {describe(exc)}")
+    solution = namespace.get("main_solution")
+    if not callable(solution):
+        return failed("reference_error", "the reference defines no function main_solution")
+    # the generator sees the reference's imports and helpers (reasoning-gym runs both in one
+    # namespace, and its generators rely on that), and `Random`, without changing them
+    try:
+        scope = limited(load, "generator", job["generator"],
+                        dict(namespace, Random=random.Random))
+    except CallTimeout:
+        return failed("generator_timeout", f"loading the generator: {limited.over}")
+    except BaseException as exc:
+        return failed("generator_error", f"loading the generator raised {describe(exc)}")
+    generate = scope.get(job["generator_name"])
+    if not callable(generate):
+        return failed("generator_error", f"the generator defines no function "
+                                         f"{job['generator_name']}")
+
+    rng = random.Random(job["seed"])
+    draws, drawn = [], []
+    for _ in range(job["inputs"]):
+        try:
+            inputs = limited(generate, rng)
+        except CallTimeout:
+            draws.append(["generator_timeout", limited.over])
+            continue
+        except BaseException as exc:
+            draws.append(["generator_error", describe(exc)])
+            continue
+        if type(inputs) is not dict or not all(type(k) is str and k.isidentifier()
+                                               for k in inputs):
+            draws.append(["generator_not_dict",
+                          f"it returned {text_of(inputs, 120) or type(inputs)}"])
+            continue
+        why = not_plain(inputs)
+        if why is not None:
+            draws.append(["input_not_plain", f"an input holds {why}"])
+            continue
+        text = text_of(inputs, limit)
+        if text is None:
+            draws.append(["input_too_large", f"an input's repr is longer than {limit} characters"])
+            continue
+        if text in draws:
+            draws.append(["duplicate_input", "the generator drew the same input again"])
+            continue
+        draws.append(text)
+        drawn.append(inputs)
+    order = drawn[::-1] if job["reverse"] else drawn
+    outputs = outputs_of(solution, order, limit, limited, job["ballast"])
+    return {"error": None, "draws": draws,
+            "outputs": outputs[::-1] if job["reverse"] else outputs}
+
+
+def run_elsewhere(job, how):
+    """`run()` in a fresh interpreter started as `how` (one of RUNS) says: its answer, or
+    ["rerun_failed", "<detail>"] when it gave none."""
+    child = {k: job[k] for k in ("reference", "generator", "generator_name", "seed", "inputs",
+                                 "max_repr", "call_line_budget", "call_timeout_s")}
+    child.update(random_seed=how["random_seed"], ballast=how["ballast"], reverse=how["reverse"])
+    # every call can take its CPU limit, plus loading and starting
+    budget = (3 * job["call_timeout_s"] + 1) * (2 * job["inputs"] + 2) + 10
+    # what `-I` does (no user site, no current directory on the path, no PYTHON* variables from
+    # outside) but with this run's str hash seed
+    command = [sys.executable, "-s", "-S", "-P", *how["flags"], "-c", job["driver"] + "\nrun()\n"]
+    try:
+        done = subprocess.run(command, input=json.dumps(child), capture_output=True, text=True,
+                              timeout=budget, env={"PYTHONHASHSEED": str(how["hash_seed"]),
+                                                   "LANG": "C.UTF-8"})
+    except subprocess.TimeoutExpired:
+        return ["rerun_failed", f"the interpreter ran past {budget:g} s"]
+    except (subprocess.SubprocessError, OSError) as exc:
+        return ["rerun_failed", f"the interpreter did not start: {describe(exc)}"]
+    try:
+        answer = json.loads(done.stdout)
+        if not isinstance(answer, dict) or set(answer) != {"error", "draws", "outputs"}:
+            raise ValueError("not an answer")
+    except ValueError:
+        return ["rerun_failed", f"the interpreter (exit {done.returncode}) printed no answer; "
+                                f"stderr: {done.stderr[-200:]}"]
+    return answer
+
+
+# ---------------------------------------------------------------------------------------------
+# The program: run twice, compare, report
 
 
 def main(job):
     report = {"cases": [], "dropped": {}, "details": {}, "error": None}
-    real_stdout, sys.stdout = sys.stdout, io.StringIO()  # what the code prints is not ours
 
     def drop(reason, detail):
         report["dropped"][reason] = report["dropped"].get(reason, 0) + 1
         report["details"].setdefault(reason, detail)
 
-    try:
-        report["error"] = draw(job, report, drop)
-    finally:
-        sys.stdout = real_stdout
+    report["error"] = compare(job, drop, report["cases"])
     print(json.dumps(report))
 
 
-def draw(job, report, drop):
-    """Fill report["cases"]; the problem-level error, if any."""
-    seconds, limit = job["call_timeout_s"], job["max_repr"]
-    try:
-        namespace = timed(seconds, load, "reference", job["reference"])
-    except CallTimeout:
-        return ["reference_timeout", "loading the reference timed out"]
-    except BaseException as exc:
-        return ["reference_error", f"loading the reference raised {describe(exc)}"]
-    solution = namespace.get("main_solution")
-    if not callable(solution):
-        return ["reference_error", "the reference defines no function main_solution"]
-    # the generator sees the reference's imports and helpers (reasoning-gym runs both in one
-    # namespace, and its generators rely on that), and `Random`, without changing them
-    try:
-        scope = timed(seconds, load, "generator", job["generator"],
-                      dict(namespace, Random=random.Random))
-    except CallTimeout:
-        return ["generator_timeout", "loading the generator timed out"]
-    except BaseException as exc:
-        return ["generator_error", f"loading the generator raised {describe(exc)}"]
-    generate = scope.get(job["generator_name"])
-    if not callable(generate):
-        return ["generator_error", f"the generator defines no function {job['generator_name']}"]
-
-    rng = random.Random(job["seed"])
-    drawn, shown = [], []
-    for _ in range(job["inputs"]):
-        try:
-            inputs = timed(seconds, generate, rng)
-        except CallTimeout:
-            drop("generator_timeout", f"a call ran past {seconds:g} s")
-            continue
-        except BaseException as exc:
-            drop("generator_error", describe(exc))
-            continue
-        if type(inputs) is not dict or not all(type(k) is str and k.isidentifier()
-                                               for k in inputs):
-            drop("generator_not_dict", f"it returned {text_of(inputs, 120) or type(inputs)}")
-            continue
-        why = not_plain(inputs)
-        if why is not None:
-            drop("input_not_plain", f"an input holds {why}")
-            continue
-        text = text_of(inputs, limit)
-        if text is None:
-            drop("input_too_large", f"an input's repr is longer than {limit} characters")
-            continue
-        if text in shown:
-            drop("duplicate_input", "the generator drew the same input again")
-            continue
-        drawn.append(inputs)
-        shown.append(text)
-
-    first = outputs_of(solution, drawn, limit, seconds)
-    again = [i for i, out in enumerate(first) if isinstance(out, str)]
-    second = dict(zip(again, rerun_elsewhere(job, [shown[i] for i in again])))
-    for i, out in enumerate(first):
-        if not isinstance(out, str):
+def compare(job, drop, cases):
+    """Fill `cases` from the two runs; the problem-level error, if any."""
+    first = run_elsewhere(job, RUNS[0])
+    if isinstance(first, list):
+        return first
+    if first["error"] is not None:
+        return first["error"]
+    second = run_elsewhere(job, RUNS[1])
+    if isinstance(second, list):
+        return second
+    if second["error"] is not None:  # loading failed in the second run only
+        reason, detail = second["error"]
+        if reason.endswith("_timeout"):
+            return ["rerun_failed", f"the second run: {reason}: {detail}"]
+        return ["non_deterministic", f"loading failed in the second run only: {reason}: "
+                                     f"{detail}"]
+    if second["draws"] != first["draws"]:
+        at = next((i for i, (a, b) in enumerate(zip(first["draws"], second["draws"])) if a != b),
+                  min(len(first["draws"]), len(second["draws"])))
+        return ["generator_non_deterministic",
+                f"two runs drew different inputs: draw {at + 1} was "
+                f"{str(first['draws'][at:at + 1])[:100]} and "
+                f"{str(second['draws'][at:at + 1])[:100]}"]
+    shown = [d for d in first["draws"] if isinstance(d, str)]
+    for draw in first["draws"]:
+        if not isinstance(draw, str):
+            drop(*draw)
+    if len(first["outputs"]) != len(shown) or len(second["outputs"]) != len(shown):
+        return ["rerun_failed", "a run's answer has the wrong shape"]
+    for given, out, again in zip(shown, first["outputs"], second["outputs"]):
+        if not is_output(out):
             drop(*out)
-        elif not isinstance(second[i], str) and second[i][0] in RERUN_FAILURES:
-            # the second run ran out of time or never answered: nothing was compared
-            reason, detail = second[i]
-            drop("rerun_failed", f"the second run on {shown[i][:120]}: {reason}: {detail[:150]}")
-        elif second[i] != out:
-            drop("non_deterministic", f"two runs on {shown[i][:120]} returned {out[:80]} and "
-                                      f"{str(second[i])[:80]}")
+        elif not is_output(again) and again[0] in RERUN_FAILURES:
+            # the second run ran out of its budget: nothing was compared
+            drop("rerun_failed", f"the second run on {given[:120]}: {again[0]}: "
+                                 f"{str(again[1])[:150]}")
+        elif again[0] != out[0]:
+            drop("non_deterministic", f"two runs on {given[:120]} returned {out[0][:80]} and "
+                                      f"{str(again[0])[:80]}")
         else:
-            report["cases"].append({"input": shown[i], "output": out})
+            cases.append({"input": given, "output": out[0], "lines": out[1]})
     return None
-
-
-def rerun_elsewhere(job, inputs):
-    """The reference's outputs on `inputs` (reprs) from a fresh interpreter; for an input whose
-    run failed there, ["<reason>", "<detail>"] (the reasons of `outputs_of`, or `rerun_failed`
-    when the interpreter gave no answer at all)."""
-    if not inputs:
-        return []
-    child = {"reference": job["reference"], "inputs": inputs[::-1], "max_repr": job["max_repr"],
-             "call_timeout_s": job["call_timeout_s"]}
-    budget = job["call_timeout_s"] * (len(inputs) + 1) + 10
-    try:
-        done = subprocess.run([sys.executable, "-I", "-S", "-c", job["driver"] + "\nrerun()\n"],
-                              input=json.dumps(child), capture_output=True, text=True,
-                              timeout=budget)
-    except subprocess.TimeoutExpired:
-        return [["rerun_failed", f"the fresh interpreter ran past {budget:g} s"]] * len(inputs)
-    except (subprocess.SubprocessError, OSError) as exc:
-        return [["rerun_failed", f"the fresh interpreter did not start: {describe(exc)}"]
-                ] * len(inputs)
-    try:
-        outputs = json.loads(done.stdout)
-    except ValueError:
-        return [["rerun_failed", f"the fresh interpreter (exit {done.returncode}) printed no "
-                                 f"answer; stderr: {done.stderr[-200:]}"]] * len(inputs)
-    if not isinstance(outputs, list) or len(outputs) != len(inputs):
-        return [["rerun_failed", "the fresh interpreter's answer has the wrong shape"]
-                ] * len(inputs)
-    return [out if isinstance(out, str) else
-            [str(out[0]), str(out[1])] if isinstance(out, list) and len(out) == 2 else
-            ["rerun_failed", "an answer of the wrong shape"] for out in outputs[::-1]]
-
-
-def rerun():
-    """In the fresh interpreter: the job on stdin, a JSON list of output reprs (or errors)."""
-    job = json.loads(sys.stdin.read())
-    real_stdout, sys.stdout = sys.stdout, io.StringIO()
-    try:
-        namespace = timed(job["call_timeout_s"], load, "reference", job["reference"])
-        inputs = [ast.literal_eval(text) for text in job["inputs"]]
-        results = outputs_of(namespace["main_solution"], inputs, job["max_repr"],
-                             job["call_timeout_s"], ballast=101)
-    except BaseException as exc:
-        results = [["reference_error", describe(exc)]] * len(job["inputs"])
-    finally:
-        sys.stdout = real_stdout
-    print(json.dumps(results))

@@ -212,6 +212,20 @@ def test_run_refuses_when_the_problem_sets_changed_since_the_registration(world,
     assert "no longer the registered ones (dev differ)" in capsys.readouterr().err
 
 
+def test_run_refuses_problems_whose_tests_changed_under_the_same_ids(world, no_flow, capsys):
+    """A registration hashes each split's content: a rebuilt set with the same ids but other
+    tests (a CodeI/O build of other code or settings) is not the registered one."""
+    assert le.main(["preregister", *world["settings"]]) == 0
+    suite = world["tmp"] / "problems.jsonl"
+    rows = [json.loads(line) for line in suite.read_text().splitlines()]
+    registered = json.loads(registration(world).read_text())["problems"]
+    changed = next(r for r in rows if r["id"] in registered["train_draws"]["1"])
+    changed["tests"] += "\n    assert candidate is not None\n"
+    suite.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert le.main(["run", *world["settings"], "--allow-uncommitted"]) == 2
+    assert "(the content of pool differ)" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------
 # After the flow: a stand-in run (its store files as the flow writes them, its cycle records,
 # evaluations that pass every even-numbered problem) through the rest of `run`

@@ -54,17 +54,37 @@ REFERENCES = {
                         "    if not sys.flags.dont_write_bytecode:\n"
                         "        raise RuntimeError('not in the sandbox process')\n"
                         "    return a + b\n", ADD_GENERATOR),
-    "slow_elsewhere": ("import sys\nimport time\n\ndef main_solution(a, b):\n"
+    "slow_elsewhere": ("import sys\n\ndef main_solution(a, b):\n"
                        "    if not sys.flags.dont_write_bytecode:\n"
-                       "        time.sleep(1)\n"
+                       "        while True:\n"
+                       "            a += 1\n"
                        "    return a + b\n", ADD_GENERATOR),
+    # limits on what a call does, not on how long a busy machine takes: Python line events
+    # (counted), CPU seconds (in C), and wall-clock time only as the backstop of a call that waits
+    "many_lines": ("def main_solution(a, b):\n    for _ in range(200_000):\n        a += 0\n"
+                   "    return a + b\n", ADD_GENERATOR),
+    "cpu_in_c": ("while True:\n    sorted(range(2_000_000))\n\n\n"
+                 "def main_solution(a, b):\n    return a + b\n", ADD_GENERATOR),
+    "sleeps": ("import time\n\ntime.sleep(60)\n\n\ndef main_solution(a, b):\n"
+               "    return a + b\n", ADD_GENERATOR),
+    "swallows": ("def main_solution(a, b):\n    try:\n        while True:\n            a += 1\n"
+                 "    except BaseException:\n        return b\n", ADD_GENERATOR),
+    # generators that draw differently in two runs: the problem's tests would not be the same
+    # in two builds
+    "generator_hash": ("def main_solution(a, b):\n    return a + b\n",
+                       "def generate_input(rng: Random) -> dict:\n"
+                       "    return {'a': rng.randint(0, 99) + hash('x') % 7, 'b': rng.randint(0, 9)}\n"),
+    "generator_unseeded": ("import random\n\ndef main_solution(a, b):\n    return a + b\n",
+                           "def generate_input(rng: Random) -> dict:\n"
+                           "    return {'a': random.randint(0, 10**6), 'b': rng.randint(0, 9)}\n"),
     # 0.3 s a call: 8 calls run past the check's 1.5 s, though no call runs past 0.5 s
     "slow": ("import time\n\ndef main_solution(a, b):\n    time.sleep(0.3)\n"
              "    return a + b\n", ADD_GENERATOR),
     "odd_names": ("def main_solution(limit_s, fn):\n    return limit_s - fn\n",
                   ADD_GENERATOR.replace("'a'", "'limit_s'").replace("'b'", "'fn'")),
 }
-SETTINGS = CodeIOSettings(call_timeout_s=0.5, check_timeout_s=1.5, check_attempts=2)
+SETTINGS = CodeIOSettings(call_line_budget=100_000, call_timeout_s=0.5, check_timeout_s=1.5,
+                          check_attempts=2)
 
 
 def _row(name: str, code: str, generator: str = ADD_GENERATOR) -> SourceRow:
@@ -119,6 +139,12 @@ def test_tests_pass_the_reference_and_fail_a_changed_one(built, sandbox):
     ("constant", "constant_output"),
     ("raises", "reference_error"),
     ("hangs", "reference_timeout"),
+    ("many_lines", "reference_timeout"),
+    ("cpu_in_c", "reference_timeout"),
+    ("sleeps", "reference_timeout"),
+    ("swallows", "reference_timeout"),  # it caught the limit and returned: still over it
+    ("generator_hash", "generator_non_deterministic"),
+    ("generator_unseeded", "generator_non_deterministic"),
     ("set", "output_not_plain"),
     ("fails_elsewhere", "non_deterministic"),
     ("slow_elsewhere", "rerun_failed"),  # a timeout there: nothing compared, inputs not kept
@@ -128,6 +154,33 @@ def test_references_that_cannot_make_tests_are_dropped_with_the_reason(built, na
     kept, dropped = built
     assert name not in kept
     assert dropped[name].reason == reason, dropped[name]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name, limit", [("many_lines", "past 100000 line events"),
+                                         ("swallows", "past 100000 line events"),
+                                         ("cpu_in_c", "past 0.5 s of CPU time"),
+                                         ("sleeps", "past 2.5 s of wall-clock time")])
+def test_a_call_is_limited_by_lines_and_cpu_time_and_only_backstopped_by_the_clock(
+        built, name, limit):
+    _, dropped = built
+    assert limit in dropped[name].detail, dropped[name]
+
+
+@pytest.mark.docker
+def test_two_builds_keep_the_same_tests(built, sandbox):
+    """Both runs start with fixed str hash and `random` seeds and calls are limited by what they
+    do, so a second build keeps the same problems with the same tests and drops the rest for
+    the same reasons, also problems whose code depends on the hash seed or the load."""
+    names = ["add", "floats", "hash_order", "generator_hash", "many_lines", "slow_elsewhere"]
+    rows = [_row(name, *REFERENCES[name]) for name in names]
+    first, second = (build_problems(rows, SETTINGS, sandbox) for _ in range(2))
+    assert [p.model_dump() for p in first.problems] == [p.model_dump() for p in second.problems]
+    assert first.kept == second.kept and first.dropped == second.dropped
+    kept, dropped = built  # and the same as the module's build of these rows
+    assert {k.origin for k in first.kept} == {f"test:{n}" for n in names if n in kept}
+    assert all(d.detail == dropped[d.origin.split(":")[1]].detail for d in first.dropped)
+    assert all(k.call_lines > 0 for k in first.kept)
 
 
 @pytest.mark.docker
