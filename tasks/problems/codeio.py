@@ -46,7 +46,9 @@ How a problem is built, every drop carrying a reason (the manifest counts them):
    compared, so it says nothing about determinism; one whose second run raised or returned
    another kind of value is `non_deterministic`), when every kept input gives the same output
    (`constant_output`), or when its program failed as a whole (`program_timeout`,
-   `program_error`, `program_resource_exceeded`).
+   `program_error`, `program_resource_exceeded`). The second run calls the reference only on
+   the inputs the first answered with a value, and is skipped when fewer than `min_inputs` did
+   (dropped either way).
 4. Rendered (`render_error` when the reference cannot be cut into prompt and solution), then
    checked: `prompt + solution` must pass its own tests in the sandbox within `check_timeout_s`
    (`reference_fails_own_tests`), half the limit a candidate is judged at, so that a candidate as
@@ -435,7 +437,7 @@ def driver_program(reference: Reference, settings: CodeIOSettings) -> str:
     job = {"reference": reference.row.code_sample, "generator": reference.row.input_generator,
            "generator_name": reference.generator_name, "seed": _seed(settings, reference.id),
            "inputs": settings.inputs, "max_repr": settings.max_repr,
-           "call_line_budget": settings.call_line_budget,
+           "min_inputs": settings.min_inputs, "call_line_budget": settings.call_line_budget,
            "call_timeout_s": settings.call_timeout_s, "driver": driver}
     return driver + f"\n\nmain(json.loads({json.dumps(job)!r}))\n"
 

@@ -8,9 +8,9 @@ code (the reference solution and the input generator) runs only there. Standard 
 
 The job (JSON): `reference` and `generator` (the sources), `generator_name`, `seed` (an int; the
 generator draws with `random.Random(seed)`), `inputs` (how many to draw), `max_repr` (the
-longest repr of an input or an output that is kept), `call_line_budget` and `call_timeout_s`
-(per generator or reference call, below), and `driver` (this file's text: each run starts it
-again in a fresh interpreter).
+longest repr of an input or an output that is kept), `min_inputs` (fewer kept drop the problem),
+`call_line_budget` and `call_timeout_s` (per generator or reference call, below), and `driver`
+(this file's text: each run starts it again in a fresh interpreter).
 
 The report (JSON, one line):
 
@@ -32,7 +32,9 @@ Each run loads the reference and the generator, draws the inputs with `random.Ra
 runs the reference on them: run 1 in order, run 2 in reverse order, with other objects allocated
 around each call and without `-B` (so a result that depends on unseeded randomness, on `id()`,
 on the order of a set of strings, on what earlier calls left behind or on the interpreter's flags
-differs between them). The problem is dropped (`generator_non_deterministic`) when the two runs
+differs between them). The second run calls the reference only on the inputs the first answered
+with a value, and does not run at all when fewer than `min_inputs` of them did (the problem is
+dropped either way). The problem is dropped (`generator_non_deterministic`) when the two runs
 drew different inputs. An input is kept when the generator returned a dict of plain values keyed
 by identifiers, it is new, and both runs of the reference returned the same plain value (the
 same repr).
@@ -120,6 +122,8 @@ class Limited:
                 return
             except CallTimeout:
                 continue
+
+
 def not_plain(value):
     """Why `value` is not made of plain values (a short text), or None when it is."""
     stack = [(value, 0)]
@@ -279,18 +283,22 @@ def load_draw_and_call(job):
             continue
         draws.append(text)
         drawn.append(inputs)
-    order = drawn[::-1] if job["reverse"] else drawn
-    outputs = outputs_of(solution, order, limit, limited, job["ballast"])
+    calls = [i for i in range(len(drawn)) if job["only"] is None or i in job["only"]]
+    order = calls[::-1] if job["reverse"] else calls
+    outputs = dict(zip(order, outputs_of(solution, [drawn[i] for i in order], limit, limited,
+                                         job["ballast"])))
     return {"error": None, "draws": draws,
-            "outputs": outputs[::-1] if job["reverse"] else outputs}
+            "outputs": [outputs.get(i, ["not_called", ""]) for i in range(len(drawn))]}
 
 
-def run_elsewhere(job, how):
-    """`run()` in a fresh interpreter started as `how` (one of RUNS) says: its answer, or
-    ["rerun_failed", "<detail>"] when it gave none."""
+def run_elsewhere(job, how, only=None):
+    """`run()` in a fresh interpreter started as `how` (one of RUNS) says, calling the reference
+    on the drawn inputs numbered `only` (None: all): its answer, or ["rerun_failed", "<detail>"]
+    when it gave none."""
     child = {k: job[k] for k in ("reference", "generator", "generator_name", "seed", "inputs",
                                  "max_repr", "call_line_budget", "call_timeout_s")}
-    child.update(random_seed=how["random_seed"], ballast=how["ballast"], reverse=how["reverse"])
+    child.update(random_seed=how["random_seed"], ballast=how["ballast"], reverse=how["reverse"],
+                 only=only)
     # every call can take its CPU limit, plus loading and starting
     budget = (3 * job["call_timeout_s"] + 1) * (2 * job["inputs"] + 2) + 10
     # what `-I` does (no user site, no current directory on the path, no PYTHON* variables from
@@ -336,7 +344,21 @@ def compare(job, drop, cases):
         return first
     if first["error"] is not None:
         return first["error"]
-    second = run_elsewhere(job, RUNS[1])
+    answered = [i for i, out in enumerate(first["outputs"]) if is_output(out)]
+    if len(answered) < job["min_inputs"]:
+        # too few inputs whatever a second run says: reported as they are, the problem is
+        # dropped (`too_few_inputs`, or the commonest reason when none answered)
+        shown = [d for d in first["draws"] if isinstance(d, str)]
+        for draw in first["draws"]:
+            if not isinstance(draw, str):
+                drop(*draw)
+        for given, out in zip(shown, first["outputs"]):
+            if is_output(out):
+                cases.append({"input": given, "output": out[0], "lines": out[1]})
+            else:
+                drop(*out)
+        return None
+    second = run_elsewhere(job, RUNS[1], answered)
     if isinstance(second, list):
         return second
     if second["error"] is not None:  # loading failed in the second run only

@@ -67,6 +67,9 @@ REFERENCES = {
                  "def main_solution(a, b):\n    return a + b\n", ADD_GENERATOR),
     "sleeps": ("import time\n\ntime.sleep(60)\n\n\ndef main_solution(a, b):\n"
                "    return a + b\n", ADD_GENERATOR),
+    # out of its budget on most inputs: too few left, so no second run is needed to drop it
+    "mostly_slow": ("def main_solution(a, b):\n    while a > -35:\n        a += 1\n"
+                    "    return a + b\n", ADD_GENERATOR),
     "swallows": ("def main_solution(a, b):\n    try:\n        while True:\n            a += 1\n"
                  "    except BaseException:\n        return b\n", ADD_GENERATOR),
     # generators that draw differently in two runs: the problem's tests would not be the same
@@ -143,6 +146,7 @@ def test_tests_pass_the_reference_and_fail_a_changed_one(built, sandbox):
     ("cpu_in_c", "reference_timeout"),
     ("sleeps", "reference_timeout"),
     ("swallows", "reference_timeout"),  # it caught the limit and returned: still over it
+    ("mostly_slow", "too_few_inputs"),
     ("generator_hash", "generator_non_deterministic"),
     ("generator_unseeded", "generator_non_deterministic"),
     ("set", "output_not_plain"),
