@@ -200,7 +200,9 @@ def preregister(cfg, out_root: Path, command: str, log=print) -> Path:
     registration = registration_of(cfg, run_id, config_hash, policy, command)
     if path.exists():
         old = json.loads(path.read_text())
-        differ = [k for k in REGISTERED if old.get(k) != registration[k]]
+        # registrations before 2026-12-06 hold no `contents`: compared on the rest, as `run` does
+        differ = [k for k in REGISTERED
+                  if (k in old or k != "contents") and old.get(k) != registration[k]]
         if not differ:
             log(f"{path}: already registered with the same content; left as it is")
             return path

@@ -155,8 +155,8 @@ class CodeIOSettings(BaseModel):
     call_line_budget: int = Field(5_000_000, ge=1000)
     """Python line events one generator or reference call may execute (a trace function counts
     them, so the limit is the same on any machine and under any load; about a tenth of a second
-    of plain Python untraced, half a second to a second traced). Over it: `generator_timeout`,
-    `reference_timeout`."""
+    of plain Python untraced, about a second traced; loading the reference or the generator has
+    the same limits). Over it: `generator_timeout`, `reference_timeout`."""
     call_timeout_s: float = Field(5.0, gt=0)
     """CPU seconds one generator or reference call may take, traced: for time spent in C, which
     lines do not count. Far above what the line budget takes, so that a call is stopped by its
@@ -164,7 +164,8 @@ class CodeIOSettings(BaseModel):
     wall-clock backstop of `3 * call_timeout_s + 1` stops a call that waits."""
     program_timeout_s: float = Field(300.0, gt=0, le=600)
     """One problem's whole program in the sandbox: both runs, each loading, drawing and calling
-    (over it: `program_timeout`)."""
+    (over it: `program_timeout`); each run's interpreter gets half of it less 5 s (over it:
+    `rerun_failed`)."""
     check_timeout_s: float = Field(5.0, gt=0, le=600)
     """The reference's own program, `prompt + solution` with every kept test, must pass within
     it (else `reference_fails_own_tests`): half of `sandbox.timeout_s`'s default, 10 s, the limit
@@ -438,7 +439,8 @@ def driver_program(reference: Reference, settings: CodeIOSettings) -> str:
            "generator_name": reference.generator_name, "seed": _seed(settings, reference.id),
            "inputs": settings.inputs, "max_repr": settings.max_repr,
            "min_inputs": settings.min_inputs, "call_line_budget": settings.call_line_budget,
-           "call_timeout_s": settings.call_timeout_s, "driver": driver}
+           "call_timeout_s": settings.call_timeout_s,
+           "run_timeout_s": settings.program_timeout_s / 2 - 5, "driver": driver}
     return driver + f"\n\nmain(json.loads({json.dumps(job)!r}))\n"
 
 

@@ -9,8 +9,10 @@ code (the reference solution and the input generator) runs only there. Standard 
 The job (JSON): `reference` and `generator` (the sources), `generator_name`, `seed` (an int; the
 generator draws with `random.Random(seed)`), `inputs` (how many to draw), `max_repr` (the
 longest repr of an input or an output that is kept), `min_inputs` (fewer kept drop the problem),
-`call_line_budget` and `call_timeout_s` (per generator or reference call, below), and `driver`
-(this file's text: each run starts it again in a fresh interpreter).
+`call_line_budget` and `call_timeout_s` (per generator or reference call, and per loading of
+either, below), `run_timeout_s` (the wall-clock limit of one run's interpreter, half the program's
+limit less 5 s), and `driver` (this file's text: each run starts it again in a fresh
+interpreter).
 
 The report (JSON, one line):
 
@@ -25,8 +27,9 @@ not by how long a busy machine takes: at most `call_line_budget` Python line eve
 a trace function: the same count on any machine), and `call_timeout_s` seconds of CPU time
 (ITIMER_PROF, for time spent in C, such as one huge `sorted`) with a wall-clock backstop of
 `3 * call_timeout_s + 1` (for a call that sleeps or waits). So a build keeps the same inputs and
-the same tests every time; only a call near the CPU limit, or code that reads the clock or
-object addresses, can still differ between builds.
+the same tests every time; only a call near the CPU limit, a run near `run_timeout_s` (a
+reference whose calls spend seconds each in C) or code that reads the clock or object addresses
+can still differ between builds.
 
 Each run loads the reference and the generator, draws the inputs with `random.Random(seed)` and
 runs the reference on them: run 1 in order, run 2 in reverse order, with other objects allocated
@@ -34,8 +37,9 @@ around each call and without `-B` (so a result that depends on unseeded randomne
 on the order of a set of strings, on what earlier calls left behind or on the interpreter's flags
 differs between them). The second run calls the reference only on the inputs the first answered
 with a value, and does not run at all when fewer than `min_inputs` of them did (the problem is
-dropped either way). The problem is dropped (`generator_non_deterministic`) when the two runs
-drew different inputs. An input is kept when the generator returned a dict of plain values keyed
+dropped either way; so a generator that draws differently is caught only when the first run
+answered at least `min_inputs` inputs). The problem is dropped (`generator_non_deterministic`)
+when the two runs drew different inputs. An input is kept when the generator returned a dict of plain values keyed
 by identifiers, it is new, and both runs of the reference returned the same plain value (the
 same repr).
 Plain values: None, bool, int, float (finite), str, and lists, tuples and dicts of them (dict keys
@@ -47,6 +51,7 @@ import copy
 import io
 import json
 import math
+import os
 import random
 import signal
 import subprocess
@@ -54,11 +59,11 @@ import sys
 import types
 
 MAX_DEPTH = 50
-# how run 2 can fail without saying anything about the reference: it ran out of its budget
-# where run 1 did not, or the interpreter gave no answer. Any other failure there (it raised, or
-# returned a value that is not plain or too large) where run 1 returned a value is the
-# reference behaving differently: `non_deterministic`.
-RERUN_FAILURES = ("reference_timeout", "rerun_failed")
+# how run 2 can fail on an input without saying anything about the reference: it ran out of
+# its budget where run 1 did not. Any other failure there (it raised, or returned a value that
+# is not plain or too large) where run 1 returned a value is the reference behaving
+# differently: `non_deterministic`.
+RERUN_FAILURES = ("reference_timeout",)
 # the two runs: str hash seed, seed of the `random` module, objects held around each call,
 # reference calls in reverse order, interpreter flags
 RUNS = ({"hash_seed": 0, "random_seed": 0, "ballast": 0, "reverse": False, "flags": ["-B"]},
@@ -71,11 +76,22 @@ class CallTimeout(BaseException):
 
 class Limited:
     """Runs calls within a budget of Python line events and of CPU seconds (wall-clock backstop);
-    `lines` is the line events of the last call."""
+    `lines` is the line events of the last call, `over` why it was stopped (None: it was not).
+
+    A call stopped by its limit gets CallTimeout, raised inside it. Code that catches it and
+    carries on is still over: the call ends in CallTimeout whatever it returns, and when it
+    keeps running, the timers fire again every `REPEAT_S` seconds and the interpreter exits
+    (`STOPPED_EXIT`) instead of running until the build's own timeouts. A call whose tracing
+    stopped (CPython drops a trace function that fails, e.g. with RecursionError at the depth
+    limit) is over too: its count would be too low."""
+
+    REPEAT_S = 0.5
+    STOPPED_EXIT = 86
 
     def __init__(self, line_budget, cpu_s):
         self.line_budget, self.cpu_s = line_budget, cpu_s
         self.lines, self.over, self.armed = 0, None, False
+        self.what = "reference"  # what is being called: the reason's prefix
 
     def _count(self, frame, event, arg):
         if event == "line":
@@ -91,6 +107,12 @@ class Limited:
     def _signal(self, signum, frame):
         if not self.armed:  # a timer that fired as the call ended
             return
+        if self.over is not None:  # stopped once already, and it caught that and went on
+            sys.stdout = sys.__stdout__
+            print(json.dumps([f"{self.what}_timeout",
+                              f"{self.over}, caught that and kept running"]))
+            sys.stdout.flush()
+            os._exit(self.STOPPED_EXIT)
         self.over = (f"a call ran past {self.cpu_s:g} s of CPU time" if signum == signal.SIGPROF
                      else f"a call ran past {3 * self.cpu_s + 1:g} s of wall-clock time")
         raise CallTimeout()
@@ -102,26 +124,27 @@ class Limited:
         signal.signal(signal.SIGALRM, self._signal)
         try:
             self.armed = True
-            signal.setitimer(signal.ITIMER_PROF, self.cpu_s)
-            signal.setitimer(signal.ITIMER_REAL, 3 * self.cpu_s + 1)
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_s, self.REPEAT_S)
+            signal.setitimer(signal.ITIMER_REAL, 3 * self.cpu_s + 1, self.REPEAT_S)
             sys.settrace(self._enter)
             result = fn(*args, **kwargs)
+            traced = sys.gettrace() == self._enter  # bound methods: equal, never the same
         finally:
-            self._disarm()
-        if self.over is not None:  # the code caught CallTimeout and carried on
+            # here, not in a method: a new frame would be traced, and its lines counted
+            while True:  # a timer handled before `armed` is False raises CallTimeout here
+                try:
+                    self.armed = False
+                    sys.settrace(None)
+                    signal.setitimer(signal.ITIMER_PROF, 0)
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    break
+                except CallTimeout:
+                    continue
+        if self.over is None and not traced:
+            self.over = "a call stopped being traced (its line count would be too low)"
+        if self.over is not None:
             raise CallTimeout()
         return result
-
-    def _disarm(self):
-        while True:  # a signal handled before `armed` is False raises here once more
-            try:
-                self.armed = False
-                sys.settrace(None)
-                signal.setitimer(signal.ITIMER_PROF, 0)
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                return
-            except CallTimeout:
-                continue
 
 
 def not_plain(value):
@@ -222,6 +245,8 @@ def run():
     finally:
         sys.stdout = real_stdout
     print(json.dumps(answer))
+    real_stdout.flush()
+    os._exit(0)  # nothing the code left behind (atexit, __del__) runs or prints after the answer
 
 
 def load_draw_and_call(job):
@@ -242,6 +267,7 @@ def load_draw_and_call(job):
         return failed("reference_error", "the reference defines no function main_solution")
     # the generator sees the reference's imports and helpers (reasoning-gym runs both in one
     # namespace, and its generators rely on that), and `Random`, without changing them
+    limited.what = "generator"
     try:
         scope = limited(load, "generator", job["generator"],
                         dict(namespace, Random=random.Random))
@@ -283,6 +309,7 @@ def load_draw_and_call(job):
             continue
         draws.append(text)
         drawn.append(inputs)
+    limited.what = "reference"
     calls = [i for i in range(len(drawn)) if job["only"] is None or i in job["only"]]
     order = calls[::-1] if job["reverse"] else calls
     outputs = dict(zip(order, outputs_of(solution, [drawn[i] for i in order], limit, limited,
@@ -299,8 +326,7 @@ def run_elsewhere(job, how, only=None):
                                  "max_repr", "call_line_budget", "call_timeout_s")}
     child.update(random_seed=how["random_seed"], ballast=how["ballast"], reverse=how["reverse"],
                  only=only)
-    # every call can take its CPU limit, plus loading and starting
-    budget = (3 * job["call_timeout_s"] + 1) * (2 * job["inputs"] + 2) + 10
+    budget = job["run_timeout_s"]
     # what `-I` does (no user site, no current directory on the path, no PYTHON* variables from
     # outside) but with this run's str hash seed
     command = [sys.executable, "-s", "-S", "-P", *how["flags"], "-c", job["driver"] + "\nrun()\n"]
@@ -312,6 +338,12 @@ def run_elsewhere(job, how, only=None):
         return ["rerun_failed", f"the interpreter ran past {budget:g} s"]
     except (subprocess.SubprocessError, OSError) as exc:
         return ["rerun_failed", f"the interpreter did not start: {describe(exc)}"]
+    if done.returncode == Limited.STOPPED_EXIT:  # a call caught its limit and kept running
+        try:
+            reason, detail = json.loads(done.stdout.splitlines()[-1])
+            return [str(reason), str(detail)]
+        except (ValueError, IndexError, TypeError):
+            return ["rerun_failed", "a call kept running past its limit"]
     try:
         answer = json.loads(done.stdout)
         if not isinstance(answer, dict) or set(answer) != {"error", "draws", "outputs"}:

@@ -153,6 +153,24 @@ def test_preregistration_is_never_rewritten_with_other_content(world, capsys):
     assert path.read_bytes() == edited
 
 
+def test_a_registration_from_before_content_hashes_is_still_the_same_registration(world, capsys):
+    """Registrations written before `contents` existed hold the ids only: registering them
+    again is a no-op, and one whose ids differ is still refused."""
+    assert le.main(["preregister", *world["settings"]]) == 0
+    path = registration(world)
+    doc = json.loads(path.read_text())
+    del doc["contents"]
+    path.write_text(json.dumps(doc))
+    old = path.read_bytes()
+    assert le.main(["preregister", *world["settings"]]) == 0
+    assert "left as it is" in capsys.readouterr().out
+    assert path.read_bytes() == old
+    doc["problems"]["dev"] = doc["problems"]["dev"][1:]
+    path.write_text(json.dumps(doc))
+    assert le.main(["preregister", *world["settings"]]) == 2
+    assert "other content (problems differ)" in capsys.readouterr().err
+
+
 def test_run_refuses_to_start_without_a_preregistration(world, no_flow, capsys):
     assert le.main(["run", *world["settings"], "--allow-uncommitted"]) == 2
     err = capsys.readouterr().err

@@ -68,8 +68,26 @@ REFERENCES = {
     "sleeps": ("import time\n\ntime.sleep(60)\n\n\ndef main_solution(a, b):\n"
                "    return a + b\n", ADD_GENERATOR),
     # out of its budget on most inputs: too few left, so no second run is needed to drop it
-    "mostly_slow": ("def main_solution(a, b):\n    while a > -35:\n        a += 1\n"
+    # (the second run, which has no -B, would have raised: `non_deterministic`)
+    "mostly_slow": ("import sys\n\ndef main_solution(a, b):\n"
+                    "    if not sys.flags.dont_write_bytecode:\n"
+                    "        raise RuntimeError('not in the first run')\n"
+                    "    while a > -35:\n        a += 1\n"
                     "    return a + b\n", ADD_GENERATOR),
+    # out of its budget on the odd inputs: the others are kept, each with its own output, though
+    # the second run calls only them and in reverse order
+    "odd_loops": ("def main_solution(a, b):\n    while a % 2:\n        b += 1\n"
+                  "    return a + b\n", ADD_GENERATOR),
+    # catches the limit inside its loop and keeps looping: stopped for good, not left to run
+    # until the build's own timeouts
+    "keeps_running": ("def main_solution(a, b):\n    while True:\n        try:\n"
+                      "            sorted(range(10**6))\n        except BaseException:\n"
+                      "            pass\n", ADD_GENERATOR),
+    # runs out of stack inside the trace function and catches the RecursionError: its count
+    # stopped, so it cannot be trusted
+    "deep": ("def main_solution(a, b):\n    try:\n        return down(10**6)\n"
+             "    except RecursionError:\n        return a + b\n\n\n"
+             "def down(n):\n    return down(n - 1) + 1 if n else 0\n", ADD_GENERATOR),
     "swallows": ("def main_solution(a, b):\n    try:\n        while True:\n            a += 1\n"
                  "    except BaseException:\n        return b\n", ADD_GENERATOR),
     # generators that draw differently in two runs: the problem's tests would not be the same
@@ -147,6 +165,8 @@ def test_tests_pass_the_reference_and_fail_a_changed_one(built, sandbox):
     ("sleeps", "reference_timeout"),
     ("swallows", "reference_timeout"),  # it caught the limit and returned: still over it
     ("mostly_slow", "too_few_inputs"),
+    ("keeps_running", "reference_timeout"),
+    ("deep", "reference_timeout"),  # its count stopped with the trace function's RecursionError
     ("generator_hash", "generator_non_deterministic"),
     ("generator_unseeded", "generator_non_deterministic"),
     ("set", "output_not_plain"),
@@ -163,6 +183,9 @@ def test_references_that_cannot_make_tests_are_dropped_with_the_reason(built, na
 @pytest.mark.docker
 @pytest.mark.parametrize("name, limit", [("many_lines", "past 100000 line events"),
                                          ("swallows", "past 100000 line events"),
+                                         ("keeps_running",
+                                          "0.5 s of CPU time, caught that and kept running"),
+                                         ("deep", "stopped being traced"),
                                          ("cpu_in_c", "past 0.5 s of CPU time"),
                                          ("sleeps", "past 2.5 s of wall-clock time")])
 def test_a_call_is_limited_by_lines_and_cpu_time_and_only_backstopped_by_the_clock(
@@ -184,7 +207,19 @@ def test_two_builds_keep_the_same_tests(built, sandbox):
     kept, dropped = built  # and the same as the module's build of these rows
     assert {k.origin for k in first.kept} == {f"test:{n}" for n in names if n in kept}
     assert all(d.detail == dropped[d.origin.split(":")[1]].detail for d in first.dropped)
-    assert all(k.call_lines > 0 for k in first.kept)
+    add = next(k for k in first.kept if k.origin == "test:add")
+    # counted, not timed: `return helper(a) + b` and `return x`, and nothing of the driver's own
+    assert add.call_lines == 2
+
+
+@pytest.mark.docker
+def test_inputs_and_outputs_stay_paired_when_some_inputs_time_out(built, sandbox):
+    kept, _ = built
+    problem = kept["odd_loops"]
+    calls = [line.split("candidate(")[1].split("), ")[0]
+             for line in problem.tests.splitlines() if "candidate(" in line]
+    assert calls and all(int(c.split("a=")[1].split(",")[0]) % 2 == 0 for c in calls)
+    assert _judge(sandbox, problem, problem.solution).status == "passed"
 
 
 @pytest.mark.docker
