@@ -19,7 +19,6 @@ No CLI: benchmarks/learning_efficacy.py's `preregister` and `run` call these.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -140,9 +139,11 @@ def contents(split) -> dict:
     """The sha256 of each split's problems, all their fields (prompt, tests, reference, ...) in
     id order: the ids alone would not show a build that made other tests for the same problems
     (a CodeI/O build is reproducible, but its code or its settings can change)."""
-    return {name: hashlib.sha256(json.dumps(
+    from tasks.problems.records import sha256
+
+    return {name: sha256(json.dumps(
                 [p.model_dump(mode="json") for p in sorted(problems, key=lambda p: p.id)],
-                sort_keys=True).encode()).hexdigest()
+                sort_keys=True).encode())
             for name, problems in (("pool", split.pool), ("dev", split.dev), ("test", split.test))}
 
 
